@@ -1,0 +1,59 @@
+// CPU kernels: batched matrix multiply against checkpoint weights (bf16, f16
+// or f32, converted on the fly), normalisation and small vector helpers.
+//
+// Reduction order contract: every dot product of length K is computed as 16
+// lane-wise fused multiply-add chains over k = l, l+16, l+32, ... (lanes past
+// K contribute 0), then reduced by the fixed tree
+//   s8[l] = a[l] + a[l+8], s4[l] = s8[l] + s8[l+4], s2[l] = s4[l] + s4[l+2], s2[0] + s2[1].
+// The AVX-512, AVX2 and portable implementations all follow it, so a result
+// is bitwise identical whatever the batch size, the tiling, the thread count
+// or the instruction set: this is what makes batch and placement invariance hold.
+#ifndef MOE_CORE_KERNELS_H_
+#define MOE_CORE_KERNELS_H_
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/dtype.h"
+
+namespace moe {
+
+class ThreadPool;
+
+// A row-major [rows, cols] matrix of checkpoint weights; not owned.
+struct WeightView {
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+
+  int64_t nbytes() const { return rows * cols * DTypeSize(dtype); }
+};
+
+// y[i * ldy + j] = sum_k x[i * ldx + k] * w[j][k], for i < m and j < w.rows.
+// K = w.cols. Work is split over output columns; `pool` may be null.
+void MatMul(const float* x, int64_t m, int64_t ldx, const WeightView& w, float* y, int64_t ldy,
+            ThreadPool* pool);
+
+// The canonical dot product of two f32 vectors (same order as MatMul).
+float Dot(const float* a, const float* b, int64_t n);
+
+// y = x * rsqrt(mean(x^2) + eps) * weight, for each of m rows of length d.
+// The weight is a [1, d] (or [d]) view. x and y may alias.
+void RmsNorm(const float* x, int64_t m, int64_t d, const WeightView& weight, double eps, float* y);
+
+// Converts row `row` of `w` to f32.
+void ConvertRow(const WeightView& w, int64_t row, float* out);
+
+// y[i] += a * x[i]
+void Axpy(float a, const float* x, float* y, int64_t n);
+
+// Which implementation MatMul dispatches to on this CPU: "avx512", "avx2" or "portable".
+std::string_view KernelIsa();
+
+// Forces an implementation (tests compare them); returns false if unsupported here.
+bool SetKernelIsaForTesting(std::string_view isa);
+
+}  // namespace moe
+
+#endif  // MOE_CORE_KERNELS_H_

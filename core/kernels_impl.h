@@ -1,0 +1,114 @@
+// Instruction-set-generic kernel bodies. Included by kernels_avx512.cc,
+// kernels_avx2.cc and kernels_portable.cc, each of which defines a 16-lane
+// vector type `V` (see kernels.h for the reduction-order contract) and then
+// includes this file inside its own namespace.
+//
+// V must provide: Zero(), LoadF32(const float*), LoadBf16(const uint16_t*),
+// LoadF16(const uint16_t*), Fma(a, b, c) = a * b + c fused, Reduce(v) in the
+// canonical tree order. kMr x kNr is the register tile.
+
+template <typename WT>
+inline V LoadW(const WT* p);
+template <>
+inline V LoadW<float>(const float* p) { return LoadF32(p); }
+
+struct Bf16Tag { uint16_t v; };
+struct F16Tag { uint16_t v; };
+template <>
+inline V LoadW<Bf16Tag>(const Bf16Tag* p) { return LoadBf16(reinterpret_cast<const uint16_t*>(p)); }
+template <>
+inline V LoadW<F16Tag>(const F16Tag* p) { return LoadF16(reinterpret_cast<const uint16_t*>(p)); }
+
+// One register tile: MR rows of x against NR rows of w.
+template <typename WT, int MR, int NR>
+void Tile(const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t ldy) {
+  V acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = Zero();
+  const int64_t k16 = K & ~int64_t{15};
+  for (int64_t k = 0; k < k16; k += 16) {
+    V wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = LoadW<WT>(w + j * K + k);
+    for (int i = 0; i < MR; ++i) {
+      const V xv = LoadF32(x + i * ldx + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = Fma(xv, wv[j], acc[i][j]);
+    }
+  }
+  if (k16 < K) {
+    const int64_t rem = K - k16;
+    alignas(64) WT wt[NR][16] = {};
+    alignas(64) float xt[MR][16] = {};
+    for (int j = 0; j < NR; ++j)
+      for (int64_t l = 0; l < rem; ++l) wt[j][l] = w[j * K + k16 + l];
+    for (int i = 0; i < MR; ++i)
+      for (int64_t l = 0; l < rem; ++l) xt[i][l] = x[i * ldx + k16 + l];
+    V wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = LoadW<WT>(wt[j]);
+    for (int i = 0; i < MR; ++i) {
+      const V xv = LoadF32(xt[i]);
+      for (int j = 0; j < NR; ++j) acc[i][j] = Fma(xv, wv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) y[i * ldy + j] = Reduce(acc[i][j]);
+}
+
+template <typename WT, int MR>
+void TileRowsN(int nr, const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t ldy) {
+  switch (nr) {
+    case 1: Tile<WT, MR, 1>(x, ldx, w, K, y, ldy); break;
+    case 2: if constexpr (kNr >= 2) Tile<WT, MR, 2>(x, ldx, w, K, y, ldy); break;
+    case 3: if constexpr (kNr >= 3) Tile<WT, MR, 3>(x, ldx, w, K, y, ldy); break;
+    case 4: if constexpr (kNr >= 4) Tile<WT, MR, 4>(x, ldx, w, K, y, ldy); break;
+  }
+}
+
+template <typename WT>
+void TileDispatch(int mr, int nr, const float* x, int64_t ldx, const WT* w, int64_t K, float* y,
+                  int64_t ldy) {
+  switch (mr) {
+    case 1: TileRowsN<WT, 1>(nr, x, ldx, w, K, y, ldy); break;
+    case 2: if constexpr (kMr >= 2) TileRowsN<WT, 2>(nr, x, ldx, w, K, y, ldy); break;
+    case 3: if constexpr (kMr >= 3) TileRowsN<WT, 3>(nr, x, ldx, w, K, y, ldy); break;
+    case 4: if constexpr (kMr >= 4) TileRowsN<WT, 4>(nr, x, ldx, w, K, y, ldy); break;
+  }
+}
+
+// Output columns [n0, n1) for all m rows. Rows are taken in blocks that stay
+// in cache while the weight rows stream past.
+template <typename WT>
+void MatMulColumns(const float* x, int64_t m, int64_t ldx, const WT* w, int64_t K, float* y,
+                   int64_t ldy, int64_t n0, int64_t n1) {
+  const int64_t row_block = std::max<int64_t>(kMr, (int64_t{128} * 1024 / (K * 4)) / kMr * kMr);
+  for (int64_t i0 = 0; i0 < m; i0 += row_block) {
+    const int64_t i1 = std::min(m, i0 + row_block);
+    for (int64_t j = n0; j < n1; j += kNr) {
+      const int nr = static_cast<int>(std::min<int64_t>(kNr, n1 - j));
+      for (int64_t i = i0; i < i1; i += kMr) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMr, i1 - i));
+        TileDispatch<WT>(mr, nr, x + i * ldx, ldx, w + j * K, K, y + i * ldy + j, ldy);
+      }
+    }
+  }
+}
+
+inline void MatMulColumnsAnyType(const float* x, int64_t m, int64_t ldx, const void* w, DType dt,
+                                 int64_t K, float* y, int64_t ldy, int64_t n0, int64_t n1) {
+  switch (dt) {
+    case DType::kF32:
+      MatMulColumns<float>(x, m, ldx, static_cast<const float*>(w), K, y, ldy, n0, n1);
+      break;
+    case DType::kBF16:
+      MatMulColumns<Bf16Tag>(x, m, ldx, static_cast<const Bf16Tag*>(w), K, y, ldy, n0, n1);
+      break;
+    case DType::kF16:
+      MatMulColumns<F16Tag>(x, m, ldx, static_cast<const F16Tag*>(w), K, y, ldy, n0, n1);
+      break;
+  }
+}
+
+inline float DotF32(const float* a, const float* b, int64_t n) {
+  float out;
+  Tile<float, 1, 1>(a, n, b, n, &out, 1);
+  return out;
+}

@@ -1,0 +1,23 @@
+// Entry points of the per-instruction-set kernel files; kernels.cc picks one
+// at run time.
+#ifndef MOE_CORE_KERNELS_INTERNAL_H_
+#define MOE_CORE_KERNELS_INTERNAL_H_
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+#define MOE_DECLARE_KERNELS(ns)                                                                 \
+  namespace moe::ns {                                                                           \
+  void MatMulColumns(const float* x, int64_t m, int64_t ldx, const void* w, DType dt, int64_t K, \
+                     float* y, int64_t ldy, int64_t n0, int64_t n1);                            \
+  float Dot(const float* a, const float* b, int64_t n);                                         \
+  }
+
+MOE_DECLARE_KERNELS(kernels_avx512)
+MOE_DECLARE_KERNELS(kernels_avx2)
+MOE_DECLARE_KERNELS(kernels_portable)
+
+#undef MOE_DECLARE_KERNELS
+
+#endif  // MOE_CORE_KERNELS_INTERNAL_H_

@@ -1,0 +1,155 @@
+#include "core/kernels.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "gtest/gtest.h"
+
+namespace moe {
+namespace {
+
+struct Matrix {
+  DType dtype;
+  int64_t rows, cols;
+  std::vector<uint16_t> half;  // bf16 / f16 storage
+  std::vector<float> f32;      // f32 storage
+  std::vector<double> exact;   // the values the storage holds, as doubles
+
+  WeightView view() const {
+    return {dtype == DType::kF32 ? static_cast<const void*>(f32.data()) : half.data(), dtype, rows,
+            cols};
+  }
+};
+
+Matrix RandomMatrix(DType dt, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Matrix m{dt, rows, cols, {}, {}, {}};
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const float v = u(rng);
+    if (dt == DType::kF32) {
+      m.f32.push_back(v);
+      m.exact.push_back(v);
+    } else if (dt == DType::kBF16) {
+      m.half.push_back(F32ToBf16(v));
+      m.exact.push_back(Bf16ToF32(m.half.back()));
+    } else {
+      m.half.push_back(F32ToF16(v));
+      m.exact.push_back(F16ToF32(m.half.back()));
+    }
+  }
+  return m;
+}
+
+std::vector<float> RandomRows(int64_t m, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  std::vector<float> x(m * k);
+  for (auto& v : x) v = u(rng);
+  return x;
+}
+
+std::vector<std::string> AvailableIsas() {
+  std::vector<std::string> out;
+  for (const char* isa : {"avx512", "avx2", "portable"})
+    if (SetKernelIsaForTesting(isa)) out.push_back(isa);
+  SetKernelIsaForTesting(out.front());
+  return out;
+}
+
+class MatMulTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatMulTest, MatchesDoublePrecisionLoopOnAwkwardSizes) {
+  const DType dt = GetParam();
+  ThreadPool pool(3);
+  for (const std::string& isa : AvailableIsas()) {
+    ASSERT_TRUE(SetKernelIsaForTesting(isa));
+    for (int64_t m : {1, 3, 17, 127}) {
+      for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {5, 7}, {33, 45}, {70, 129}, {19, 256}}) {
+        const Matrix w = RandomMatrix(dt, n, k, static_cast<uint32_t>(m * 1000 + n * 7 + k));
+        const std::vector<float> x = RandomRows(m, k, static_cast<uint32_t>(k + m));
+        std::vector<float> y(m * n, NAN);
+        MatMul(x.data(), m, k, w.view(), y.data(), n, &pool);
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t j = 0; j < n; ++j) {
+            double ref = 0, mag = 0;
+            for (int64_t l = 0; l < k; ++l) {
+              ref += static_cast<double>(x[i * k + l]) * w.exact[j * k + l];
+              mag += std::fabs(static_cast<double>(x[i * k + l]) * w.exact[j * k + l]);
+            }
+            ASSERT_NEAR(y[i * n + j], ref, 1e-6 * mag + 1e-6)
+                << isa << " m=" << m << " n=" << n << " k=" << k << " at " << i << "," << j;
+          }
+        }
+      }
+    }
+  }
+  SetKernelIsaForTesting(AvailableIsas().front());
+}
+
+TEST_P(MatMulTest, RowResultDoesNotDependOnBatchThreadsOrIsa) {
+  const DType dt = GetParam();
+  const int64_t n = 61, k = 300;
+  const Matrix w = RandomMatrix(dt, n, k, 42);
+  const std::vector<float> x = RandomRows(127, k, 7);
+  ThreadPool pool1(1), pool3(3);
+  std::vector<float> reference;
+  for (const std::string& isa : AvailableIsas()) {
+    ASSERT_TRUE(SetKernelIsaForTesting(isa));
+    for (int64_t m : {1, 3, 17, 127}) {
+      for (ThreadPool* pool : {&pool1, &pool3}) {
+        std::vector<float> y(m * n);
+        MatMul(x.data(), m, k, w.view(), y.data(), n, pool);
+        // Row 0 must be bitwise the same whatever else is in the batch.
+        std::vector<float> row0(y.begin(), y.begin() + n);
+        if (reference.empty()) reference = row0;
+        ASSERT_EQ(0, std::memcmp(reference.data(), row0.data(), n * sizeof(float)))
+            << isa << " m=" << m << " threads=" << pool->num_threads();
+      }
+    }
+  }
+  SetKernelIsaForTesting(AvailableIsas().front());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllDTypes, MatMulTest,
+                         ::testing::Values(DType::kBF16, DType::kF16, DType::kF32),
+                         [](const auto& info) { return std::string(DTypeName(info.param)); });
+
+TEST(DotTest, MatchesMatMulBitwise) {
+  for (int64_t k : {1, 15, 16, 17, 64, 100}) {
+    const std::vector<float> a = RandomRows(1, k, 1), b = RandomRows(1, k, 2);
+    float y;
+    MatMul(a.data(), 1, k, WeightView{b.data(), DType::kF32, 1, k}, &y, 1, nullptr);
+    EXPECT_EQ(y, Dot(a.data(), b.data(), k)) << "k=" << k;
+  }
+}
+
+TEST(RmsNormTest, MatchesDefinition) {
+  const int64_t d = 37;
+  const std::vector<float> x = RandomRows(3, d, 5);
+  const Matrix w = RandomMatrix(DType::kBF16, 1, d, 9);
+  std::vector<float> y(3 * d);
+  RmsNorm(x.data(), 3, d, w.view(), 1e-5, y.data());
+  for (int64_t i = 0; i < 3; ++i) {
+    double ss = 0;
+    for (int64_t k = 0; k < d; ++k) ss += x[i * d + k] * static_cast<double>(x[i * d + k]);
+    const double inv = 1.0 / std::sqrt(ss / d + 1e-5);
+    for (int64_t k = 0; k < d; ++k) EXPECT_NEAR(y[i * d + k], x[i * d + k] * inv * w.exact[k], 1e-5);
+  }
+}
+
+TEST(DTypeTest, HalfConversionsRoundTrip) {
+  for (float v : {0.f, -0.f, 1.f, -2.5f, 65504.f, 6.1035e-05f, 5.96e-08f, 3.14159f}) {
+    EXPECT_NEAR(F16ToF32(F32ToF16(v)), v, std::fabs(v) * 1e-3 + 1e-7) << v;
+    EXPECT_NEAR(Bf16ToF32(F32ToBf16(v)), v, std::fabs(v) * 1e-2) << v;
+  }
+  EXPECT_TRUE(std::isinf(F16ToF32(F32ToF16(1e6f))));
+  EXPECT_TRUE(std::isnan(F16ToF32(F32ToF16(NAN))));
+}
+
+}  // namespace
+}  // namespace moe

@@ -1,0 +1,66 @@
+// ThreadPool: a fixed set of threads for data-parallel loops in the kernels.
+//
+// ParallelFor splits [0, n) into chunks that the calling thread and the
+// workers take from a shared counter. Which thread runs a chunk never changes
+// a result: every kernel computes each output element entirely inside one
+// chunk. Workers spin briefly after a loop (decode issues thousands of short
+// loops per second) and then sleep, so an idle pool costs no CPU.
+//
+// Thread-safety: ParallelFor may be called by one thread at a time (the engine
+// thread that owns the pool); nested calls from inside `fn` run inline.
+#ifndef MOE_CORE_THREAD_POOL_H_
+#define MOE_CORE_THREAD_POOL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace moe {
+
+class ThreadPool {
+ public:
+  // `num_threads` counts the caller: 1 means everything runs inline.
+  // 0 picks the number of CPUs the process may use.
+  explicit ThreadPool(int num_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(begin, end) on disjoint chunks covering [0, n), each at most
+  // `chunk` long (the last may be shorter). Returns when all chunks are done.
+  void ParallelFor(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn);
+
+  // Chunk size that gives every thread about `chunks_per_thread` chunks.
+  int64_t ChunkFor(int64_t n, int chunks_per_thread = 4) const;
+
+ private:
+  void WorkerLoop();
+  void RunChunks();
+
+  std::vector<std::thread> workers_;
+  // The current loop; written by the caller before bumping epoch_.
+  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  int64_t n_ = 0;
+  int64_t chunk_ = 1;
+  std::atomic<int64_t> next_chunk_{0};
+  std::atomic<int> pending_workers_{0};
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sleeping_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<bool> in_loop_{false};
+};
+
+// The pool the tools and tests share unless they make their own.
+ThreadPool* DefaultThreadPool();
+
+}  // namespace moe
+
+#endif  // MOE_CORE_THREAD_POOL_H_
