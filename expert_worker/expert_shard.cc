@@ -1,0 +1,100 @@
+#include "expert_worker/expert_shard.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace moe {
+namespace {
+
+absl::StatusOr<WeightView> Matrix(const TensorStore& store, const std::string& name,
+                                  int64_t rows, int64_t cols) {
+  const int64_t shape[2] = {rows, cols};
+  ASSIGN_OR_RETURN(TensorView t, store.Get(name, shape));
+  return WeightView{t.data, t.dtype(), rows, cols};
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const Checkpoint& checkpoint,
+                                                               std::vector<ExpertKey> keys) {
+  const ModelConfig& c = checkpoint.config();
+  if (keys.empty()) {
+    for (int l = 0; l < c.num_hidden_layers; ++l)
+      for (int e = 0; e < c.num_experts; ++e) keys.push_back({l, e});
+  }
+  auto shard = std::unique_ptr<ExpertShard>(new ExpertShard(c));
+  for (const ExpertKey& k : keys) {
+    if (k.layer < 0 || k.layer >= c.num_hidden_layers || k.expert < 0 || k.expert >= c.num_experts) {
+      return absl::InvalidArgumentError(absl::StrCat("expert (layer ", k.layer, ", expert ", k.expert,
+                                                     ") is outside the model (", c.num_hidden_layers,
+                                                     " layers, ", c.num_experts, " experts)"));
+    }
+    Weights w;
+    const int64_t h = c.hidden_size, f = c.intermediate_size;
+    ASSIGN_OR_RETURN(w.w1, Matrix(checkpoint.store(), TensorNames::Expert(c, k.layer, k.expert, 0), f, h));
+    ASSIGN_OR_RETURN(w.w2, Matrix(checkpoint.store(), TensorNames::Expert(c, k.layer, k.expert, 1), h, f));
+    ASSIGN_OR_RETURN(w.w3, Matrix(checkpoint.store(), TensorNames::Expert(c, k.layer, k.expert, 2), f, h));
+    shard->experts_[k] = w;
+  }
+  return shard;
+}
+
+std::vector<ExpertKey> ExpertShard::keys() const {
+  std::vector<ExpertKey> out;
+  for (const auto& [k, w] : experts_) out.push_back(k);
+  return out;
+}
+
+int64_t ExpertShard::weight_bytes() const {
+  int64_t total = 0;
+  for (const auto& [k, w] : experts_) total += w.w1.nbytes() + w.w2.nbytes() + w.w3.nbytes();
+  return total;
+}
+
+absl::Status ExpertShard::Run(int layer, int expert, const float* x, int64_t m, float* out,
+                              ThreadPool* pool) {
+  auto it = experts_.find({layer, expert});
+  if (it == experts_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this shard does not hold expert ", expert, " of layer ", layer));
+  }
+  const Weights& w = it->second;
+  const int64_t h = config_.hidden_size, f = config_.intermediate_size;
+  gate_.resize(m * f);
+  up_.resize(m * f);
+  MatMul(x, m, h, w.w1, gate_.data(), f, pool);
+  MatMul(x, m, h, w.w3, up_.data(), f, pool);
+  for (int64_t i = 0; i < m * f; ++i) {
+    const float g = gate_[i];
+    gate_[i] = (g / (1.0f + std::exp(-g))) * up_[i];  // SiLU(gate) * up
+  }
+  MatMul(gate_.data(), m, f, w.w2, out, h, pool);
+  return absl::OkStatus();
+}
+
+absl::Status LocalExpertBackend::Compute(const ExpertBatch& b, float* outputs) {
+  const int64_t choices = b.num_tokens * b.top_k;
+  // Rows of each expert, in token order (the order does not change results:
+  // every row's output is computed independently of the others).
+  std::map<int, std::vector<int64_t>> by_expert;
+  for (int64_t c = 0; c < choices; ++c) by_expert[b.experts[c]].push_back(c);
+  for (const auto& [expert, list] : by_expert) {
+    const int64_t m = static_cast<int64_t>(list.size());
+    rows_.resize(m * b.hidden);
+    out_.resize(m * b.hidden);
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t token = list[i] / b.top_k;
+      std::memcpy(&rows_[i * b.hidden], b.hidden_states + token * b.hidden, b.hidden * sizeof(float));
+    }
+    RETURN_IF_ERROR(shard_->Run(b.layer, expert, rows_.data(), m, out_.data(), pool_));
+    for (int64_t i = 0; i < m; ++i) {
+      std::memcpy(outputs + list[i] * b.hidden, &out_[i * b.hidden], b.hidden * sizeof(float));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moe

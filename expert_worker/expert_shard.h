@@ -1,0 +1,78 @@
+// ExpertShard: the routed experts one process holds, and their batched FFN.
+//
+// Only the tensors of the held (layer, expert) pairs are looked up in the
+// checkpoint, so a worker pages in its share of the weights and no more.
+// LocalExpertBackend runs a whole layer's batch against a shard in process
+// (`--workers=local`, tests, moe-generate).
+//
+// Thread-safety: Run and Compute use per-object scratch buffers; one caller at a time.
+#ifndef MOE_EXPERT_WORKER_EXPERT_SHARD_H_
+#define MOE_EXPERT_WORKER_EXPERT_SHARD_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/checkpoint.h"
+#include "core/expert_backend.h"
+#include "core/kernels.h"
+#include "core/thread_pool.h"
+
+namespace moe {
+
+struct ExpertKey {
+  int layer = 0;
+  int expert = 0;
+  friend bool operator<(const ExpertKey& a, const ExpertKey& b) {
+    return std::pair(a.layer, a.expert) < std::pair(b.layer, b.expert);
+  }
+  friend bool operator==(const ExpertKey& a, const ExpertKey& b) = default;
+};
+
+class ExpertShard {
+ public:
+  // Looks up the weights of `keys` (all experts of all layers when empty).
+  // The checkpoint must outlive the shard.
+  static absl::StatusOr<std::unique_ptr<ExpertShard>> Load(const Checkpoint& checkpoint,
+                                                           std::vector<ExpertKey> keys);
+
+  bool Holds(int layer, int expert) const { return experts_.count({layer, expert}) > 0; }
+  std::vector<ExpertKey> keys() const;
+  const ModelConfig& config() const { return config_; }
+  // Bytes of weights held (what this shard pages in when every expert is used).
+  int64_t weight_bytes() const;
+
+  // out[m, hidden] = w2(silu(w1 x) * (w3 x)) for m rows of x[m, hidden].
+  // FAILED_PRECONDITION if the pair is not held.
+  absl::Status Run(int layer, int expert, const float* x, int64_t m, float* out, ThreadPool* pool);
+
+ private:
+  struct Weights {
+    WeightView w1, w2, w3;
+  };
+  explicit ExpertShard(const ModelConfig& config) : config_(config) {}
+
+  ModelConfig config_;
+  std::map<ExpertKey, Weights> experts_;
+  std::vector<float> gate_, up_;  // scratch, [m, ffn]
+};
+
+// Runs every routed expert of a batch against one shard, grouping the rows of
+// each expert so its weights are read once per step.
+class LocalExpertBackend : public ExpertBackend {
+ public:
+  LocalExpertBackend(ExpertShard* shard, ThreadPool* pool) : shard_(shard), pool_(pool) {}
+  absl::Status Compute(const ExpertBatch& batch, float* outputs) override;
+
+ private:
+  ExpertShard* shard_;
+  ThreadPool* pool_;
+  std::vector<float> rows_, out_;  // scratch for gathered rows
+};
+
+}  // namespace moe
+
+#endif  // MOE_EXPERT_WORKER_EXPERT_SHARD_H_

@@ -1,0 +1,187 @@
+// moe-bench: prefill and decode throughput of the CPU engine, the machine's
+// memory read bandwidth, and decode efficiency against the bandwidth bound
+// (decode reads every active weight once per step).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "core/checkpoint.h"
+#include "core/kernels.h"
+#include "core/thread_pool.h"
+#include "expert_worker/expert_shard.h"
+#include "nlohmann/json.hpp"
+#include "router/dense_model.h"
+#include "router/forward.h"
+
+ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
+ABSL_FLAG(int, prefill_tokens, 512, "Prompt length for the prefill measurement.");
+ABSL_FLAG(int, decode_steps, 32, "Decode steps per measurement.");
+ABSL_FLAG(int, batch, 16, "Batch size of the batched decode measurement.");
+ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
+ABSL_FLAG(int, bandwidth_mib, 1024, "Buffer size for the bandwidth measurement, MiB.");
+ABSL_FLAG(bool, json, false, "Print the figures as one JSON object.");
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Best of several parallel passes summing a buffer much larger than the caches.
+double MeasureReadBandwidth(moe::ThreadPool& pool, size_t bytes) {
+  const size_t n = bytes / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n);
+  pool.ParallelFor(static_cast<int64_t>(n), pool.ChunkFor(static_cast<int64_t>(n), 1), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) buf[i] = static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ull;
+  });
+  std::vector<uint64_t> sums(pool.num_threads() * 8, 0);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::atomic<uint64_t> total{0};
+    const auto t0 = Clock::now();
+    pool.ParallelFor(static_cast<int64_t>(n), pool.ChunkFor(static_cast<int64_t>(n), 1), [&](int64_t b, int64_t e) {
+      uint64_t s[8] = {};
+      int64_t i = b;
+      for (; i + 8 <= e; i += 8)
+        for (int l = 0; l < 8; ++l) s[l] += buf[i + l];
+      for (; i < e; ++i) s[0] += buf[i];
+      uint64_t t = 0;
+      for (int l = 0; l < 8; ++l) t += s[l];
+      total.fetch_add(t);
+    });
+    const double secs = Seconds(t0, Clock::now());
+    if (total.load() == 42) std::cerr << "";  // keep the sum alive
+    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / secs);
+  }
+  return best;
+}
+
+std::vector<int32_t> SyntheticPrompt(int len, int salt, int64_t vocab) {
+  std::vector<int32_t> p;
+  for (int i = 0; i < len; ++i) p.push_back(static_cast<int32_t>((i * 7919 + salt * 104729 + 13) % (vocab - 3)));
+  return p;
+}
+
+int Fail(const std::string& msg) {
+  std::cerr << "moe-bench: " << msg << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("moe-bench --model DIR [--prefill-tokens 512] [--batch 16] [--json]");
+  absl::ParseCommandLine(argc, argv);
+  const std::string dir = absl::GetFlag(FLAGS_model);
+  if (dir.empty()) return Fail("--model is required");
+  const int prefill_len = absl::GetFlag(FLAGS_prefill_tokens);
+  const int steps = absl::GetFlag(FLAGS_decode_steps);
+  const int batch = absl::GetFlag(FLAGS_batch);
+  if (prefill_len < 1 || steps < 1 || batch < 1) return Fail("--prefill-tokens, --decode-steps and --batch must be >= 1");
+
+  auto checkpoint = moe::Checkpoint::Open(dir);
+  if (!checkpoint.ok()) return Fail(std::string(checkpoint.status().message()));
+  const moe::ModelConfig& cfg = (*checkpoint)->config();
+  if (prefill_len + steps + 1 > cfg.max_position_embeddings) return Fail("--prefill-tokens too long for the model's context");
+  auto dense = moe::DenseModel::Load(**checkpoint);
+  if (!dense.ok()) return Fail(std::string(dense.status().message()));
+  auto shard = moe::ExpertShard::Load(**checkpoint, {});
+  if (!shard.ok()) return Fail(std::string(shard.status().message()));
+  moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
+  moe::LocalExpertBackend experts(shard->get(), &pool);
+  moe::ForwardPass forward(dense->get(), &experts, &pool);
+
+  const double bandwidth = MeasureReadBandwidth(pool, static_cast<size_t>(absl::GetFlag(FLAGS_bandwidth_mib)) << 20);
+  const int64_t per_expert = (*shard)->weight_bytes() / (cfg.num_hidden_layers * cfg.num_experts);
+  const int64_t active_bytes =
+      (*dense)->ActiveDenseBytes() + per_expert * cfg.num_experts_per_tok * cfg.num_hidden_layers;
+
+  std::vector<float> logits;
+  // Prefill.
+  double prefill_tps;
+  {
+    // Warm-up pass pages the weights in.
+    moe::SequenceKv warm(cfg);
+    const auto p = SyntheticPrompt(64, 99, cfg.vocab_size);
+    moe::SequenceInput in{&warm, p};
+    if (auto s = forward.Forward({&in, 1}, &logits); !s.ok()) return Fail(std::string(s.message()));
+    moe::SequenceKv kv(cfg);
+    const auto prompt = SyntheticPrompt(prefill_len, 1, cfg.vocab_size);
+    moe::SequenceInput pin{&kv, prompt};
+    const auto t0 = Clock::now();
+    if (auto s = forward.Forward({&pin, 1}, &logits); !s.ok()) return Fail(std::string(s.message()));
+    prefill_tps = prefill_len / Seconds(t0, Clock::now());
+  }
+  // Decode at batch 1 and at batch N: every sequence has a 32-token prompt.
+  auto decode = [&](int nseq) -> double {
+    std::vector<std::unique_ptr<moe::SequenceKv>> kvs;
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<moe::SequenceInput> in;
+    for (int s = 0; s < nseq; ++s) {
+      kvs.push_back(std::make_unique<moe::SequenceKv>(cfg));
+      prompts.push_back(SyntheticPrompt(32, s + 2, cfg.vocab_size));
+      in.push_back({kvs.back().get(), prompts.back()});
+    }
+    if (!forward.Forward(in, &logits).ok()) return 0;
+    std::vector<int32_t> next(nseq);
+    auto pick = [&] {
+      for (int s = 0; s < nseq; ++s) {
+        const float* row = &logits[static_cast<size_t>(s) * cfg.vocab_size];
+        next[s] = static_cast<int32_t>(std::max_element(row, row + cfg.vocab_size) - row);
+        in[s].tokens = {&next[s], 1};
+      }
+    };
+    pick();
+    if (!forward.Forward(in, &logits).ok()) return 0;  // one untimed step
+    pick();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < steps; ++i) {
+      if (!forward.Forward(in, &logits).ok()) return 0;
+      pick();
+    }
+    return static_cast<double>(nseq) * steps / Seconds(t0, Clock::now());
+  };
+  const double decode1 = decode(1);
+  const double decodeN = decode(batch);
+  const double bound = bandwidth / static_cast<double>(active_bytes);
+  const double efficiency = decode1 / bound;
+
+  if (absl::GetFlag(FLAGS_json)) {
+    nlohmann::json j = {{"model", dir},
+                        {"threads", pool.num_threads()},
+                        {"kernel_isa", std::string(moe::KernelIsa())},
+                        {"prefill_tokens", prefill_len},
+                        {"prefill_tokens_per_s", prefill_tps},
+                        {"decode_batch1_tokens_per_s", decode1},
+                        {"decode_batch", batch},
+                        {"decode_batchN_tokens_per_s", decodeN},
+                        {"read_bandwidth_gb_per_s", bandwidth / 1e9},
+                        {"active_weight_bytes_per_token", active_bytes},
+                        {"bandwidth_bound_tokens_per_s", bound},
+                        {"decode_efficiency", efficiency}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << absl::StrFormat("model                      %s\n", dir)
+              << absl::StrFormat("threads / kernels          %d / %s\n", pool.num_threads(), moe::KernelIsa())
+              << absl::StrFormat("prefill (%d tokens)       %.1f tokens/s\n", prefill_len, prefill_tps)
+              << absl::StrFormat("decode batch 1             %.2f tokens/s\n", decode1)
+              << absl::StrFormat("decode batch %-3d           %.2f tokens/s\n", batch, decodeN)
+              << absl::StrFormat("memory read bandwidth      %.2f GB/s\n", bandwidth / 1e9)
+              << absl::StrFormat("active weight bytes/token  %.1f MB\n", active_bytes / 1e6)
+              << absl::StrFormat("bandwidth bound (batch 1)  %.2f tokens/s\n", bound)
+              << absl::StrFormat("decode efficiency          %.1f%%\n", efficiency * 100);
+  }
+  return 0;
+}
