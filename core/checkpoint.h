@@ -42,6 +42,14 @@ struct TensorNames {
   static std::string Gate(const ModelConfig& c, int layer);
   // which: 0 = gate projection (w1), 1 = down projection (w2), 2 = up projection (w3).
   static std::string Expert(const ModelConfig& c, int layer, int expert, int which);
+  // Projection biases (attention_bias): "...self_attn.q_proj.bias".
+  static std::string QBias(const ModelConfig& c, int layer);
+  static std::string KBias(const ModelConfig& c, int layer);
+  static std::string VBias(const ModelConfig& c, int layer);
+  // Shared expert (shared_expert_intermediate_size > 0); `which` as for Expert.
+  static std::string SharedExpert(const ModelConfig& c, int layer, int which);
+  // Sigmoid gate of the shared expert, weight [1, hidden] (shared_expert_gate).
+  static std::string SharedExpertGate(const ModelConfig& c, int layer);
 };
 
 // Every tensor the config implies, in a stable order.

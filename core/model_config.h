@@ -41,7 +41,10 @@ struct ModelConfig {
 
   // Family switches.
   bool norm_topk_prob = true;   // renormalise the top-k gate weights to sum to 1
-  bool qk_norm = false;         // RMSNorm on q and k per head before RoPE
+  bool qk_norm = false;         // RMSNorm on q and k before RoPE
+  // true (Qwen3-MoE): the norm weight is [head_dim], applied to each head;
+  // false (OLMoE): one norm over the whole projection, weights [q_dim] / [kv_dim].
+  bool qk_norm_per_head = true;
   bool attention_bias = false;  // q/k/v projections carry a bias
   int64_t shared_expert_intermediate_size = 0;  // 0: no shared expert
   bool shared_expert_gate = false;              // sigmoid gate on the shared expert
@@ -53,7 +56,10 @@ struct ModelConfig {
   int64_t ActiveParameters() const;
   int64_t TotalParameters() const;
 
-  // Checks the values are consistent (positive sizes, heads divide, top-k <= experts).
+  // Parameter counts assume Validate() passed (they return -1 on int64 overflow).
+
+  // Checks the values are consistent (positive sizes, heads divide, top-k <= experts,
+  // parameter counts fit in int64). Messages name the field and its value.
   absl::Status Validate() const;
 };
 

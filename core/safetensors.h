@@ -91,12 +91,17 @@ class TensorStore {
   absl::StatusOr<TensorView> Get(std::string_view name) const;
   absl::StatusOr<TensorView> Get(std::string_view name, absl::Span<const int64_t> shape) const;
   bool Contains(std::string_view name) const;
+  // The directory given to Open (for messages).
+  const std::string& dir() const { return dir_; }
+  // The file holding `name`, or nullptr.
+  const SafetensorsFile* FileOf(std::string_view name) const;
 
   // Every tensor name, sorted.
   std::vector<std::string> Names() const;
   const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
 
  private:
+  std::string dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*, std::less<>> index_;
 };

@@ -2,6 +2,7 @@
 // tokens are produced.
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "core/checkpoint.h"
 #include "core/thread_pool.h"
 #include "expert_worker/expert_shard.h"
+#include "gateway/tokenizer/byte_level.h"
 #include "nlohmann/json.hpp"
 #include "router/dense_model.h"
 #include "router/forward.h"
@@ -25,6 +27,8 @@ ABSL_FLAG(int, top_logprobs, 0, "Report the k most likely tokens per step (0..20
 ABSL_FLAG(bool, json, false, "One JSON object per generated token.");
 ABSL_FLAG(bool, ignore_eos, false, "Keep generating after an end-of-sequence token.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
+ABSL_FLAG(bool, decode_text, false,
+          "Print the continuation as text (byte-level tokenizer.json of the model directory).");
 
 namespace {
 
@@ -65,6 +69,14 @@ int main(int argc, char** argv) {
   opts.top_logprobs = absl::GetFlag(FLAGS_top_logprobs);
   opts.stop_at_eos = !absl::GetFlag(FLAGS_ignore_eos);
   const bool json = absl::GetFlag(FLAGS_json);
+  std::optional<moe::tokenizer::ByteLevelVocab> vocab;
+  std::optional<moe::tokenizer::StreamingDecoder> text;
+  if (absl::GetFlag(FLAGS_decode_text)) {
+    auto v = moe::tokenizer::ByteLevelVocab::FromFile(dir + "/tokenizer.json");
+    if (!v.ok()) return Fail(std::string(v.status().message()));
+    vocab.emplace(std::move(*v));
+    text.emplace(&*vocab, /*skip_special_tokens=*/true);
+  }
   const absl::Status status =
       moe::GenerateGreedy(forward, (*checkpoint)->config(), prompt, opts, [&](const moe::GeneratedToken& t) {
         if (json) {
@@ -72,11 +84,15 @@ int main(int argc, char** argv) {
           nlohmann::json top = nlohmann::json::array();
           for (const auto& [id, lp] : t.top_logprobs) top.push_back({id, lp});
           j["top_logprobs"] = top;
+          if (text) j["text"] = text->Push(t.id).value_or("");
           std::cout << j.dump() << "\n" << std::flush;
+        } else if (text) {
+          std::cout << text->Push(t.id).value_or("") << std::flush;
         } else {
           std::cout << t.id << " " << std::flush;
         }
       });
+  if (text && !json) std::cout << text->Finish();
   if (!json) std::cout << "\n";
   if (!status.ok()) return Fail(std::string(status.message()));
   return 0;
