@@ -2,8 +2,10 @@
 // only called after a runtime CPU check).
 // GCC 12 reports its own _mm512_undefined_* helpers as uninitialised when
 // they are inlined here (a known false positive); silence it for this file.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>

@@ -16,6 +16,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
 #include "core/checkpoint.h"
+#include "core/command_line.h"
 #include "core/kernels.h"
 #include "core/thread_pool.h"
 #include "expert_worker/expert_shard.h"
@@ -83,7 +84,8 @@ int Fail(const std::string& msg) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("moe-bench --model DIR [--prefill-tokens 512] [--batch 16] [--json]");
-  absl::ParseCommandLine(argc, argv);
+  moe::NormalizedArgs args(argc, argv);
+  absl::ParseCommandLine(args.argc(), args.argv());
   const std::string dir = absl::GetFlag(FLAGS_model);
   if (dir.empty()) return Fail("--model is required");
   const int prefill_len = absl::GetFlag(FLAGS_prefill_tokens);

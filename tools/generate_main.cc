@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "core/checkpoint.h"
+#include "core/command_line.h"
 #include "core/thread_pool.h"
 #include "expert_worker/expert_shard.h"
 #include "gateway/tokenizer/byte_level.h"
@@ -42,7 +43,8 @@ int Fail(const std::string& msg) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "moe-generate --model DIR --prompt-ids 1,2,3 --max-tokens N [--top-logprobs K] [--json]");
-  absl::ParseCommandLine(argc, argv);
+  moe::NormalizedArgs args(argc, argv);
+  absl::ParseCommandLine(args.argc(), args.argv());
   const std::string dir = absl::GetFlag(FLAGS_model);
   if (dir.empty()) return Fail("--model is required");
   std::vector<int32_t> prompt;
