@@ -23,14 +23,19 @@ inline V LoadW<F16Tag>(const F16Tag* p) { return LoadF16(reinterpret_cast<const 
 template <typename WT, int MR, int NR>
 void Tile(const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t ldy) {
   V acc[MR][NR];
+#pragma GCC unroll 4
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[i][j] = Zero();
   const int64_t k16 = K & ~int64_t{15};
   for (int64_t k = 0; k < k16; k += 16) {
     V wv[NR];
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) wv[j] = LoadW<WT>(w + j * K + k);
+#pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
       const V xv = LoadF32(x + i * ldx + k);
+#pragma GCC unroll 4
       for (int j = 0; j < NR; ++j) acc[i][j] = Fma(xv, wv[j], acc[i][j]);
     }
   }
