@@ -1,0 +1,66 @@
+// gRPC glue shared by every service: the one absl::Status <-> grpc::Status
+// mapping, server start-up with explicit message limits, health and
+// (optionally) reflection, and client channel settings.
+#ifndef MOE_PROTO_RPC_UTIL_H_
+#define MOE_PROTO_RPC_UTIL_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/grpcpp.h"
+
+namespace moe::rpc {
+
+// Largest message any of our services sends or accepts (activations of a big
+// batch for one layer fit comfortably).
+inline constexpr int kMaxMessageBytes = 256 << 20;
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+struct ServerOptions {
+  std::string listen_address;  // "127.0.0.1:0" picks a free port
+  bool enable_reflection = false;
+  // When set, the bound address ("127.0.0.1:PORT") is written here once the
+  // server is listening (how launchers and tests learn OS-chosen ports).
+  std::string address_file;
+};
+
+// A started server. Health reports NOT_SERVING until SetServing(true).
+class RunningServer {
+ public:
+  // Starts a server for `services` (not owned; they must outlive the server).
+  static absl::StatusOr<std::unique_ptr<RunningServer>> Start(const ServerOptions& options,
+                                                               const std::vector<grpc::Service*>& services);
+  ~RunningServer();
+
+  const std::string& address() const { return address_; }
+  grpc::Server* server() { return server_.get(); }
+  void SetServing(bool serving);
+  // Blocks until Shutdown() (from another thread or a signal watcher).
+  void Wait();
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+
+ private:
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+// An insecure channel with our message limits and reconnect back-off settings.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+
+// Deadline `ms` from now.
+std::chrono::system_clock::time_point DeadlineIn(int64_t ms);
+
+// Blocks SIGINT/SIGTERM in the calling thread (call first in main, before any
+// thread starts) and returns once one arrives; used by the servers' main.cc.
+void BlockTerminationSignals();
+int WaitForTerminationSignal();
+
+}  // namespace moe::rpc
+
+#endif  // MOE_PROTO_RPC_UTIL_H_
