@@ -1,0 +1,233 @@
+#include "router/engine.h"
+
+#include <condition_variable>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/checkpoint.h"
+#include "expert_worker/expert_shard.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace moe {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Collects one request's tokens; Wait() blocks until OnFinish.
+class CollectingSink : public GenerationSink {
+ public:
+  void OnToken(const GeneratedToken& t) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    tokens.push_back(t);
+  }
+  void OnFinish(const absl::Status& s, FinishReason r, int prompt, int completion) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    status = s;
+    reason = r;
+    prompt_tokens = prompt;
+    completion_tokens = completion;
+    done = true;
+    cv_.notify_all();
+  }
+  bool Cancelled() const override { return cancel.load(); }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(60), [&] { return done; }));
+  }
+  std::vector<int32_t> Ids() const {
+    std::vector<int32_t> ids;
+    for (const auto& t : tokens) ids.push_back(t.id);
+    return ids;
+  }
+
+  std::vector<GeneratedToken> tokens;
+  absl::Status status;
+  FinishReason reason = FinishReason::kStop;
+  int prompt_tokens = 0, completion_tokens = 0;
+  bool done = false;
+  std::atomic<bool> cancel{false};
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto ckpt = Checkpoint::Open(std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral");
+    ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+    checkpoint_ = std::move(*ckpt);
+    dense_ = std::move(DenseModel::Load(*checkpoint_)).value();
+    shard_ = std::move(ExpertShard::Load(*checkpoint_, {})).value();
+    pool_ = std::make_unique<ThreadPool>(2);
+    backend_ = std::make_unique<LocalExpertBackend>(shard_.get(), pool_.get());
+    forward_ = std::make_unique<ForwardPass>(dense_.get(), backend_.get(), pool_.get());
+  }
+  std::unique_ptr<Engine> MakeEngine(EngineOptions options = {}) {
+    return std::make_unique<Engine>(forward_.get(), checkpoint_->config(), options);
+  }
+  static nlohmann::json Golden() {
+    std::ifstream in(std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral/golden.json");
+    return nlohmann::json::parse(in);
+  }
+  static GenerationRequest Greedy(const std::string& id, std::vector<int32_t> prompt, int max_tokens) {
+    GenerationRequest r;
+    r.request_id = id;
+    r.prompt = std::move(prompt);
+    r.max_tokens = max_tokens;
+    r.sampling.temperature = 0;
+    r.sampling.ignore_eos = true;
+    return r;
+  }
+
+  std::unique_ptr<Checkpoint> checkpoint_;
+  std::unique_ptr<DenseModel> dense_;
+  std::unique_ptr<ExpertShard> shard_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<LocalExpertBackend> backend_;
+  std::unique_ptr<ForwardPass> forward_;
+};
+
+TEST_F(EngineTest, ConcurrentGreedyRequestsGiveTheGoldenTokensAndLogprobs) {
+  auto engine = MakeEngine();
+  const nlohmann::json golden = Golden();
+  std::vector<std::shared_ptr<CollectingSink>> sinks;
+  for (int copy = 0; copy < 3; ++copy) {
+    for (const auto& c : golden["cases"]) {
+      sinks.push_back(std::make_shared<CollectingSink>());
+      ASSERT_TRUE(engine->Submit(Greedy("g", c["prompt_ids"].get<std::vector<int32_t>>(), 16), sinks.back()).ok());
+    }
+  }
+  for (size_t i = 0; i < sinks.size(); ++i) {
+    sinks[i]->Wait();
+    const auto& c = golden["cases"][i % golden["cases"].size()];
+    ASSERT_TRUE(sinks[i]->status.ok()) << sinks[i]->status;
+    EXPECT_EQ(sinks[i]->reason, FinishReason::kLength);
+    EXPECT_EQ(sinks[i]->Ids(), c["greedy_ids"].get<std::vector<int32_t>>());
+    EXPECT_EQ(sinks[i]->completion_tokens, 16);
+    EXPECT_EQ(sinks[i]->prompt_tokens, static_cast<int>(c["prompt_ids"].size()));
+    for (size_t step = 0; step < 16; ++step) {
+      EXPECT_NEAR(sinks[i]->tokens[step].logprob, c["top5_logprobs_each_step"][step][0][1].get<double>(), 1e-4);
+    }
+  }
+}
+
+TEST_F(EngineTest, SeededSamplingIsTheSameAloneAndInABusyBatch) {
+  auto engine = MakeEngine();
+  auto seeded = [](const std::string& id) {
+    GenerationRequest r = Greedy(id, {39, 301, 385, 11}, 24);
+    r.sampling.temperature = 0.9f;
+    r.sampling.top_p = 0.95f;
+    r.sampling.seed = 1234;
+    return r;
+  };
+  auto alone = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine->Submit(seeded("alone"), alone).ok());
+  alone->Wait();
+  std::vector<std::shared_ptr<CollectingSink>> others;
+  for (int i = 0; i < 6; ++i) {
+    others.push_back(std::make_shared<CollectingSink>());
+    GenerationRequest r = Greedy("other", {static_cast<int32_t>(100 + i), 7, 8}, 30);
+    r.sampling.temperature = 1.0f;
+    ASSERT_TRUE(engine->Submit(r, others.back()).ok());
+  }
+  auto busy = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine->Submit(seeded("busy"), busy).ok());
+  busy->Wait();
+  for (auto& o : others) o->Wait();
+  EXPECT_EQ(alone->Ids(), busy->Ids());
+}
+
+TEST_F(EngineTest, StopsAtEosAndStopIdsAndMaxTokens) {
+  auto engine = MakeEngine();
+  const nlohmann::json c = Golden()["cases"][0];
+  const auto want = c["greedy_ids"].get<std::vector<int32_t>>();
+  auto sink = std::make_shared<CollectingSink>();
+  GenerationRequest r = Greedy("s", c["prompt_ids"].get<std::vector<int32_t>>(), 16);
+  r.stop_token_ids = {want[4]};
+  ASSERT_TRUE(engine->Submit(r, sink).ok());
+  sink->Wait();
+  EXPECT_EQ(sink->reason, FinishReason::kStop);
+  EXPECT_EQ(sink->Ids(), std::vector<int32_t>(want.begin(), want.begin() + 5));
+  auto len = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine->Submit(Greedy("l", c["prompt_ids"].get<std::vector<int32_t>>(), 3), len).ok());
+  len->Wait();
+  EXPECT_EQ(len->reason, FinishReason::kLength);
+  EXPECT_EQ(len->Ids().size(), 3u);
+}
+
+TEST_F(EngineTest, CancelAndAbortEndRequestsAndOthersComplete) {
+  auto engine = MakeEngine();
+  auto cancelled = std::make_shared<CollectingSink>();
+  auto aborted = std::make_shared<CollectingSink>();
+  auto normal = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine->Submit(Greedy("c", {1, 2, 3}, 4000), cancelled).ok());
+  ASSERT_TRUE(engine->Submit(Greedy("a", {4, 5, 6}, 4000), aborted).ok());
+  ASSERT_TRUE(engine->Submit(Greedy("n", {7, 8, 9}, 20), normal).ok());
+  cancelled->cancel = true;
+  EXPECT_TRUE(engine->Abort("a"));
+  EXPECT_FALSE(engine->Abort("no-such-request"));
+  cancelled->Wait();
+  aborted->Wait();
+  normal->Wait();
+  EXPECT_EQ(cancelled->reason, FinishReason::kCancelled);
+  EXPECT_EQ(aborted->reason, FinishReason::kCancelled);
+  EXPECT_LT(cancelled->tokens.size(), 4000u);
+  EXPECT_EQ(normal->reason, FinishReason::kLength);
+  EXPECT_EQ(normal->tokens.size(), 20u);
+  // The load figure is updated at the end of the step that finished them.
+  for (int i = 0; i < 1000 && engine->Load().running != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(engine->Load().running, 0);
+}
+
+TEST_F(EngineTest, RejectsBadRequestsNamingTheField) {
+  auto engine = MakeEngine();
+  auto sink = std::make_shared<CollectingSink>();
+  absl::Status s = engine->Submit(Greedy("x", {}, 4), sink);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("prompt"));
+  s = engine->Submit(Greedy("x", {1, 4096}, 4), sink);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("4096"));
+  s = engine->Submit(Greedy("x", {1, 2}, 4095), sink);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("4095"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("4096"));
+  GenerationRequest bad = Greedy("x", {1}, 4);
+  bad.sampling.top_p = 0;
+  s = engine->Submit(bad, sink);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("top_p"));
+  bad = Greedy("x", {1}, 4);
+  bad.sampling.temperature = -1;
+  EXPECT_THAT(std::string(engine->Submit(bad, sink).message()), HasSubstr("temperature"));
+}
+
+TEST_F(EngineTest, FullWaitingQueueIsResourceExhausted) {
+  EngineOptions opts;
+  opts.max_running_seqs = 1;
+  opts.max_waiting_requests = 2;
+  auto engine = MakeEngine(opts);
+  std::vector<std::shared_ptr<CollectingSink>> sinks;
+  int exhausted = 0;
+  for (int i = 0; i < 8; ++i) {
+    sinks.push_back(std::make_shared<CollectingSink>());
+    const absl::Status s = engine->Submit(Greedy("q", {1, 2, 3}, 200), sinks.back());
+    if (s.code() == absl::StatusCode::kResourceExhausted) {
+      ++exhausted;
+      EXPECT_THAT(std::string(s.message()), HasSubstr("limit 2"));
+      sinks.pop_back();
+    } else {
+      ASSERT_TRUE(s.ok()) << s;
+    }
+  }
+  EXPECT_GE(exhausted, 4);
+  for (auto& s : sinks) s->cancel = true;
+  for (auto& s : sinks) s->Wait();
+}
+
+}  // namespace
+}  // namespace moe
