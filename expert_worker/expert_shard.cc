@@ -1,5 +1,8 @@
 #include "expert_worker/expert_shard.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -14,6 +17,24 @@ absl::StatusOr<WeightView> Matrix(const TensorStore& store, const std::string& n
   const int64_t shape[2] = {rows, cols};
   ASSIGN_OR_RETURN(TensorView t, store.Get(name, shape));
   return WeightView{t.data, t.dtype(), rows, cols};
+}
+
+volatile uint8_t g_prefault_sink;  // keeps the prefault reads alive
+
+// Pages in the bytes of one tensor: asks the kernel to read them ahead, then
+// touches one byte per page so that they are mapped into this process now
+// rather than on the first request. Only the tensor's own pages are touched.
+void Prefault(const WeightView& w) {
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(w.data);
+  const uintptr_t end = begin + static_cast<uintptr_t>(w.nbytes());
+  if (end <= begin) return;
+  const uintptr_t first_page = begin & ~(page - 1);
+  // Advice only: failure (e.g. anonymous memory in tests) changes nothing.
+  (void)madvise(reinterpret_cast<void*>(first_page), end - first_page, MADV_WILLNEED);
+  uint8_t sum = 0;
+  for (uintptr_t p = begin; p < end; p = (p | (page - 1)) + 1) sum ^= *reinterpret_cast<const volatile uint8_t*>(p);
+  g_prefault_sink = sum;
 }
 
 }  // namespace
@@ -39,6 +60,11 @@ absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const Checkpoint&
     ASSIGN_OR_RETURN(w.w3, Matrix(checkpoint.store(), TensorNames::Expert(c, k.layer, k.expert, 2), f, h));
     shard->experts_[k] = w;
   }
+  for (const auto& [k, w] : shard->experts_) {
+    Prefault(w.w1);
+    Prefault(w.w2);
+    Prefault(w.w3);
+  }
   return shard;
 }
 
@@ -52,6 +78,10 @@ int64_t ExpertShard::weight_bytes() const {
   int64_t total = 0;
   for (const auto& [k, w] : experts_) total += w.w1.nbytes() + w.w2.nbytes() + w.w3.nbytes();
   return total;
+}
+
+DType ExpertShard::weight_dtype() const {
+  return experts_.empty() ? DType::kF32 : experts_.begin()->second.w1.dtype;
 }
 
 absl::Status ExpertShard::Run(int layer, int expert, const float* x, int64_t m, float* out,

@@ -1,7 +1,9 @@
 // ExpertShard: the routed experts one process holds, and their batched FFN.
 //
 // Only the tensors of the held (layer, expert) pairs are looked up in the
-// checkpoint, so a worker pages in its share of the weights and no more.
+// checkpoint, and Load prefaults exactly those pages (madvise + one read per
+// page), so a loaded worker is warm and its resident memory is its share of
+// the weights and no more.
 // LocalExpertBackend runs a whole layer's batch against a shard in process
 // (`--workers=local`, tests, moe-generate).
 //
@@ -42,8 +44,10 @@ class ExpertShard {
   bool Holds(int layer, int expert) const { return experts_.count({layer, expert}) > 0; }
   std::vector<ExpertKey> keys() const;
   const ModelConfig& config() const { return config_; }
-  // Bytes of weights held (what this shard pages in when every expert is used).
+  // Bytes of weights held (what Load pages in).
   int64_t weight_bytes() const;
+  // Element type of the held weights (that of the first expert's w1; kF32 when empty).
+  DType weight_dtype() const;
 
   // out[m, hidden] = w2(silu(w1 x) * (w3 x)) for m rows of x[m, hidden].
   // FAILED_PRECONDITION if the pair is not held.

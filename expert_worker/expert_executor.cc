@@ -1,0 +1,115 @@
+#include "expert_worker/expert_executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace moe {
+
+absl::Status ValidateExpertRows(const ExpertRowsView& v, const ExpertShard& shard) {
+  const ModelConfig& c = shard.config();
+  if (!v.dtype_is_f32) return absl::InvalidArgumentError("dtype: only ACTIVATION_DTYPE_F32 is supported");
+  if (v.hidden_size != c.hidden_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hidden_size is ", v.hidden_size, ", the model's is ", c.hidden_size));
+  }
+  if (v.num_rows < 0) return absl::InvalidArgumentError(absl::StrCat("num_rows is ", v.num_rows));
+  const uint64_t want = static_cast<uint64_t>(v.num_rows) * static_cast<uint64_t>(v.hidden_size) * 4;
+  if (v.rows.size() != want) {
+    return absl::InvalidArgumentError(absl::StrCat("rows holds ", v.rows.size(), " bytes; num_rows ", v.num_rows,
+                                                   " x hidden_size ", v.hidden_size, " x 4 = ", want));
+  }
+  if (static_cast<int64_t>(v.expert_ids.size()) != v.num_rows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expert_ids has ", v.expert_ids.size(), " entries for num_rows ", v.num_rows));
+  }
+  if (v.num_gate_weights != 0 && v.num_gate_weights != v.num_rows) {
+    return absl::InvalidArgumentError(absl::StrCat("gate_weights has ", v.num_gate_weights,
+                                                   " entries; want 0 or num_rows ", v.num_rows));
+  }
+  if (v.num_rows == 0) return absl::OkStatus();
+  if (v.layer < 0 || v.layer >= c.num_hidden_layers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer ", v.layer, " is outside the model (", c.num_hidden_layers, " layers)"));
+  }
+  for (int64_t r = 0; r < v.num_rows; ++r) {
+    const uint32_t e = v.expert_ids[r];
+    if (e >= static_cast<uint64_t>(c.num_experts)) {
+      return absl::InvalidArgumentError(absl::StrCat("expert_ids[", r, "] = ", e, " is outside the model (",
+                                                     c.num_experts, " experts)"));
+    }
+    if (!shard.Holds(static_cast<int>(v.layer), static_cast<int>(e))) {
+      return absl::InvalidArgumentError(absl::StrCat("this worker does not hold expert ", e, " of layer ",
+                                                     v.layer, " (expert_ids[", r, "])"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+ExpertExecutor::ExpertExecutor(std::unique_ptr<ExpertShard> shard, const ExpertExecutorOptions& options)
+    : shard_(std::move(shard)), options_(options), pool_(options.compute_threads), thread_([this] { Loop(); }) {}
+
+ExpertExecutor::~ExpertExecutor() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+void ExpertExecutor::Post(Job job) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(job));
+}
+
+void ExpertExecutor::Loop() {
+  using Clock = std::chrono::steady_clock;
+  for (;;) {
+    Job job;
+    {
+      // Poll for a short while (cheap: a lock per pass) before sleeping.
+      const auto spin_until = Clock::now() + std::chrono::microseconds(options_.idle_spin_us);
+      mu_.Lock();
+      while (!HasWork() && Clock::now() < spin_until) {
+        mu_.Unlock();
+        std::this_thread::yield();
+        mu_.Lock();
+      }
+      mu_.Await(absl::Condition(this, &ExpertExecutor::HasWork));
+      if (queue_.empty()) {  // stopping, and nothing left to run
+        mu_.Unlock();
+        return;
+      }
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      mu_.Unlock();
+    }
+    job(*this);
+  }
+}
+
+absl::Status ExpertExecutor::Run(const ExpertRowsView& v, char* out) {
+  const int64_t h = v.hidden_size, n = v.num_rows;
+  const size_t row_bytes = static_cast<size_t>(h) * sizeof(float);
+  order_.clear();
+  for (int64_t r = 0; r < n; ++r) order_.emplace_back(v.expert_ids[r], r);
+  std::sort(order_.begin(), order_.end());  // by expert, rows in request order
+  for (size_t begin = 0; begin < order_.size();) {
+    size_t end = begin;
+    while (end < order_.size() && order_[end].first == order_[begin].first) ++end;
+    const int64_t m = static_cast<int64_t>(end - begin);
+    x_.resize(m * h);
+    y_.resize(m * h);
+    for (int64_t i = 0; i < m; ++i) std::memcpy(&x_[i * h], v.rows.data() + order_[begin + i].second * row_bytes, row_bytes);
+    RETURN_IF_ERROR(shard_->Run(static_cast<int>(v.layer), static_cast<int>(order_[begin].first), x_.data(), m,
+                                y_.data(), &pool_));
+    for (int64_t i = 0; i < m; ++i) std::memcpy(out + order_[begin + i].second * row_bytes, &y_[i * h], row_bytes);
+    begin = end;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moe

@@ -1,0 +1,98 @@
+// ExpertExecutor: the one compute thread of an expert worker.
+//
+// The thread owns the ExpertShard's scratch buffers and a ThreadPool for the
+// kernels; gRPC reactions never compute. They validate a request (cheap, on
+// the gRPC thread), Post a job, and the job, run on the compute thread, calls
+// Run and finishes the reaction from there.
+//
+// ExpertRowsView is the wire request seen as plain C++ (no protobuf types), so
+// that validation and grouping are testable without gRPC.
+//
+// Thread-safety: Post may be called from any thread. Run only from inside a
+// job (the compute thread). shard() is immutable after construction.
+#ifndef MOE_EXPERT_WORKER_EXPERT_EXECUTOR_H_
+#define MOE_EXPERT_WORKER_EXPERT_EXECUTOR_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "core/thread_pool.h"
+#include "expert_worker/expert_shard.h"
+
+namespace moe {
+
+// One layer's rows for this worker: row r goes through expert expert_ids[r].
+struct ExpertRowsView {
+  int64_t layer = 0;
+  bool dtype_is_f32 = true;  // the only activation type supported so far
+  int64_t num_rows = 0;
+  int64_t hidden_size = 0;
+  absl::string_view rows;  // num_rows * hidden_size little-endian f32
+  absl::Span<const uint32_t> expert_ids;
+  int64_t num_gate_weights = 0;  // 0 or num_rows (observability only)
+};
+
+// INVALID_ARGUMENT naming the field and both values when the request does not
+// fit the shard (dtype, sizes, layer, an expert this worker does not hold).
+absl::Status ValidateExpertRows(const ExpertRowsView& rows, const ExpertShard& shard);
+
+struct ExpertExecutorOptions {
+  // Kernel threads, counting the compute thread itself; 0: every CPU the
+  // process may use.
+  int compute_threads = 0;
+  // How long the compute thread polls its queue before sleeping, in
+  // microseconds: a request arriving meanwhile skips a futex wake-up (tens of
+  // microseconds of dispatch latency); 0 sleeps at once.
+  int64_t idle_spin_us = 50;
+};
+
+class ExpertExecutor {
+ public:
+  using Job = absl::AnyInvocable<void(ExpertExecutor& executor)>;
+
+  ExpertExecutor(std::unique_ptr<ExpertShard> shard, const ExpertExecutorOptions& options);
+  // Runs every job already posted, then joins the compute thread.
+  ~ExpertExecutor();
+  ExpertExecutor(const ExpertExecutor&) = delete;
+  ExpertExecutor& operator=(const ExpertExecutor&) = delete;
+
+  const ExpertShard& shard() const { return *shard_; }
+
+  // Queues `job` for the compute thread; returns at once.
+  void Post(Job job);
+
+  // Compute thread only. Writes num_rows * hidden_size little-endian f32 to
+  // `out`: row r = expert_{expert_ids[r]}(rows[r]), unweighted. Each expert
+  // runs once over all its rows. `rows` must have passed ValidateExpertRows.
+  absl::Status Run(const ExpertRowsView& rows, char* out);
+
+ private:
+  void Loop();
+  bool HasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; }
+
+  std::unique_ptr<ExpertShard> shard_;
+  const ExpertExecutorOptions options_;
+  ThreadPool pool_;
+  // Compute-thread scratch.
+  std::vector<std::pair<uint32_t, int64_t>> order_;  // (expert, row), sorted
+  std::vector<float> x_, y_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: starts after everything above is built
+};
+
+}  // namespace moe
+
+#endif  // MOE_EXPERT_WORKER_EXPERT_EXECUTOR_H_

@@ -1,0 +1,54 @@
+#include "expert_worker/worker_server.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "expert_worker/expert_spec.h"
+#include "expert_worker/worker_service.h"
+#include "glog/logging.h"
+
+namespace moe {
+
+absl::StatusOr<std::unique_ptr<ExpertWorkerServer>> ExpertWorkerServer::Start(const Checkpoint& checkpoint,
+                                                                               std::vector<ExpertKey> keys,
+                                                                               const ExpertWorkerOptions& options) {
+  if (options.compute_threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("compute_threads is ", options.compute_threads, "; want >= 0"));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, ExpertShard::Load(checkpoint, std::move(keys)));
+  LOG(INFO) << "expert worker: loaded " << DescribeExperts(shard->keys()) << " (" << shard->weight_bytes()
+            << " bytes of weights) from " << checkpoint.dir();
+  auto worker = std::unique_ptr<ExpertWorkerServer>(new ExpertWorkerServer());
+  ExpertExecutorOptions exec;
+  exec.compute_threads = options.compute_threads;
+  worker->executor_ = std::make_unique<ExpertExecutor>(std::move(shard), exec);
+  worker->service_ = std::make_unique<ExpertWorkerService>(worker->executor_.get());
+  rpc::ServerOptions server_options;
+  server_options.listen_address = options.listen_address;
+  server_options.address_file = options.address_file;
+  ASSIGN_OR_RETURN(worker->server_, rpc::RunningServer::Start(server_options, {worker->service_.get()}));
+  worker->server_->SetServing(true);
+  LOG(INFO) << "expert worker: serving on " << worker->server_->address();
+  return worker;
+}
+
+absl::StatusOr<std::unique_ptr<ExpertWorkerServer>> ExpertWorkerServer::Start(const std::string& model_dir,
+                                                                               absl::string_view spec,
+                                                                               const ExpertWorkerOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(model_dir));
+  const ModelConfig& c = checkpoint->config();
+  ASSIGN_OR_RETURN(std::vector<ExpertKey> keys, ParseExpertSpec(spec, c.num_hidden_layers, c.num_experts));
+  ASSIGN_OR_RETURN(std::unique_ptr<ExpertWorkerServer> worker, Start(*checkpoint, std::move(keys), options));
+  worker->owned_checkpoint_ = std::move(checkpoint);
+  return worker;
+}
+
+ExpertWorkerServer::~ExpertWorkerServer() {
+  if (server_ != nullptr) server_->Shutdown();
+  server_.reset();
+  service_.reset();
+  executor_.reset();
+}
+
+void ExpertWorkerServer::Shutdown(std::chrono::milliseconds grace) { server_->Shutdown(grace); }
+
+}  // namespace moe

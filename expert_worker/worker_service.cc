@@ -1,0 +1,144 @@
+#include "expert_worker/worker_service.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "proto/rpc_util.h"
+
+namespace moe {
+namespace {
+
+namespace pb = ::moe::internal::v1;
+
+ExpertRowsView ViewOf(const pb::ExpertRequest& r) {
+  ExpertRowsView v;
+  v.layer = r.layer();
+  v.dtype_is_f32 = r.dtype() == pb::ACTIVATION_DTYPE_F32;
+  v.num_rows = r.num_rows();
+  v.hidden_size = r.hidden_size();
+  v.rows = absl::string_view(r.rows());
+  v.expert_ids = absl::MakeConstSpan(r.expert_ids().data(), r.expert_ids().size());
+  v.num_gate_weights = r.gate_weights_size();
+  return v;
+}
+
+// Names the request in error messages.
+absl::Status InRequest(const pb::ExpertRequest& r, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat("ExpertRequest (layer ", r.layer(), ", step ", r.step(), "): ",
+                                             s.message()));
+}
+
+// Validates `request`; empty `response` header filled in either way.
+absl::Status Prepare(const ExpertShard& shard, const pb::ExpertRequest& request, pb::ExpertResponse* response) {
+  absl::Status s = ValidateExpertRows(ViewOf(request), shard);
+  if (!s.ok()) return InRequest(request, s);
+  response->set_dtype(pb::ACTIVATION_DTYPE_F32);
+  response->set_num_rows(request.num_rows());
+  response->set_hidden_size(request.hidden_size());
+  response->clear_outputs();
+  return absl::OkStatus();
+}
+
+// On the compute thread: fills response->outputs.
+absl::Status Compute(ExpertExecutor& executor, const pb::ExpertRequest& request, pb::ExpertResponse* response) {
+  VLOG(1) << "step " << request.step() << " layer " << request.layer() << ": " << request.num_rows() << " rows";
+  std::string* out = response->mutable_outputs();
+  out->resize(request.rows().size());
+  absl::Status s = executor.Run(ViewOf(request), out->data());
+  if (!s.ok()) return absl::InternalError(InRequest(request, s).message());
+  return absl::OkStatus();
+}
+
+// ExpertStream, one request at a time: read -> compute (compute thread) ->
+// write -> read. At any moment exactly one of these is in progress, so the
+// reactor's fields need no lock, and the compute thread's StartWrite/Finish is
+// its last touch of the reactor.
+class StreamReactor final : public grpc::ServerBidiReactor<pb::ExpertRequest, pb::ExpertResponse> {
+ public:
+  explicit StreamReactor(ExpertExecutor* executor) : executor_(executor) { StartRead(&request_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side (or went away)
+      Finish(grpc::Status::OK);
+      return;
+    }
+    absl::Status s = Prepare(executor_->shard(), request_, &response_);
+    if (!s.ok()) {
+      Finish(rpc::ToGrpcStatus(s));
+      return;
+    }
+    if (request_.num_rows() == 0) {
+      StartWrite(&response_);
+      return;
+    }
+    executor_->Post([this](ExpertExecutor& executor) {
+      absl::Status st = Compute(executor, request_, &response_);
+      if (!st.ok()) {
+        Finish(rpc::ToGrpcStatus(st));
+      } else {
+        StartWrite(&response_);
+      }
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "ExpertStream: the client went away"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  ExpertExecutor* executor_;
+  pb::ExpertRequest request_;
+  pb::ExpertResponse response_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ExpertWorkerService::GetInfo(grpc::CallbackServerContext* context,
+                                                       const pb::GetWorkerInfoRequest* /*request*/,
+                                                       pb::WorkerInfo* response) {
+  const ExpertShard& shard = executor_->shard();
+  const ModelConfig& c = shard.config();
+  for (const ExpertKey& k : shard.keys()) {
+    pb::ExpertId* id = response->add_experts();
+    id->set_layer(k.layer);
+    id->set_expert(k.expert);
+  }
+  response->set_weight_dtype(std::string(DTypeName(shard.weight_dtype())));
+  response->set_hidden_size(c.hidden_size);
+  response->set_intermediate_size(c.intermediate_size);
+  response->set_num_layers(c.num_hidden_layers);
+  response->set_num_experts(c.num_experts);
+  response->set_model_type(c.model_type);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ExpertWorkerService::RunExperts(grpc::CallbackServerContext* context,
+                                                          const pb::ExpertRequest* request,
+                                                          pb::ExpertResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status s = Prepare(executor_->shard(), *request, response);
+  if (!s.ok() || request->num_rows() == 0) {
+    reactor->Finish(rpc::ToGrpcStatus(s));
+    return reactor;
+  }
+  executor_->Post([reactor, request, response](ExpertExecutor& executor) {
+    reactor->Finish(rpc::ToGrpcStatus(Compute(executor, *request, response)));
+  });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<pb::ExpertRequest, pb::ExpertResponse>* ExpertWorkerService::ExpertStream(
+    grpc::CallbackServerContext* /*context*/) {
+  return new StreamReactor(executor_);
+}
+
+}  // namespace moe

@@ -1,0 +1,40 @@
+// ExpertWorkerService: the gRPC adapter of an expert worker (the only file on
+// the worker side that includes generated gRPC code).
+//
+// Reactions never compute: they validate the request (INVALID_ARGUMENT naming
+// the field; bad input never crashes the worker), post the work to the
+// ExpertExecutor's compute thread and return. The compute thread fills the
+// response and finishes the reaction (unary) or starts the write (stream).
+// ExpertStream handles one request at a time per stream (read, compute,
+// write, read ...), so responses come back in request order.
+//
+// Ownership: the executor is not owned and must outlive the server that
+// serves this service (and the service must outlive the server).
+#ifndef MOE_EXPERT_WORKER_WORKER_SERVICE_H_
+#define MOE_EXPERT_WORKER_WORKER_SERVICE_H_
+
+#include "expert_worker/expert_executor.h"
+#include "moe/internal/v1/expert_worker.grpc.pb.h"
+
+namespace moe {
+
+class ExpertWorkerService final : public moe::internal::v1::ExpertWorker::CallbackService {
+ public:
+  explicit ExpertWorkerService(ExpertExecutor* executor) : executor_(executor) {}
+
+  grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* context,
+                                    const moe::internal::v1::GetWorkerInfoRequest* request,
+                                    moe::internal::v1::WorkerInfo* response) override;
+  grpc::ServerUnaryReactor* RunExperts(grpc::CallbackServerContext* context,
+                                       const moe::internal::v1::ExpertRequest* request,
+                                       moe::internal::v1::ExpertResponse* response) override;
+  grpc::ServerBidiReactor<moe::internal::v1::ExpertRequest, moe::internal::v1::ExpertResponse>* ExpertStream(
+      grpc::CallbackServerContext* context) override;
+
+ private:
+  ExpertExecutor* executor_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_EXPERT_WORKER_WORKER_SERVICE_H_
