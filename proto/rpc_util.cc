@@ -3,9 +3,11 @@
 #include <signal.h>
 
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
@@ -79,6 +81,31 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+bool IsServing(const std::string& address, int64_t timeout_ms) {
+  auto stub = grpc::health::v1::Health::NewStub(MakeChannel(address));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(timeout_ms));
+  grpc::health::v1::HealthCheckResponse resp;
+  const grpc::Status s = stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+  return s.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+absl::Status WaitForServing(const std::string& address, int64_t timeout_ms) {
+  auto stub = grpc::health::v1::Health::NewStub(MakeChannel(address));
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string last = "no answer";
+  while (std::chrono::steady_clock::now() < end) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(500));
+    grpc::health::v1::HealthCheckResponse resp;
+    const grpc::Status s = stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+    if (s.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) return absl::OkStatus();
+    last = s.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()) : s.error_message();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(address, " is not SERVING after ", timeout_ms, " ms (", last, ")"));
 }
 
 std::chrono::system_clock::time_point DeadlineIn(int64_t ms) {

@@ -53,6 +53,13 @@ class RunningServer {
 // An insecure channel with our message limits and reconnect back-off settings.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 
+// Asks `address` (grpc.health.v1, overall service) until it answers SERVING
+// or `timeout_ms` passes; DEADLINE_EXCEEDED naming the address and the last
+// answer otherwise.
+absl::Status WaitForServing(const std::string& address, int64_t timeout_ms);
+// One health check: true when SERVING.
+bool IsServing(const std::string& address, int64_t timeout_ms);
+
 // Deadline `ms` from now.
 std::chrono::system_clock::time_point DeadlineIn(int64_t ms);
 

@@ -1,0 +1,97 @@
+#include "deploy/local/cluster.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "proto/rpc_util.h"
+
+namespace moe {
+namespace {
+
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+}  // namespace
+
+std::string SelfDirectory() {
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
+}
+
+absl::StatusOr<std::string> LocalCluster::StartAndWait(const std::string& name, std::vector<std::string> argv) {
+  const std::string addr_file = absl::StrCat(run_dir_, "/", name, ".addr");
+  const std::string log = absl::StrCat(run_dir_, "/", name, ".log");
+  std::filesystem::remove(addr_file);
+  argv.push_back("--address-file=" + addr_file);
+  auto pid = processes_.Spawn(name, argv, log);
+  if (!pid.ok()) return pid.status();
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.startup_timeout_ms);
+  std::string address;
+  while (std::chrono::steady_clock::now() < end) {
+    for (const auto& c : processes_.Reap()) {
+      return absl::UnavailableError(absl::StrCat(c.name, " exited (", DescribeExit(c.status),
+                                                 ") during start-up; see ", run_dir_, "/", c.name, ".log"));
+    }
+    if (address.empty() && std::filesystem::exists(addr_file)) address = ReadFirstLine(addr_file);
+    if (!address.empty() && rpc::IsServing(address, 500)) return address;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(name, " did not report SERVING within ",
+                                                  options_.startup_timeout_ms, " ms; see ", log));
+}
+
+absl::Status LocalCluster::Up() {
+  if (options_.num_workers < 0) return absl::InvalidArgumentError("workers: must be >= 0");
+  run_dir_ = options_.run_dir;
+  if (run_dir_.empty()) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "moe-cluster.XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) return absl::InternalError("cannot create a temporary directory");
+    run_dir_ = tmpl;
+  } else {
+    std::filesystem::create_directories(run_dir_);
+  }
+  const std::string bin = options_.bin_dir.empty() ? SelfDirectory() : options_.bin_dir;
+  auto fail = [&](const absl::Status& s) {
+    Stop();
+    return s;
+  };
+  for (int i = 0; i < options_.num_workers; ++i) {
+    auto addr = StartAndWait(absl::StrCat("worker-", i),
+                             {bin + "/moe-expert-worker", "--model=" + options_.model_dir,
+                              absl::StrCat("--experts=mod:", i, "/", options_.num_workers), "--listen=127.0.0.1:0",
+                              absl::StrCat("--threads=", options_.worker_threads)});
+    if (!addr.ok()) return fail(addr.status());
+    worker_addresses_.push_back(*addr);
+  }
+  std::vector<std::string> router_argv = {
+      bin + "/moe-router", "--model=" + options_.model_dir,
+      "--workers=" + (worker_addresses_.empty() ? std::string("local") : absl::StrJoin(worker_addresses_, ",")),
+      "--listen=127.0.0.1:0", absl::StrCat("--threads=", options_.router_threads)};
+  router_argv.insert(router_argv.end(), options_.extra_router_flags.begin(), options_.extra_router_flags.end());
+  auto router = StartAndWait("router", router_argv);
+  if (!router.ok()) return fail(router.status());
+  router_address_ = *router;
+  std::vector<std::string> gateway_argv = {bin + "/moe-gateway", "--model=" + options_.model_dir,
+                                           "--routers=" + router_address_,
+                                           absl::StrCat("--listen=127.0.0.1:", options_.gateway_port)};
+  gateway_argv.insert(gateway_argv.end(), options_.extra_gateway_flags.begin(), options_.extra_gateway_flags.end());
+  auto gateway = StartAndWait("gateway", gateway_argv);
+  if (!gateway.ok()) return fail(gateway.status());
+  gateway_address_ = *gateway;
+  return absl::OkStatus();
+}
+
+void LocalCluster::Stop() { processes_.StopAll(); }
+
+}  // namespace moe

@@ -1,0 +1,58 @@
+// LocalCluster: N expert workers, a router and a gateway as child processes
+// on loopback (what `moe-cluster up` and scripts/run-local.sh run).
+#ifndef MOE_DEPLOY_LOCAL_CLUSTER_H_
+#define MOE_DEPLOY_LOCAL_CLUSTER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "deploy/local/process_group.h"
+
+namespace moe {
+
+struct LocalClusterOptions {
+  std::string model_dir;
+  int num_workers = 2;        // expert e of every layer goes to worker e mod N; 0 = experts in the router
+  int gateway_port = 0;       // 0: chosen by the OS
+  std::string bin_dir;        // where moe-expert-worker, moe-router, moe-gateway are
+  int worker_threads = 1;     // compute threads per worker process
+  int router_threads = 0;     // 0: all CPUs
+  std::string run_dir;        // address files and logs; a fresh temp dir when empty
+  int64_t startup_timeout_ms = 120000;
+  std::vector<std::string> extra_router_flags;
+  std::vector<std::string> extra_gateway_flags;
+};
+
+class LocalCluster {
+ public:
+  explicit LocalCluster(LocalClusterOptions options) : options_(std::move(options)) {}
+  ~LocalCluster() { Stop(); }
+
+  // Starts everything and waits until each process reports SERVING. On error
+  // every started child is stopped and the message names the process (and
+  // points at its log).
+  absl::Status Up();
+  const std::string& gateway_address() const { return gateway_address_; }
+  const std::string& router_address() const { return router_address_; }
+  const std::vector<std::string>& worker_addresses() const { return worker_addresses_; }
+  const std::string& run_dir() const { return run_dir_; }
+  ProcessGroup& processes() { return processes_; }
+  void Stop();
+
+ private:
+  absl::StatusOr<std::string> StartAndWait(const std::string& name, std::vector<std::string> argv);
+
+  LocalClusterOptions options_;
+  ProcessGroup processes_;
+  std::string run_dir_;
+  std::string gateway_address_, router_address_;
+  std::vector<std::string> worker_addresses_;
+};
+
+// The directory of the running executable.
+std::string SelfDirectory();
+
+}  // namespace moe
+
+#endif  // MOE_DEPLOY_LOCAL_CLUSTER_H_

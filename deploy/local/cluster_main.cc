@@ -1,0 +1,98 @@
+// moe-cluster: runs a whole cluster on loopback.
+//   moe-cluster up --model DIR [--workers N] [--port P]
+// Starts N expert workers, a router and a gateway, waits until every one
+// reports SERVING, prints the gateway address, and on Ctrl-C/SIGTERM (or when
+// a child dies) stops them all.
+#include <signal.h>
+
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "core/command_line.h"
+#include "deploy/local/cluster.h"
+
+ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
+ABSL_FLAG(int, workers, 2, "Expert-worker processes (0: experts inside the router).");
+ABSL_FLAG(int, port, 0, "Gateway port on 127.0.0.1 (0: chosen by the OS).");
+ABSL_FLAG(std::string, bin_dir, "", "Directory of the moe-* binaries (default: next to moe-cluster, "
+                                    "then the build tree).");
+ABSL_FLAG(int, worker_threads, 1, "Compute threads per expert worker.");
+ABSL_FLAG(int, router_threads, 0, "Compute threads of the router (0: all CPUs).");
+ABSL_FLAG(std::string, run_dir, "", "Directory for address files and logs (default: a fresh temp dir).");
+ABSL_FLAG(int64_t, startup_timeout_ms, 120000, "How long each process may take to report SERVING.");
+
+namespace {
+
+std::string DefaultBinDir() {
+  const std::string self = moe::SelfDirectory();
+  if (access((self + "/moe-router").c_str(), X_OK) == 0) return self;
+  return MOE_BUILD_BIN_DIR;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  absl::SetProgramUsageMessage("moe-cluster up --model DIR [--workers N] [--port P]");
+  moe::NormalizedArgs args(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(args.argc(), args.argv());
+  if (positional.size() != 2 || std::string(positional[1]) != "up") {
+    std::cerr << "usage: moe-cluster up --model DIR [--workers N] [--port P]\n";
+    return 2;
+  }
+  moe::LocalClusterOptions options;
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.num_workers = absl::GetFlag(FLAGS_workers);
+  options.gateway_port = absl::GetFlag(FLAGS_port);
+  options.bin_dir = absl::GetFlag(FLAGS_bin_dir).empty() ? DefaultBinDir() : absl::GetFlag(FLAGS_bin_dir);
+  options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  options.router_threads = absl::GetFlag(FLAGS_router_threads);
+  options.run_dir = absl::GetFlag(FLAGS_run_dir);
+  options.startup_timeout_ms = absl::GetFlag(FLAGS_startup_timeout_ms);
+  if (options.model_dir.empty()) {
+    std::cerr << "moe-cluster: --model is required\n";
+    return 2;
+  }
+  if (options.num_workers < 0 || options.num_workers > 256 || options.gateway_port < 0 ||
+      options.gateway_port > 65535 || options.worker_threads < 0 || options.router_threads < 0) {
+    std::cerr << "moe-cluster: --workers must be in [0, 256], --port in [0, 65535], threads >= 0\n";
+    return 2;
+  }
+  moe::LocalCluster cluster(options);
+  if (absl::Status s = cluster.Up(); !s.ok()) {
+    std::cerr << "moe-cluster: " << s.message() << "\n";
+    return 1;
+  }
+  std::cout << "workers: " << cluster.worker_addresses().size() << "\n"
+            << "router: " << cluster.router_address() << "\n"
+            << "gateway: " << cluster.gateway_address() << "\n"
+            << "logs: " << cluster.run_dir() << "\n"
+            << "serving; Ctrl-C stops the cluster" << std::endl;
+  int code = 0;
+  for (;;) {
+    siginfo_t info;
+    const int sig = sigwaitinfo(&set, &info);
+    if (sig == SIGCHLD) {
+      const auto exited = cluster.processes().Reap();
+      if (exited.empty()) continue;
+      for (const auto& c : exited) {
+        std::cerr << "moe-cluster: " << c.name << " exited (" << moe::DescribeExit(c.status) << "); see "
+                  << cluster.run_dir() << "/" << c.name << ".log\n";
+      }
+      code = 1;
+      break;
+    }
+    if (sig == SIGINT || sig == SIGTERM) break;
+  }
+  std::cout << "stopping the cluster" << std::endl;
+  cluster.Stop();
+  return code;
+}
