@@ -1,20 +1,60 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, creates the tiny demo model under
-# models/tiny-mixtral if absent, and streams a greedy continuation of a prompt.
+# models/tiny-mixtral if absent, starts the local cluster on loopback (expert
+# workers, router, gateway), sends one request and prints the streamed answer,
+# then keeps serving until Ctrl-C.
+#
+# Environment: MOE_MODEL_DIR (model), MOE_WORKERS (expert workers, default 2),
+# MOE_PORT (gateway port, default 50051; 0 = any free port), MOE_PROMPT,
+# MOE_MAX_TOKENS, BUILD_DIR.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/setup-deps.sh"
 bash "$root/scripts/build.sh"
 build="${BUILD_DIR:-$root/build}"
+bin="$build/bin"
 model="${MOE_MODEL_DIR:-$root/models/tiny-mixtral}"
 if [ ! -f "$model/config.json" ]; then
   echo "Creating the tiny demo model in $model"
-  "$build/bin/moe-model" make-tiny --out "$model"
+  "$bin/moe-model" make-tiny --out "$model"
 fi
-"$build/bin/moe-model" inspect "$model"
-# "Hello, my dog is cute" in the tiny model's tokenizer.
-prompt_ids="${MOE_PROMPT_IDS:-39,301,385,11,847,294,538,374,272,1070}"
+
+run_dir="$(mktemp -d /tmp/moe-run-local.XXXXXX)"
+"$bin/moe-cluster" up --model "$model" --workers "${MOE_WORKERS:-2}" --port "${MOE_PORT:-50051}" \
+  --run-dir "$run_dir" > "$run_dir/cluster.out" 2>&1 &
+cluster=$!
+stop() {
+  kill -TERM "$cluster" 2>/dev/null || true
+  wait "$cluster" 2>/dev/null || true
+  rm -rf "$run_dir"
+}
+trap 'echo; echo "Stopping"; stop; exit 0' INT TERM
+trap 'stop' EXIT
+
+gateway=""
+for _ in $(seq 1 1200); do
+  gateway="$(sed -n 's/^gateway: //p' "$run_dir/cluster.out" 2>/dev/null || true)"
+  [ -n "$gateway" ] && break
+  if ! kill -0 "$cluster" 2>/dev/null; then
+    echo "The cluster failed to start:" >&2
+    cat "$run_dir/cluster.out" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+if [ -z "$gateway" ]; then
+  echo "The cluster did not start in time:" >&2
+  cat "$run_dir/cluster.out" >&2
+  exit 1
+fi
+cat "$run_dir/cluster.out"
+
+prompt="${MOE_PROMPT:-Hello, my dog is cute}"
 echo
-echo "Prompt ids: $prompt_ids"
-echo "Streaming the greedy continuation:"
-"$build/bin/moe-generate" --model "$model" --prompt-ids "$prompt_ids" --max-tokens "${MOE_MAX_TOKENS:-32}" --decode-text
+echo "Prompt: $prompt"
+echo "Answer (streamed, greedy):"
+"$bin/moe-client" --gateway "$gateway" --prompt "$prompt" --max-tokens "${MOE_MAX_TOKENS:-32}" --temperature 0
+echo
+echo "The cluster keeps serving at $gateway (gRPC, moe.v1.Inference). Ctrl-C stops it."
+echo "Try: $bin/moe-client --gateway $gateway --prompt 'Once upon a time'"
+wait "$cluster"

@@ -1,0 +1,73 @@
+// moe-router: serves moe.internal.v1.Router for one model.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "core/command_line.h"
+#include "glog/logging.h"
+#include "proto/rpc_util.h"
+#include "router/router.h"
+
+ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
+ABSL_FLAG(std::string, workers, "local",
+          "Comma-separated expert-worker addresses, or 'local' for in-process experts.");
+ABSL_FLAG(std::string, listen, "127.0.0.1:0", "Address to serve on (port 0: chosen by the OS).");
+ABSL_FLAG(std::string, address_file, "", "Write the bound address to this file once serving.");
+ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
+ABSL_FLAG(int64_t, dispatch_deadline_ms, 5000, "Deadline of one MoE-layer exchange with a worker, ms.");
+ABSL_FLAG(int64_t, connect_deadline_ms, 10000, "Deadline for reaching the workers at start-up, ms.");
+ABSL_FLAG(int, max_running_seqs, 64, "Sequences decoded together in one step.");
+ABSL_FLAG(int64_t, max_batch_tokens, 4096, "Most new tokens (prompt + decode) in one step.");
+ABSL_FLAG(int, max_waiting_requests, 1024, "Requests that may wait for admission.");
+
+int main(int argc, char** argv) {
+  moe::rpc::BlockTerminationSignals();
+  absl::SetProgramUsageMessage("moe-router --model DIR --workers ADDR,ADDR,...|local --listen ADDR");
+  moe::NormalizedArgs args(argc, argv);
+  absl::ParseCommandLine(args.argc(), args.argv());
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+
+  moe::RouterOptions options;
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  if (options.model_dir.empty()) {
+    std::cerr << "moe-router: --model is required\n";
+    return 2;
+  }
+  const std::string workers = absl::GetFlag(FLAGS_workers);
+  if (workers != "local") {
+    for (absl::string_view w : absl::StrSplit(workers, ',', absl::SkipWhitespace())) options.worker_addresses.emplace_back(w);
+    if (options.worker_addresses.empty()) {
+      std::cerr << "moe-router: --workers: give addresses or 'local'\n";
+      return 2;
+    }
+  }
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.address_file = absl::GetFlag(FLAGS_address_file);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.dispatch_deadline_ms = absl::GetFlag(FLAGS_dispatch_deadline_ms);
+  options.connect_deadline_ms = absl::GetFlag(FLAGS_connect_deadline_ms);
+  options.engine.max_running_seqs = absl::GetFlag(FLAGS_max_running_seqs);
+  options.engine.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
+  options.engine.max_waiting_requests = absl::GetFlag(FLAGS_max_waiting_requests);
+  if (options.threads < 0 || options.dispatch_deadline_ms <= 0 || options.connect_deadline_ms <= 0 ||
+      options.engine.max_running_seqs < 1 || options.engine.max_batch_tokens < 1 ||
+      options.engine.max_waiting_requests < 0) {
+    std::cerr << "moe-router: --threads must be >= 0, deadlines and batch limits >= 1\n";
+    return 2;
+  }
+
+  auto router = moe::Router::Create(options);
+  if (!router.ok()) {
+    std::cerr << "moe-router: " << router.status().message() << "\n";
+    return 1;
+  }
+  const int sig = moe::rpc::WaitForTerminationSignal();
+  LOG(INFO) << "signal " << sig << ": shutting down";
+  (*router)->Shutdown();
+  return 0;
+}

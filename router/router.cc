@@ -1,0 +1,75 @@
+#include "router/router.h"
+
+#include <filesystem>
+
+#include "core/status_macros.h"
+#include "expert_worker/expert_shard.h"
+#include "glog/logging.h"
+#include "router/dense_model.h"
+#include "router/forward.h"
+#include "router/remote_experts.h"
+#include "router/router_service.h"
+
+namespace moe {
+
+absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& options) {
+  auto r = std::unique_ptr<Router>(new Router());
+  ASSIGN_OR_RETURN(r->checkpoint_, Checkpoint::Open(options.model_dir));
+  const ModelConfig& config = r->checkpoint_->config();
+  ASSIGN_OR_RETURN(r->dense_, DenseModel::Load(*r->checkpoint_));
+  r->pool_ = std::make_unique<ThreadPool>(options.threads);
+  moe::v1::ModelInfo info;
+  info.set_model_id(std::filesystem::path(options.model_dir).lexically_normal().filename().string());
+  if (info.model_id().empty()) {
+    info.set_model_id(std::filesystem::path(options.model_dir).lexically_normal().parent_path().filename().string());
+  }
+  info.set_family(std::string(ModelFamilyName(config.family)));
+  info.set_context_length(static_cast<uint32_t>(config.max_position_embeddings));
+  info.set_vocab_size(static_cast<uint32_t>(config.vocab_size));
+  info.set_num_layers(static_cast<uint32_t>(config.num_hidden_layers));
+  info.set_num_experts(static_cast<uint32_t>(config.num_experts));
+  info.set_experts_per_token(static_cast<uint32_t>(config.num_experts_per_tok));
+  info.set_hidden_size(static_cast<uint32_t>(config.hidden_size));
+  for (int64_t id : config.eos_token_ids) info.add_eos_token_ids(static_cast<uint32_t>(id));
+  if (options.worker_addresses.empty()) {
+    ASSIGN_OR_RETURN(r->local_shard_, ExpertShard::Load(*r->checkpoint_, {}));
+    r->experts_ = std::make_unique<LocalExpertBackend>(r->local_shard_.get(), r->pool_.get());
+    info.add_workers("local");
+  } else {
+    RemoteExpertsOptions ro;
+    ro.worker_addresses = options.worker_addresses;
+    ro.dispatch_deadline_ms = options.dispatch_deadline_ms;
+    ro.connect_deadline_ms = options.connect_deadline_ms;
+    ASSIGN_OR_RETURN(r->experts_, RemoteExpertBackend::Connect(config, ro));
+    for (const std::string& a : options.worker_addresses) info.add_workers(a);
+  }
+  r->forward_ = std::make_unique<ForwardPass>(r->dense_.get(), r->experts_.get(), r->pool_.get());
+  r->engine_ = std::make_unique<Engine>(r->forward_.get(), config, options.engine);
+  r->service_ = std::make_unique<RouterService>(r->engine_.get(), info);
+  rpc::ServerOptions so;
+  so.listen_address = options.listen_address;
+  so.address_file = options.address_file;
+  ASSIGN_OR_RETURN(r->server_, rpc::RunningServer::Start(so, {r->service_.get()}));
+  r->server_->SetServing(true);
+  LOG(INFO) << "router serving " << options.model_dir << " on " << r->server_->address() << " with "
+            << (options.worker_addresses.empty() ? std::string("in-process experts")
+                                                 : std::to_string(options.worker_addresses.size()) + " workers");
+  return r;
+}
+
+Router::~Router() { Shutdown(); }
+
+const std::string& Router::address() const { return server_->address(); }
+
+void Router::Shutdown() {
+  if (server_ != nullptr) {
+    server_->SetServing(false);
+    // Ending the engine first finishes every open stream (CANCELLED), so the
+    // server's shutdown does not wait for them.
+    engine_->Stop();
+    server_->Shutdown();
+    server_.reset();
+  }
+}
+
+}  // namespace moe

@@ -1,0 +1,60 @@
+// Router: the router process as a library. Loads the dense weights, connects
+// to the expert workers (or holds every expert in process), runs the engine
+// and serves moe.internal.v1.Router. main.cc only parses flags.
+#ifndef MOE_ROUTER_ROUTER_H_
+#define MOE_ROUTER_ROUTER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/checkpoint.h"
+#include "core/thread_pool.h"
+#include "proto/rpc_util.h"
+#include "router/engine.h"
+
+namespace moe {
+
+class RouterService;
+
+struct RouterOptions {
+  std::string model_dir;
+  // Expert-worker addresses; empty means every expert in this process
+  // (`--workers=local`).
+  std::vector<std::string> worker_addresses;
+  std::string listen_address = "127.0.0.1:0";
+  std::string address_file;  // where to write the bound address, if set
+  int threads = 0;           // compute threads; 0 = all CPUs
+  int64_t dispatch_deadline_ms = 5000;  // one MoE layer exchange with one worker
+  int64_t connect_deadline_ms = 10000;  // asking the workers what they hold, at start-up
+  EngineOptions engine;
+};
+
+class Router {
+ public:
+  // Loads, connects, starts serving. Health turns SERVING when this returns.
+  static absl::StatusOr<std::unique_ptr<Router>> Create(const RouterOptions& options);
+  ~Router();
+
+  const std::string& address() const;
+  Engine& engine() { return *engine_; }
+  void Shutdown();
+
+ private:
+  Router() = default;
+
+  std::unique_ptr<Checkpoint> checkpoint_;
+  std::unique_ptr<class DenseModel> dense_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<class ExpertShard> local_shard_;
+  std::unique_ptr<class ExpertBackend> experts_;
+  std::unique_ptr<class ForwardPass> forward_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<RouterService> service_;
+  std::unique_ptr<rpc::RunningServer> server_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_ROUTER_ROUTER_H_

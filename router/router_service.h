@@ -1,0 +1,44 @@
+// gRPC adapter of the router: moe.internal.v1.Router over an Engine.
+// Reactions never block: tokens arrive from the engine thread through a
+// per-call sink that queues messages and keeps at most one write in flight.
+#ifndef MOE_ROUTER_ROUTER_SERVICE_H_
+#define MOE_ROUTER_ROUTER_SERVICE_H_
+
+#include <atomic>
+#include <string>
+
+#include "moe/internal/v1/router.grpc.pb.h"
+#include "router/engine.h"
+
+namespace moe {
+
+class RouterService final : public moe::internal::v1::Router::CallbackService {
+ public:
+  // `engine` must outlive the service. `info` answers GetInfo.
+  RouterService(Engine* engine, moe::v1::ModelInfo info) : engine_(engine), info_(std::move(info)) {}
+
+  grpc::ServerWriteReactor<moe::internal::v1::RouterGenerateResponse>* Generate(
+      grpc::CallbackServerContext* context, const moe::internal::v1::RouterGenerateRequest* request) override;
+  grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* context,
+                                  const moe::internal::v1::AbortRequest* request,
+                                  moe::internal::v1::AbortResponse* response) override;
+  grpc::ServerUnaryReactor* GetLoad(grpc::CallbackServerContext* context,
+                                    const moe::internal::v1::GetLoadRequest* request,
+                                    moe::internal::v1::LoadReport* response) override;
+  grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* context,
+                                    const moe::internal::v1::GetRouterInfoRequest* request,
+                                    moe::internal::v1::RouterInfo* response) override;
+
+ private:
+  Engine* engine_;
+  const moe::v1::ModelInfo info_;
+  std::atomic<uint64_t> next_id_{1};
+};
+
+// Converts the wire request to an engine request (sampling defaults follow
+// OpenAI: temperature 1, top_p 1). INVALID_ARGUMENT naming a bad field.
+absl::StatusOr<GenerationRequest> ToGenerationRequest(const moe::internal::v1::RouterGenerateRequest& request);
+
+}  // namespace moe
+
+#endif  // MOE_ROUTER_ROUTER_SERVICE_H_
