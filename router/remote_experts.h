@@ -1,0 +1,90 @@
+// RemoteExpertBackend: the routed experts of every MoE layer computed by
+// expert-worker processes over gRPC (moe.internal.v1.ExpertWorker).
+//
+// Connect asks every worker what it holds and refuses to start unless every
+// (layer, expert) of the model is held by some worker. Compute sends each
+// worker that has rows ONE request per layer, all concurrently, and waits for
+// every reply (or the per-layer deadline). An expert held by several workers
+// goes to the first of them, in the order given, that has not failed
+// recently; results are bitwise the same whichever computes it.
+//
+// Workers may restart at the same address: channels reconnect by themselves
+// and nothing broken is cached, so the first Compute after the worker is back
+// and reachable succeeds. While a worker's channel is known to be failing a
+// call to it fails at once (UNAVAILABLE) instead of waiting for the deadline.
+//
+// Thread-safety: Compute is called by one thread at a time (the engine
+// thread); Stats and worker_addresses may be called from any thread.
+#ifndef MOE_ROUTER_REMOTE_EXPERTS_H_
+#define MOE_ROUTER_REMOTE_EXPERTS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/expert_backend.h"
+#include "core/model_config.h"
+
+namespace moe {
+
+struct RemoteExpertsOptions {
+  // "HOST:PORT" of each worker; the order decides which of several workers
+  // holding the same expert is asked first.
+  std::vector<std::string> worker_addresses;
+  // Deadline of one layer's exchange with the workers, ms.
+  int64_t dispatch_deadline_ms = 5000;
+  // Deadline for reaching every worker at start-up (GetInfo), ms; workers
+  // still starting within it are waited for.
+  int64_t connect_deadline_ms = 10000;
+};
+
+class RemoteExpertBackend : public ExpertBackend {
+ public:
+  // Asks every worker what it holds (GetInfo, concurrently, with deadline).
+  // UNAVAILABLE naming the address of an unreachable worker;
+  // FAILED_PRECONDITION naming a worker whose model or dimensions disagree
+  // with `config`, or the first (layer, expert) no worker holds.
+  static absl::StatusOr<std::unique_ptr<RemoteExpertBackend>> Connect(const ModelConfig& config,
+                                                                      const RemoteExpertsOptions& options);
+  ~RemoteExpertBackend() override;
+
+  // One RunExperts per worker that has rows, sent concurrently. UNAVAILABLE
+  // naming the worker and the layer when a worker fails or misses the
+  // deadline; INTERNAL naming the worker when its reply is malformed.
+  absl::Status Compute(const ExpertBatch& batch, float* outputs) override;
+
+  const std::vector<std::string>& worker_addresses() const { return options_.worker_addresses; }
+
+  struct WorkerStats {
+    std::string address;
+    uint64_t calls = 0;           // RunExperts calls made (failed ones too)
+    uint64_t bytes_sent = 0;      // serialized request bytes
+    uint64_t bytes_received = 0;  // serialized reply bytes
+    double total_latency_s = 0;   // sum over calls of send-to-reply time
+  };
+  std::vector<WorkerStats> Stats() const;
+
+ private:
+  struct Worker;
+  struct Call;
+  RemoteExpertBackend(const ModelConfig& config, const RemoteExpertsOptions& options);
+  // The worker that gets `expert` of `layer` now.
+  int Pick(int layer, int expert) const;
+
+  const ModelConfig config_;
+  const RemoteExpertsOptions options_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  // owners_[layer * num_experts + expert]: indices of the workers holding it, in option order.
+  std::vector<std::vector<int>> owners_;
+  absl::Mutex mu_;       // guards the in-flight count of Compute's calls
+  uint64_t step_ = 0;  // requests sent, for the workers' logs
+  // Compute scratch (engine thread only).
+  std::vector<std::vector<int64_t>> choices_of_worker_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_ROUTER_REMOTE_EXPERTS_H_
