@@ -9,6 +9,7 @@ packages=(
   libabsl-dev libgoogle-glog-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libhwy-dev
+  libpcre2-dev libutf8proc-dev zlib1g-dev
   clang-14 libclang-rt-14-dev
 )
 

@@ -2,6 +2,7 @@
 // tokens are produced.
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,7 +16,7 @@
 #include "core/command_line.h"
 #include "core/thread_pool.h"
 #include "expert_worker/expert_shard.h"
-#include "gateway/tokenizer/byte_level.h"
+#include "gateway/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "router/dense_model.h"
 #include "router/forward.h"
@@ -29,7 +30,7 @@ ABSL_FLAG(bool, json, false, "One JSON object per generated token.");
 ABSL_FLAG(bool, ignore_eos, false, "Keep generating after an end-of-sequence token.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
 ABSL_FLAG(bool, decode_text, false,
-          "Print the continuation as text (byte-level tokenizer.json of the model directory).");
+          "Print the continuation as text (tokenizer.json or tokenizer.json.gz of the model directory).");
 
 namespace {
 
@@ -71,13 +72,13 @@ int main(int argc, char** argv) {
   opts.top_logprobs = absl::GetFlag(FLAGS_top_logprobs);
   opts.stop_at_eos = !absl::GetFlag(FLAGS_ignore_eos);
   const bool json = absl::GetFlag(FLAGS_json);
-  std::optional<moe::tokenizer::ByteLevelVocab> vocab;
-  std::optional<moe::tokenizer::StreamingDecoder> text;
+  std::unique_ptr<moe::tokenizer::Tokenizer> tokenizer;
+  std::optional<moe::tokenizer::StreamDecoder> text;
   if (absl::GetFlag(FLAGS_decode_text)) {
-    auto v = moe::tokenizer::ByteLevelVocab::FromFile(dir + "/tokenizer.json");
-    if (!v.ok()) return Fail(std::string(v.status().message()));
-    vocab.emplace(std::move(*v));
-    text.emplace(&*vocab, /*skip_special_tokens=*/true);
+    auto t = moe::tokenizer::Tokenizer::FromDirectory(dir);
+    if (!t.ok()) return Fail(std::string(t.status().message()));
+    tokenizer = std::move(*t);
+    text.emplace(tokenizer.get(), /*skip_special_tokens=*/true);
   }
   const absl::Status status =
       moe::GenerateGreedy(forward, (*checkpoint)->config(), prompt, opts, [&](const moe::GeneratedToken& t) {
