@@ -50,10 +50,6 @@ struct ExpertExecutorOptions {
   // Kernel threads, counting the compute thread itself; 0: every CPU the
   // process may use.
   int compute_threads = 0;
-  // How long the compute thread polls its queue before sleeping, in
-  // microseconds: a request arriving meanwhile skips a futex wake-up (tens of
-  // microseconds of dispatch latency); 0 sleeps at once.
-  int64_t idle_spin_us = 50;
 };
 
 class ExpertExecutor {

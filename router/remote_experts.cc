@@ -25,37 +25,142 @@ std::string CodeName(grpc::StatusCode code) {
 }
 
 // Waits until `*pending` drops to 0; callbacks decrement it under `mu`.
-void AwaitZero(absl::Mutex* mu, const int* pending) {
+void AwaitZero(absl::Mutex* mu, int* pending) {
   absl::MutexLock lock(mu);
-  mu->Await(absl::Condition(+[](const int* p) { return *p == 0; }, pending));
+  mu->Await(absl::Condition(+[](int* p) { return *p == 0; }, pending));
 }
 
 }  // namespace
+
+// One layer's exchange with one worker.
+struct RemoteExpertBackend::Call {
+  int worker = 0;
+  pb::ExpertRequest request;
+  pb::ExpertResponse response;
+  grpc::Status status;  // OK once a reply arrived
+  bool timed_out = false;
+  double latency_s = 0;
+  // Unary transport: the call's context, and when it was sent.
+  std::unique_ptr<grpc::ClientContext> context;
+  Clock::time_point start;
+};
+
+// A persistent ExpertStream to one worker. One exchange (a write and a read)
+// at a time; its completion flags are guarded by the backend's mutex, and the
+// exchange counts as finished once both the write and the read are done (the
+// reply can arrive before OnWriteDone). The hold taken at construction keeps
+// gRPC from finishing the reactor while the engine thread may still start
+// operations; Close releases it and waits for OnDone.
+class RemoteExpertBackend::Stream final : public grpc::ClientBidiReactor<pb::ExpertRequest, pb::ExpertResponse> {
+ public:
+  Stream(pb::ExpertWorker::Stub* stub, bool wait_for_ready, absl::Mutex* mu, int* pending)
+      : mu_(mu), pending_(pending) {
+    context_.set_wait_for_ready(wait_for_ready);
+    stub->async()->ExpertStream(&context_, this);
+    AddHold();
+    StartCall();
+  }
+
+  // Engine thread; the previous exchange must be finished. The caller counts
+  // this exchange in *pending beforehand.
+  void Begin(const pb::ExpertRequest* request, pb::ExpertResponse* response) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(mu_);
+      read_done_ = write_done_ = false;
+      read_ok_ = write_ok_ = false;
+      ++exchanges_;
+    }
+    StartRead(response);
+    StartWrite(request);
+  }
+  bool finished() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return read_done_ && write_done_; }
+  bool succeeded() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished() && read_ok_ && write_ok_; }
+  Clock::time_point finished_at() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_at_; }
+  int exchanges() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return exchanges_; }
+  // Any thread: the outstanding read and write complete (not ok) soon after.
+  void Cancel() { context_.TryCancel(); }
+
+  // Engine thread, no exchange outstanding: ends the stream and returns its
+  // final status. The object may be destroyed afterwards.
+  grpc::Status Close() ABSL_LOCKS_EXCLUDED(mu_) {
+    RemoveHold();
+    bool done;
+    {
+      absl::MutexLock lock(mu_);
+      done = mu_->AwaitWithTimeout(absl::Condition(&done_), absl::Seconds(1));
+    }
+    // A healthy stream being closed, or a peer that does not answer. Outside
+    // the lock: cancelling may run callbacks inline.
+    if (!done) Cancel();
+    absl::MutexLock lock(mu_);
+    mu_->Await(absl::Condition(&done_));
+    return final_status_;
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(mu_);
+    write_ok_ = ok;
+    write_done_ = true;
+    MaybeFinish();
+  }
+  void OnReadDone(bool ok) override {
+    absl::MutexLock lock(mu_);
+    read_ok_ = ok;
+    read_done_ = true;
+    MaybeFinish();
+  }
+  void OnDone(const grpc::Status& status) override {
+    absl::MutexLock lock(mu_);
+    final_status_ = status;
+    done_ = true;
+  }
+
+ private:
+  void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!finished()) return;
+    finished_at_ = Clock::now();
+    --*pending_;
+  }
+
+  grpc::ClientContext context_;
+  absl::Mutex* const mu_;
+  int* const pending_ ABSL_PT_GUARDED_BY(mu_);
+  bool read_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_ok_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_ok_ ABSL_GUARDED_BY(mu_) = false;
+  int exchanges_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::time_point finished_at_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+};
 
 struct RemoteExpertBackend::Worker {
   std::string address;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<pb::ExpertWorker::Stub> stub;
-  Clock::time_point failed_until{};  // engine thread only
+  // Engine thread only.
+  Clock::time_point failed_until{};
+  std::unique_ptr<Stream> stream;  // open stream (stream transport), reopened after a failure
+  // Stats() may read these from any thread.
   mutable absl::Mutex mu;
   WorkerStats stats ABSL_GUARDED_BY(mu);
-};
 
-// One RunExperts in flight; lives until its callback has run.
-struct RemoteExpertBackend::Call {
-  int worker = 0;
-  grpc::ClientContext context;
-  pb::ExpertRequest request;
-  pb::ExpertResponse response;
-  grpc::Status status;
-  Clock::time_point start;
-  double latency_s = 0;
+  // Wait for a (re)connecting worker within the deadline, but fail at once
+  // while its channel is known to be failing.
+  bool WaitForReady() const { return channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_TRANSIENT_FAILURE; }
 };
 
 RemoteExpertBackend::RemoteExpertBackend(const ModelConfig& config, const RemoteExpertsOptions& options)
     : config_(config), options_(options) {}
 
-RemoteExpertBackend::~RemoteExpertBackend() = default;
+RemoteExpertBackend::~RemoteExpertBackend() {
+  for (auto& w : workers_) {
+    if (w->stream == nullptr) continue;
+    w->stream->Cancel();
+    w->stream->Close();
+  }
+}
 
 absl::StatusOr<std::unique_ptr<RemoteExpertBackend>> RemoteExpertBackend::Connect(
     const ModelConfig& config, const RemoteExpertsOptions& options) {
@@ -208,27 +313,15 @@ absl::Status RemoteExpertBackend::Compute(const ExpertBatch& b, float* outputs) 
       r.add_expert_ids(static_cast<uint32_t>(b.experts[c]));
       if (b.weights != nullptr) r.add_gate_weights(b.weights[c]);
     }
-    call->context.set_deadline(rpc::DeadlineIn(options_.dispatch_deadline_ms));
-    // Wait for a (re)connecting worker within the deadline, but fail at once
-    // while its channel is known to be failing.
-    call->context.set_wait_for_ready(workers_[w]->channel->GetState(/*try_to_connect=*/false) !=
-                                     GRPC_CHANNEL_TRANSIENT_FAILURE);
     calls.push_back(std::move(call));
   }
-
-  int pending = static_cast<int>(calls.size());
-  for (auto& call : calls) {
-    Call* c = call.get();
-    c->start = Clock::now();
-    workers_[c->worker]->stub->async()->RunExperts(&c->context, &c->request, &c->response,
-                                                   [this, c, &pending](grpc::Status s) {
-                                                     c->latency_s = std::chrono::duration<double>(Clock::now() - c->start).count();
-                                                     absl::MutexLock lock(&mu_);
-                                                     c->status = std::move(s);
-                                                     --pending;
-                                                   });
+  std::vector<Call*> view;
+  for (auto& c : calls) view.push_back(c.get());
+  if (options_.transport == ExpertTransport::kUnary) {
+    RunUnary(view);
+  } else {
+    RunStreams(view);
   }
-  AwaitZero(&mu_, &pending);
 
   absl::Status result;
   for (const auto& call : calls) {
@@ -245,7 +338,7 @@ absl::Status RemoteExpertBackend::Compute(const ExpertBatch& b, float* outputs) 
     const uint32_t n = call->request.num_rows();
     if (!call->status.ok()) {
       w.failed_until = Clock::now() + kFailoverHoldOff;
-      const std::string why = call->status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+      const std::string why = call->timed_out || call->status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
                                   ? absl::StrCat("no reply within ", options_.dispatch_deadline_ms, " ms")
                                   : absl::StrCat(CodeName(call->status.error_code()), ": ",
                                                  call->status.error_message());
@@ -270,6 +363,96 @@ absl::Status RemoteExpertBackend::Compute(const ExpertBatch& b, float* outputs) 
     }
   }
   return result;
+}
+
+void RemoteExpertBackend::RunUnary(const std::vector<Call*>& calls) {
+  {
+    absl::MutexLock lock(&mu_);
+    pending_ = static_cast<int>(calls.size());
+  }
+  for (Call* c : calls) {
+    Worker& w = *workers_[c->worker];
+    c->context = std::make_unique<grpc::ClientContext>();
+    c->context->set_deadline(rpc::DeadlineIn(options_.dispatch_deadline_ms));
+    c->context->set_wait_for_ready(w.WaitForReady());
+    c->start = Clock::now();
+    w.stub->async()->RunExperts(c->context.get(), &c->request, &c->response, [this, c](grpc::Status s) {
+      c->latency_s = std::chrono::duration<double>(Clock::now() - c->start).count();
+      absl::MutexLock lock(&mu_);
+      c->status = std::move(s);
+      --pending_;
+    });
+  }
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(+[](int* p) { return *p == 0; }, &pending_));
+}
+
+void RemoteExpertBackend::ExchangeOnStreams(const std::vector<Call*>& calls, absl::Time deadline) {
+  {
+    absl::MutexLock lock(&mu_);
+    pending_ = static_cast<int>(calls.size());
+  }
+  std::vector<Clock::time_point> start(calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    Worker& w = *workers_[calls[i]->worker];
+    if (w.stream == nullptr) w.stream = std::make_unique<Stream>(w.stub.get(), w.WaitForReady(), &mu_, &pending_);
+    start[i] = Clock::now();
+    w.stream->Begin(&calls[i]->request, &calls[i]->response);
+  }
+  const absl::Condition all_done(+[](int* p) { return *p == 0; }, &pending_);
+  std::vector<Stream*> late;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!mu_.AwaitWithDeadline(all_done, deadline)) {
+      for (Call* c : calls) {
+        Stream* stream = workers_[c->worker]->stream.get();
+        if (stream->finished()) continue;
+        c->timed_out = true;
+        late.push_back(stream);
+      }
+    }
+  }
+  for (Stream* stream : late) stream->Cancel();  // outside the lock: may call back inline
+  absl::MutexLock lock(&mu_);
+  mu_.Await(all_done);  // cancelled exchanges finish promptly
+  for (size_t i = 0; i < calls.size(); ++i) {
+    Stream& stream = *workers_[calls[i]->worker]->stream;
+    calls[i]->latency_s = std::chrono::duration<double>(stream.finished_at() - start[i]).count();
+  }
+}
+
+void RemoteExpertBackend::RunStreams(const std::vector<Call*>& calls) {
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(options_.dispatch_deadline_ms);
+  std::vector<Call*> todo = calls;
+  // A stream that sat idle may have died with its worker (a restart) without
+  // anyone noticing; an exchange that fails on such a stream is tried once
+  // more on a fresh one, within the same deadline.
+  for (int attempt = 0; attempt < 2 && !todo.empty(); ++attempt) {
+    ExchangeOnStreams(todo, deadline);
+    std::vector<Call*> retry;
+    for (Call* c : todo) {
+      Worker& w = *workers_[c->worker];
+      bool ok, reused;
+      {
+        absl::MutexLock lock(&mu_);
+        ok = w.stream->succeeded();
+        reused = w.stream->exchanges() > 1;
+      }
+      if (ok) {
+        c->status = grpc::Status::OK;
+        continue;
+      }
+      grpc::Status final_status = w.stream->Close();
+      w.stream.reset();
+      if (attempt == 0 && reused && !c->timed_out) {
+        c->response.Clear();
+        retry.push_back(c);
+        continue;
+      }
+      c->status = final_status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the stream ended") : final_status;
+    }
+    todo = std::move(retry);
+  }
 }
 
 std::vector<RemoteExpertBackend::WorkerStats> RemoteExpertBackend::Stats() const {

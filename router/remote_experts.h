@@ -4,7 +4,13 @@
 // Connect asks every worker what it holds and refuses to start unless every
 // (layer, expert) of the model is held by some worker. Compute sends each
 // worker that has rows ONE request per layer, all concurrently, and waits for
-// every reply (or the per-layer deadline). An expert held by several workers
+// every reply (or the per-layer deadline). By default each request is one
+// callback unary RunExperts call (gRPC enforces its deadline). A persistent
+// ExpertStream per worker (a write and a read per layer) is the alternative:
+// on loopback it is not clearly faster (docs/dispatch.md), and its per-layer
+// deadline is enforced here (a late exchange cancels the stream, which is
+// reopened; an exchange that fails on a stream left over from before a worker
+// restart is retried once on a fresh stream within the same deadline). An expert held by several workers
 // goes to the first of them, in the order given, that has not failed
 // recently; results are bitwise the same whichever computes it.
 //
@@ -23,12 +29,19 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "core/expert_backend.h"
 #include "core/model_config.h"
 
 namespace moe {
+
+enum class ExpertTransport {
+  kUnary,   // one RunExperts call per worker per layer
+  kStream,  // one persistent ExpertStream per worker
+};
 
 struct RemoteExpertsOptions {
   // "HOST:PORT" of each worker; the order decides which of several workers
@@ -39,6 +52,8 @@ struct RemoteExpertsOptions {
   // Deadline for reaching every worker at start-up (GetInfo), ms; workers
   // still starting within it are waited for.
   int64_t connect_deadline_ms = 10000;
+  // How the per-layer requests travel; failures and results are the same.
+  ExpertTransport transport = ExpertTransport::kUnary;
 };
 
 class RemoteExpertBackend : public ExpertBackend {
@@ -51,7 +66,7 @@ class RemoteExpertBackend : public ExpertBackend {
                                                                       const RemoteExpertsOptions& options);
   ~RemoteExpertBackend() override;
 
-  // One RunExperts per worker that has rows, sent concurrently. UNAVAILABLE
+  // One request per worker that has rows, sent concurrently. UNAVAILABLE
   // naming the worker and the layer when a worker fails or misses the
   // deadline; INTERNAL naming the worker when its reply is malformed.
   absl::Status Compute(const ExpertBatch& batch, float* outputs) override;
@@ -60,7 +75,7 @@ class RemoteExpertBackend : public ExpertBackend {
 
   struct WorkerStats {
     std::string address;
-    uint64_t calls = 0;           // RunExperts calls made (failed ones too)
+    uint64_t calls = 0;           // per-layer exchanges (failed ones too)
     uint64_t bytes_sent = 0;      // serialized request bytes
     uint64_t bytes_received = 0;  // serialized reply bytes
     double total_latency_s = 0;   // sum over calls of send-to-reply time
@@ -70,16 +85,24 @@ class RemoteExpertBackend : public ExpertBackend {
  private:
   struct Worker;
   struct Call;
+  class Stream;
   RemoteExpertBackend(const ModelConfig& config, const RemoteExpertsOptions& options);
   // The worker that gets `expert` of `layer` now.
   int Pick(int layer, int expert) const;
+  // Send `calls` and wait until each has a status (OK, or the failure).
+  void RunUnary(const std::vector<Call*>& calls);
+  void RunStreams(const std::vector<Call*>& calls);
+  // Starts the exchanges of `calls` on their workers' streams and waits for
+  // them until `deadline`; cancels the late ones.
+  void ExchangeOnStreams(const std::vector<Call*>& calls, absl::Time deadline);
 
   const ModelConfig config_;
   const RemoteExpertsOptions options_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // owners_[layer * num_experts + expert]: indices of the workers holding it, in option order.
   std::vector<std::vector<int>> owners_;
-  absl::Mutex mu_;       // guards the in-flight count of Compute's calls
+  absl::Mutex mu_;  // guards the exchanges in flight (pending_ and the streams' flags)
+  int pending_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t step_ = 0;  // requests sent, for the workers' logs
   // Compute scratch (engine thread only).
   std::vector<std::vector<int64_t>> choices_of_worker_;

@@ -130,7 +130,10 @@ TEST_F(RemoteExpertsTest, LogitsAreBitwiseTheSameOn1_2And4WorkersAsInProcess) {
   const std::vector<std::vector<float>> want = GoldenLogits(&local);
   ASSERT_FALSE(want.empty());
   for (int n : {1, 2, 4}) {
+   for (ExpertTransport transport : {ExpertTransport::kStream, ExpertTransport::kUnary}) {
+    SCOPED_TRACE(transport == ExpertTransport::kStream ? "stream" : "unary");
     RemoteExpertsOptions options;
+    options.transport = transport;
     auto workers = StartWorkers(n, &options);
     auto remote = RemoteExpertBackend::Connect(config(), options);
     ASSERT_TRUE(remote.ok()) << remote.status();
@@ -149,6 +152,7 @@ TEST_F(RemoteExpertsTest, LogitsAreBitwiseTheSameOn1_2And4WorkersAsInProcess) {
       calls += s.calls;
     }
     EXPECT_GE(calls, want.size() * config().num_hidden_layers);
+   }
   }
 }
 
@@ -221,8 +225,11 @@ TEST_F(RemoteExpertsTest, UnreachableWorkerIsUnavailableNamingItsAddress) {
   EXPECT_THAT(std::string(remote.status().message()), HasSubstr("expert worker " + gone + " is unreachable"));
 }
 
-TEST_F(RemoteExpertsTest, AWorkerThatGoesAwayIsUnavailableAndWorksAgainAfterRestartOnTheSamePort) {
+class RemoteExpertsRestartTest : public RemoteExpertsTest, public ::testing::WithParamInterface<ExpertTransport> {};
+
+TEST_P(RemoteExpertsRestartTest, AWorkerThatGoesAwayIsUnavailableAndWorksAgainAfterRestartOnTheSamePort) {
   RemoteExpertsOptions options;
+  options.transport = GetParam();
   auto workers = StartWorkers(2, &options);
   options.dispatch_deadline_ms = 500;
   auto remote = RemoteExpertBackend::Connect(config(), options);
@@ -258,7 +265,36 @@ TEST_F(RemoteExpertsTest, AWorkerThatGoesAwayIsUnavailableAndWorksAgainAfterRest
   } while (!s.ok() && std::chrono::steady_clock::now() < until);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(out, want);
+  // And it keeps working.
+  ASSERT_TRUE((*remote)->Compute(b.view, out.data()).ok());
+  EXPECT_EQ(out, want);
 }
+
+TEST_P(RemoteExpertsRestartTest, AWorkerRestartedBetweenCallsIsUsedAgainAtOnce) {
+  RemoteExpertsOptions options;
+  options.transport = GetParam();
+  auto workers = StartWorkers(2, &options);
+  auto remote = RemoteExpertBackend::Connect(config(), options);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  const Batch b = MakeBatch();
+  const std::vector<float> want = LocalOutputs(b);
+  std::vector<float> out(b.experts.size() * config().hidden_size);
+  ASSERT_TRUE((*remote)->Compute(b.view, out.data()).ok());
+  const std::string address = workers[0]->address();
+  workers[0]->Shutdown(std::chrono::milliseconds(0));
+  workers[0] = StartWorker("mod:0/2", address);
+  ASSERT_NE(workers[0], nullptr);
+  // No call failed in between, so the channel waits for the new worker.
+  const absl::Status s = (*remote)->Compute(b.view, out.data());
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(out, want);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, RemoteExpertsRestartTest,
+                         ::testing::Values(ExpertTransport::kStream, ExpertTransport::kUnary),
+                         [](const ::testing::TestParamInfo<ExpertTransport>& info) {
+                           return std::string(info.param == ExpertTransport::kStream ? "Stream" : "Unary");
+                         });
 
 }  // namespace
 }  // namespace moe

@@ -1,0 +1,272 @@
+// moe-dispatch-bench: round-trip time of one MoE layer's dispatch to an expert
+// worker, per transport path: callback unary RunExperts (one call per layer),
+// a persistent ExpertStream (one write + one read per layer), and
+// RemoteExpertBackend::Compute end to end (gather, call, scatter) on each of
+// the two transports. "empty" is a 0-row unary call, answered inside the
+// worker's reaction: the transport alone. "compute" is the expert FFNs alone.
+//
+//   moe-dispatch-bench --model DIR [--rows 1,32] [--iterations 2000] [--worker ADDR]
+//
+// Without --worker a worker holding every expert is started in this process
+// on 127.0.0.1:0 (the same code path as moe-expert-worker, over loopback TCP).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "core/checkpoint.h"
+#include "core/command_line.h"
+#include "expert_worker/worker_server.h"
+#include "moe/internal/v1/expert_worker.grpc.pb.h"
+#include "proto/rpc_util.h"
+#include "expert_worker/expert_shard.h"
+#include "router/remote_experts.h"
+
+ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout). Required.");
+ABSL_FLAG(std::string, rows, "1,32", "Comma-separated row counts per layer request.");
+ABSL_FLAG(int, iterations, 2000, "Measured round trips per path and row count.");
+ABSL_FLAG(int, warmup, 200, "Unmeasured round trips first.");
+ABSL_FLAG(std::string, worker, "", "Use this running worker (HOST:PORT, holding every expert of layer 0).");
+ABSL_FLAG(int, threads, 1, "In-process worker: kernel threads, counting its compute thread.");
+
+namespace {
+
+namespace pb = ::moe::internal::v1;
+using Clock = std::chrono::steady_clock;
+
+int Fail(const std::string& msg) {
+  std::cerr << "moe-dispatch-bench: " << msg << "\n";
+  return 1;
+}
+
+struct Summary {
+  double p50_us, p99_us, mean_us;
+};
+
+Summary Summarize(std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  double sum = 0;
+  for (double v : us) sum += v;
+  auto at = [&](double q) { return us[std::min(us.size() - 1, static_cast<size_t>(q * us.size()))]; };
+  return {at(0.50), at(0.99), sum / us.size()};
+}
+
+// Waits for one event signalled from a gRPC callback thread.
+class Latch {
+ public:
+  void Reset() {
+    absl::MutexLock lock(&mu_);
+    done_ = false;
+  }
+  void Signal() {
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+  }
+  void Wait() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&done_));
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool done_ = false;
+};
+
+// Unary: one callback RunExperts per layer.
+absl::StatusOr<double> UnaryRoundTrip(pb::ExpertWorker::Stub* stub, const pb::ExpertRequest& request) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(moe::rpc::DeadlineIn(5000));
+  pb::ExpertResponse response;
+  grpc::Status status;
+  Latch latch;
+  const auto t0 = Clock::now();
+  stub->async()->RunExperts(&ctx, &request, &response, [&](grpc::Status s) {
+    status = std::move(s);
+    latch.Signal();
+  });
+  latch.Wait();
+  const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+  if (!status.ok()) return moe::rpc::FromGrpcStatus(status);
+  if (response.outputs().size() != request.rows().size()) return absl::InternalError("short reply");
+  return us;
+}
+
+// Stream: one persistent ExpertStream; each layer is a write and a read.
+class StreamClient : public grpc::ClientBidiReactor<pb::ExpertRequest, pb::ExpertResponse> {
+ public:
+  explicit StreamClient(pb::ExpertWorker::Stub* stub) {
+    stub->async()->ExpertStream(&ctx_, this);
+    AddHold();
+    StartCall();
+  }
+  ~StreamClient() override {
+    StartWritesDone();
+    RemoveHold();
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&done_));
+  }
+
+  absl::StatusOr<double> RoundTrip(const pb::ExpertRequest& request) {
+    {
+      absl::MutexLock lock(&mu_);
+      read_done_ = write_done_ = false;
+    }
+    const auto t0 = Clock::now();
+    StartRead(&response_);
+    StartWrite(&request);
+    absl::MutexLock lock(&mu_);
+    // The reply can arrive before OnWriteDone; the next StartWrite must wait for both.
+    mu_.Await(absl::Condition(this, &StreamClient::ExchangeDone));
+    const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    if (!read_ok_) return absl::UnavailableError("stream broke");
+    if (response_.outputs().size() != request.rows().size()) return absl::InternalError("short reply");
+    return us;
+  }
+
+  void OnWriteDone(bool /*ok*/) override {
+    absl::MutexLock lock(&mu_);
+    write_done_ = true;
+  }
+  void OnReadDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    read_ok_ = ok;
+    read_done_ = true;
+  }
+  void OnDone(const grpc::Status& /*status*/) override {
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  pb::ExpertResponse response_;
+  absl::Mutex mu_;
+  bool ExchangeDone() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return read_done_ && write_done_; }
+  bool read_done_ = false, write_done_ = false, read_ok_ = false, done_ = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("moe-dispatch-bench --model DIR [--rows 1,32] [--iterations N] [--worker ADDR]");
+  moe::NormalizedArgs args(argc, argv);
+  absl::ParseCommandLine(args.argc(), args.argv());
+  const std::string dir = absl::GetFlag(FLAGS_model);
+  if (dir.empty()) return Fail("--model is required");
+  std::vector<int> row_counts;
+  for (absl::string_view item : absl::StrSplit(absl::GetFlag(FLAGS_rows), ',', absl::SkipWhitespace())) {
+    int n = 0;
+    if (!absl::SimpleAtoi(item, &n) || n < 1 || n > 65536) return Fail("--rows: bad row count '" + std::string(item) + "'");
+    row_counts.push_back(n);
+  }
+  const int iterations = absl::GetFlag(FLAGS_iterations), warmup = absl::GetFlag(FLAGS_warmup);
+  if (row_counts.empty() || iterations < 1 || warmup < 0) return Fail("--rows, --iterations and --warmup must be positive");
+
+  auto checkpoint = moe::Checkpoint::Open(dir);
+  if (!checkpoint.ok()) return Fail(std::string(checkpoint.status().message()));
+  const moe::ModelConfig& cfg = (*checkpoint)->config();
+  std::unique_ptr<moe::ExpertWorkerServer> local;
+  std::string address = absl::GetFlag(FLAGS_worker);
+  if (address.empty()) {
+    moe::ExpertWorkerOptions options;
+    options.compute_threads = absl::GetFlag(FLAGS_threads);
+    auto worker = moe::ExpertWorkerServer::Start(**checkpoint, {}, options);
+    if (!worker.ok()) return Fail(std::string(worker.status().message()));
+    local = std::move(*worker);
+    address = local->address();
+  }
+  auto channel = moe::rpc::MakeChannel(address);
+  auto stub = pb::ExpertWorker::NewStub(channel);
+  moe::RemoteExpertsOptions remote_options;
+  remote_options.worker_addresses = {address};
+  remote_options.transport = moe::ExpertTransport::kStream;
+  auto remote_stream = moe::RemoteExpertBackend::Connect(cfg, remote_options);
+  if (!remote_stream.ok()) return Fail(std::string(remote_stream.status().message()));
+  remote_options.transport = moe::ExpertTransport::kUnary;
+  auto remote_unary = moe::RemoteExpertBackend::Connect(cfg, remote_options);
+  if (!remote_unary.ok()) return Fail(std::string(remote_unary.status().message()));
+
+  // The expert FFNs alone, in this thread, for comparison.
+  auto shard = moe::ExpertShard::Load(**checkpoint, {});
+  if (!shard.ok()) return Fail(std::string(shard.status().message()));
+  moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
+  moe::LocalExpertBackend in_process(shard->get(), &pool);
+
+  std::printf("worker %s%s, model %s (hidden %lld, ffn %lld), %d iterations after %d warm-up\n", address.c_str(),
+              local ? " (in process)" : "", dir.c_str(), static_cast<long long>(cfg.hidden_size),
+              static_cast<long long>(cfg.intermediate_size), iterations, warmup);
+  std::printf("%-10s %6s %10s %10s %10s\n", "path", "rows", "p50_us", "p99_us", "mean_us");
+  for (int rows : row_counts) {
+    // A layer-0 request, rows spread over the experts in order.
+    pb::ExpertRequest request;
+    request.set_layer(0);
+    request.set_dtype(pb::ACTIVATION_DTYPE_F32);
+    request.set_num_rows(rows);
+    request.set_hidden_size(cfg.hidden_size);
+    std::vector<float> x(rows * cfg.hidden_size);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 13) / 13.0f - 0.5f;
+    request.set_rows(std::string(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float)));
+    for (int r = 0; r < rows; ++r) {
+      request.add_expert_ids(r % cfg.num_experts);
+      request.add_gate_weights(1.0f);
+    }
+    // The same rows as an ExpertBatch of `rows` tokens with top-1.
+    std::vector<int32_t> experts(rows);
+    for (int r = 0; r < rows; ++r) experts[r] = r % cfg.num_experts;
+    std::vector<float> outputs(x.size());
+    const moe::ExpertBatch batch{0, rows, 1, cfg.hidden_size, x.data(), experts.data(), nullptr};
+
+    // The paths take turns, one round trip each, so that whatever else the
+    // machine does at the time falls on all of them alike.
+    StreamClient stream(stub.get());
+    struct Path {
+      const char* name;
+      std::function<absl::StatusOr<double>()> once;
+      std::vector<double> us;
+    };
+    auto timed = [](auto&& fn) -> absl::StatusOr<double> {
+      const auto t0 = Clock::now();
+      absl::Status s = fn();
+      if (!s.ok()) return s;
+      return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    };
+    pb::ExpertRequest empty = request;  // answered inside the reaction: the transport alone
+    empty.set_num_rows(0);
+    empty.clear_rows();
+    empty.clear_expert_ids();
+    empty.clear_gate_weights();
+    std::vector<Path> paths = {
+        {"empty", [&] { return UnaryRoundTrip(stub.get(), empty); }, {}},
+        {"compute", [&] { return timed([&] { return in_process.Compute(batch, outputs.data()); }); }, {}},
+        {"unary", [&] { return UnaryRoundTrip(stub.get(), request); }, {}},
+        {"stream", [&] { return stream.RoundTrip(request); }, {}},
+        {"rb-unary", [&] { return timed([&] { return (*remote_unary)->Compute(batch, outputs.data()); }); }, {}},
+        {"rb-stream", [&] { return timed([&] { return (*remote_stream)->Compute(batch, outputs.data()); }); }, {}},
+    };
+    for (int i = 0; i < warmup + iterations; ++i) {
+      for (size_t k = 0; k < paths.size(); ++k) {
+        Path& p = paths[(i + k) % paths.size()];
+        absl::StatusOr<double> t = p.once();
+        if (!t.ok()) return Fail(absl::StrCat(p.name, ": ", t.status().ToString()));
+        if (i >= warmup) p.us.push_back(*t);
+      }
+    }
+    for (const Path& p : paths) {
+      const Summary s = Summarize(p.us);
+      std::printf("%-10s %6d %10.1f %10.1f %10.1f\n", p.name, rows, s.p50_us, s.p99_us, s.mean_us);
+    }
+  }
+  return 0;
+}
