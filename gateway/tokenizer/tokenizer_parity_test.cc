@@ -7,6 +7,7 @@
 #include "gateway/tokenizer/test_util.h"
 #include "gateway/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace moe::tokenizer {
 namespace {
@@ -54,6 +55,33 @@ TEST_P(ParityTest, DecodesEveryCorpusStringExactly) {
 
 INSTANTIATE_TEST_SUITE_P(Families, ParityTest, ::testing::ValuesIn(Families()),
                          [](const auto& info) { return info.param; });
+
+// tests/testdata/tiny-mixtral: a Qwen3 tokenizer cut to 4096 tokens, with the
+// prompts (chat markers included) and greedy continuations of golden.json.
+TEST(TinyMixtralTest, PromptsEncodeAndContinuationsDecodeAsInTheGolden) {
+  const std::string dir = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
+  auto tok = Tokenizer::FromDirectory(dir);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ((*tok)->vocab_size(), 4096);
+  EXPECT_EQ((*tok)->eos_id(), 4095);
+  const auto golden = nlohmann::json::parse(testing::ReadFile(dir + "/golden.json"));
+  ASSERT_FALSE(golden["cases"].empty());
+  for (const auto& c : golden["cases"]) {
+    const std::string prompt = c["prompt_text"];
+    auto ids = (*tok)->Encode(prompt, {.add_special_tokens = false, .allow_special = true});
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    EXPECT_EQ(*ids, c["prompt_ids"].get<std::vector<int32_t>>()) << prompt;
+    const auto greedy = c["greedy_ids"].get<std::vector<int32_t>>();
+    auto text = (*tok)->Decode(greedy, /*skip_special_tokens=*/true);
+    ASSERT_TRUE(text.ok()) << text.status();
+    EXPECT_EQ(*text, c["greedy_text"].get<std::string>());
+    StreamDecoder stream(tok->get(), /*skip_special_tokens=*/true);
+    std::string streamed;
+    for (const int32_t id : greedy) streamed += stream.Push(id).value_or("<error>");
+    EXPECT_EQ(streamed + stream.Finish(), c["greedy_text"].get<std::string>());
+    EXPECT_EQ(*(*tok)->Decode(c["prompt_ids"].get<std::vector<int32_t>>(), /*skip_special_tokens=*/false), prompt);
+  }
+}
 
 }  // namespace
 }  // namespace moe::tokenizer
