@@ -445,6 +445,8 @@ void RemoteExpertBackend::RunStreams(const std::vector<Call*>& calls) {
       grpc::Status final_status = w.stream->Close();
       w.stream.reset();
       if (attempt == 0 && reused && !c->timed_out) {
+        LOG(INFO) << "expert stream to " << w.address << " ended (" << CodeName(final_status.error_code()) << ": "
+                  << final_status.error_message() << "); retrying layer " << c->request.layer() << " on a new stream";
         c->response.Clear();
         retry.push_back(c);
         continue;

@@ -9,6 +9,8 @@
 //
 // Without --worker a worker holding every expert is started in this process
 // on 127.0.0.1:0 (the same code path as moe-expert-worker, over loopback TCP).
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -45,6 +47,15 @@ namespace {
 
 namespace pb = ::moe::internal::v1;
 using Clock = std::chrono::steady_clock;
+
+// CPU time used so far by every thread of this process (client, worker and
+// gRPC threads alike), microseconds.
+double ProcessCpuUs() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  auto us = [](const timeval& t) { return t.tv_sec * 1e6 + t.tv_usec; };
+  return us(u.ru_utime) + us(u.ru_stime);
+}
 
 int Fail(const std::string& msg) {
   std::cerr << "moe-dispatch-bench: " << msg << "\n";
@@ -207,7 +218,8 @@ int main(int argc, char** argv) {
   std::printf("worker %s%s, model %s (hidden %lld, ffn %lld), %d iterations after %d warm-up\n", address.c_str(),
               local ? " (in process)" : "", dir.c_str(), static_cast<long long>(cfg.hidden_size),
               static_cast<long long>(cfg.intermediate_size), iterations, warmup);
-  std::printf("%-10s %6s %10s %10s %10s\n", "path", "rows", "p50_us", "p99_us", "mean_us");
+  // cpu_us: CPU time of the whole process (both ends) per round trip.
+  std::printf("%-10s %6s %10s %10s %10s %10s\n", "path", "rows", "p50_us", "p99_us", "mean_us", "cpu_us");
   for (int rows : row_counts) {
     // A layer-0 request, rows spread over the experts in order.
     pb::ExpertRequest request;
@@ -235,6 +247,7 @@ int main(int argc, char** argv) {
       const char* name;
       std::function<absl::StatusOr<double>()> once;
       std::vector<double> us;
+      double cpu_us = 0;
     };
     auto timed = [](auto&& fn) -> absl::StatusOr<double> {
       const auto t0 = Clock::now();
@@ -258,14 +271,19 @@ int main(int argc, char** argv) {
     for (int i = 0; i < warmup + iterations; ++i) {
       for (size_t k = 0; k < paths.size(); ++k) {
         Path& p = paths[(i + k) % paths.size()];
+        const double cpu0 = ProcessCpuUs();
         absl::StatusOr<double> t = p.once();
         if (!t.ok()) return Fail(absl::StrCat(p.name, ": ", t.status().ToString()));
-        if (i >= warmup) p.us.push_back(*t);
+        if (i >= warmup) {
+          p.us.push_back(*t);
+          p.cpu_us += ProcessCpuUs() - cpu0;
+        }
       }
     }
     for (const Path& p : paths) {
       const Summary s = Summarize(p.us);
-      std::printf("%-10s %6d %10.1f %10.1f %10.1f\n", p.name, rows, s.p50_us, s.p99_us, s.mean_us);
+      std::printf("%-10s %6d %10.1f %10.1f %10.1f %10.1f\n", p.name, rows, s.p50_us, s.p99_us, s.mean_us,
+                  p.cpu_us / iterations);
     }
   }
   return 0;
