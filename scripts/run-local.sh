@@ -6,11 +6,13 @@
 #
 # Environment: MOE_MODEL_DIR (model), MOE_WORKERS (expert workers, default 2),
 # MOE_PORT (gateway port, default 50051; 0 = any free port), MOE_PROMPT,
-# MOE_MAX_TOKENS, BUILD_DIR.
+# MOE_MAX_TOKENS, BUILD_DIR, MOE_SKIP_BUILD=1 (use the existing build as is).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bash "$root/scripts/setup-deps.sh"
-bash "$root/scripts/build.sh"
+if [ "${MOE_SKIP_BUILD:-0}" != 1 ]; then  # the smoke test runs it from an existing build
+  bash "$root/scripts/setup-deps.sh"
+  bash "$root/scripts/build.sh"
+fi
 build="${BUILD_DIR:-$root/build}"
 bin="$build/bin"
 model="${MOE_MODEL_DIR:-$root/models/tiny-mixtral}"

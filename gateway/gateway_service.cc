@@ -1,0 +1,268 @@
+#include "gateway/gateway_service.h"
+
+#include <memory>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/generate_call.h"
+#include "glog/logging.h"
+#include "proto/rpc_util.h"
+
+namespace moe {
+namespace {
+
+using moe::internal::v1::RouterGenerateRequest;
+using moe::internal::v1::RouterGenerateResponse;
+
+// Reads one router stream. The owner decides when to read the next message
+// (ReadNext), so a slow client slows the router stream instead of buffering.
+// Deleted by its owner once both the owner and this reactor are done.
+class RouterCall : public grpc::ClientReadReactor<RouterGenerateResponse> {
+ public:
+  class Owner {
+   public:
+    virtual ~Owner() = default;
+    virtual void OnRouterMessage(const RouterGenerateResponse& msg) = 0;
+    // The router stream ended (status OK after the final message).
+    virtual void OnRouterDone(const grpc::Status& status) = 0;
+  };
+
+  RouterCall(Owner* owner, GatewayService* service, RouterGenerateRequest request, int64_t deadline_ms,
+             std::chrono::system_clock::time_point client_deadline)
+      : owner_(owner), service_(service), request_(std::move(request)) {
+    auto deadline = rpc::DeadlineIn(deadline_ms);
+    if (client_deadline < deadline) deadline = client_deadline;
+    context_.set_deadline(deadline);
+    router_ = service_->routers()->Pick();
+  }
+
+  void Start() {
+    router_->stub->async()->Generate(&context_, &request_, this);
+    StartRead(&message_);
+    StartCall();
+  }
+  void ReadNext() { StartRead(&message_); }
+  void Cancel() { context_.TryCancel(); }
+  const std::string& address() const { return router_->address; }
+
+  void OnReadDone(bool ok) override {
+    if (ok) owner_->OnRouterMessage(message_);
+    // !ok: the stream is over; OnDone follows with the status.
+  }
+  void OnDone(const grpc::Status& status) override {
+    service_->routers()->Release(router_);
+    grpc::Status s = status;
+    if (!s.ok() && s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        s.error_message().find(router_->address) == std::string::npos &&
+        s.error_message().find("worker") == std::string::npos) {
+      s = grpc::Status(s.error_code(), absl::StrCat("router ", router_->address, ": ", s.error_message()));
+    }
+    owner_->OnRouterDone(s);
+  }
+
+ private:
+  Owner* owner_;
+  GatewayService* service_;
+  RouterPool::Router* router_;
+  grpc::ClientContext context_;
+  RouterGenerateRequest request_;
+  RouterGenerateResponse message_;
+};
+
+// A gateway call ends when both its server side (OnDone) and its router
+// stream (OnRouterDone, if one was started) are done; whichever is last
+// deletes the call.
+class TwoSidedLifetime {
+ public:
+  // Returns true when the caller should delete the call now.
+  bool Done(bool router_done, bool server_done, bool router_started) {
+    std::lock_guard<std::mutex> lock(mu_);
+    router_done_ |= router_done;
+    server_done_ |= server_done;
+    return server_done_ && (router_done_ || !router_started);
+  }
+
+ private:
+  std::mutex mu_;
+  bool router_done_ = false;
+  bool server_done_ = false;
+};
+
+// Streaming Generate: client <- gateway <- router, one message in flight.
+class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateResponse>, public RouterCall::Owner {
+ public:
+  GenerateReactor(GatewayService* service, grpc::CallbackServerContext* context,
+                  const moe::v1::GenerateRequest& request) {
+    const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
+    absl::StatusOr<RouterGenerateRequest> rr =
+        BuildRouterRequest(request, *service->tokenizer(), service->info(), id);
+    if (!rr.ok()) {
+      Finish(rpc::ToGrpcStatus(rr.status()));
+      return;
+    }
+    translator_.emplace(service->tokenizer(),
+                        request.has_skip_special_tokens() ? request.skip_special_tokens() : true, id);
+    router_ = std::make_unique<RouterCall>(this, service, std::move(*rr),
+                                           service->options().default_request_deadline_ms, context->deadline());
+    router_->Start();
+  }
+
+  void OnRouterMessage(const RouterGenerateResponse& msg) override {
+    bool final = false;
+    absl::StatusOr<moe::v1::GenerateResponse> out = translator_->Translate(msg, &final);
+    if (!out.ok()) {
+      error_ = rpc::ToGrpcStatus(out.status());
+      router_->Cancel();
+      router_->ReadNext();  // drains to OnDone
+      return;
+    }
+    out_ = std::move(*out);
+    StartWrite(&out_);
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) router_->Cancel();  // client gone
+    router_->ReadNext();
+  }
+  void OnRouterDone(const grpc::Status& status) override {
+    Finish(error_.ok() ? status : error_);
+    MaybeDelete(/*router_done=*/true, /*server_done=*/false);
+  }
+  void OnCancel() override {
+    if (router_ != nullptr) router_->Cancel();
+  }
+  void OnDone() override { MaybeDelete(/*router_done=*/false, /*server_done=*/true); }
+
+ private:
+  void MaybeDelete(bool router_done, bool server_done) {
+    if (lifetime_.Done(router_done, server_done, router_ != nullptr)) delete this;
+  }
+
+  std::optional<ResponseTranslator> translator_;
+  std::unique_ptr<RouterCall> router_;
+  moe::v1::GenerateResponse out_;
+  grpc::Status error_;
+  TwoSidedLifetime lifetime_;
+};
+
+// Unary Complete: the whole stream gathered into one response.
+class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owner {
+ public:
+  CompleteReactor(GatewayService* service, grpc::CallbackServerContext* context,
+                  const moe::v1::GenerateRequest& request, moe::v1::CompleteResponse* response)
+      : response_(response) {
+    const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
+    absl::StatusOr<RouterGenerateRequest> rr =
+        BuildRouterRequest(request, *service->tokenizer(), service->info(), id);
+    if (!rr.ok()) {
+      Finish(rpc::ToGrpcStatus(rr.status()));
+      return;
+    }
+    response_->set_request_id(id);
+    translator_.emplace(service->tokenizer(),
+                        request.has_skip_special_tokens() ? request.skip_special_tokens() : true, id);
+    router_ = std::make_unique<RouterCall>(this, service, std::move(*rr),
+                                           service->options().default_request_deadline_ms, context->deadline());
+    router_->Start();
+  }
+
+  void OnRouterMessage(const RouterGenerateResponse& msg) override {
+    bool final = false;
+    absl::StatusOr<moe::v1::GenerateResponse> out = translator_->Translate(msg, &final);
+    if (!out.ok()) {
+      error_ = rpc::ToGrpcStatus(out.status());
+      router_->Cancel();
+    } else {
+      response_->mutable_text()->append(out->text());
+      for (auto& t : *out->mutable_tokens()) *response_->add_tokens() = std::move(t);
+      if (final) {
+        response_->set_finish_reason(out->finish_reason());
+        *response_->mutable_usage() = out->usage();
+      }
+    }
+    router_->ReadNext();
+  }
+  void OnRouterDone(const grpc::Status& status) override {
+    Finish(error_.ok() ? status : error_);
+    MaybeDelete(true, false);
+  }
+  void OnCancel() override {
+    if (router_ != nullptr) router_->Cancel();
+  }
+  void OnDone() override { MaybeDelete(false, true); }
+
+ private:
+  void MaybeDelete(bool router_done, bool server_done) {
+    if (lifetime_.Done(router_done, server_done, router_ != nullptr)) delete this;
+  }
+
+  moe::v1::CompleteResponse* response_;
+  std::optional<ResponseTranslator> translator_;
+  std::unique_ptr<RouterCall> router_;
+  grpc::Status error_;
+  TwoSidedLifetime lifetime_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<moe::v1::GenerateResponse>* GatewayService::Generate(
+    grpc::CallbackServerContext* context, const moe::v1::GenerateRequest* request) {
+  return new GenerateReactor(this, context, *request);
+}
+
+grpc::ServerUnaryReactor* GatewayService::Complete(grpc::CallbackServerContext* context,
+                                                   const moe::v1::GenerateRequest* request,
+                                                   moe::v1::CompleteResponse* response) {
+  return new CompleteReactor(this, context, *request, response);
+}
+
+grpc::ServerUnaryReactor* GatewayService::Tokenize(grpc::CallbackServerContext* context,
+                                                   const moe::v1::TokenizeRequest* request,
+                                                   moe::v1::TokenizeResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  tokenizer::EncodeOptions eo;
+  eo.add_special_tokens = request->add_special_tokens();
+  eo.allow_special = request->allow_special_tokens();
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer_->Encode(request->text(), eo);
+  if (!ids.ok()) {
+    reactor->Finish(rpc::ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("text: ", ids.status().message()))));
+    return reactor;
+  }
+  for (int32_t id : *ids) response->add_ids(static_cast<uint32_t>(id));
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GatewayService::Detokenize(grpc::CallbackServerContext* context,
+                                                     const moe::v1::DetokenizeRequest* request,
+                                                     moe::v1::DetokenizeResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  std::vector<int32_t> ids;
+  for (uint32_t id : request->ids()) {
+    if (id >= static_cast<uint32_t>(tokenizer_->vocab_size())) {
+      reactor->Finish(rpc::ToGrpcStatus(absl::InvalidArgumentError(
+          absl::StrCat("ids: id ", id, " is outside the vocabulary [0, ", tokenizer_->vocab_size(), ")"))));
+      return reactor;
+    }
+    ids.push_back(static_cast<int32_t>(id));
+  }
+  absl::StatusOr<std::string> text =
+      tokenizer_->Decode(ids, request->has_skip_special_tokens() ? request->skip_special_tokens() : true);
+  if (!text.ok()) {
+    reactor->Finish(rpc::ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("ids: ", text.status().message()))));
+    return reactor;
+  }
+  response->set_text(std::move(*text));
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GatewayService::GetModelInfo(grpc::CallbackServerContext* context,
+                                                       const moe::v1::GetModelInfoRequest* /*request*/,
+                                                       moe::v1::ModelInfo* response) {
+  *response = info_;
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace moe

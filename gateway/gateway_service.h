@@ -1,0 +1,60 @@
+// gRPC adapter of the gateway: moe.v1.Inference. Validates and tokenizes
+// requests, forwards them to the least loaded router, and streams the
+// detokenized text back (a delta never splits a UTF-8 character). Reactions
+// never block: the router stream is read with a callback reactor, and the
+// next router message is read only when the client took the previous one.
+#ifndef MOE_GATEWAY_GATEWAY_SERVICE_H_
+#define MOE_GATEWAY_GATEWAY_SERVICE_H_
+
+#include <atomic>
+#include <string>
+
+#include "gateway/router_pool.h"
+#include "gateway/tokenizer/tokenizer.h"
+#include "moe/v1/inference.grpc.pb.h"
+
+namespace moe {
+
+struct GatewayServiceOptions {
+  // Deadline given to a router call when the client set none, ms.
+  int64_t default_request_deadline_ms = 600000;
+};
+
+class GatewayService final : public moe::v1::Inference::CallbackService {
+ public:
+  // `tokenizer` and `routers` must outlive the service.
+  GatewayService(const tokenizer::Tokenizer* tokenizer, RouterPool* routers, moe::v1::ModelInfo info,
+                 GatewayServiceOptions options)
+      : tokenizer_(tokenizer), routers_(routers), info_(std::move(info)), options_(options) {}
+
+  grpc::ServerWriteReactor<moe::v1::GenerateResponse>* Generate(grpc::CallbackServerContext* context,
+                                                                const moe::v1::GenerateRequest* request) override;
+  grpc::ServerUnaryReactor* Complete(grpc::CallbackServerContext* context, const moe::v1::GenerateRequest* request,
+                                     moe::v1::CompleteResponse* response) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context, const moe::v1::TokenizeRequest* request,
+                                     moe::v1::TokenizeResponse* response) override;
+  grpc::ServerUnaryReactor* Detokenize(grpc::CallbackServerContext* context,
+                                       const moe::v1::DetokenizeRequest* request,
+                                       moe::v1::DetokenizeResponse* response) override;
+  grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
+                                         const moe::v1::GetModelInfoRequest* request,
+                                         moe::v1::ModelInfo* response) override;
+
+  // Shared with the call objects.
+  const tokenizer::Tokenizer* tokenizer() const { return tokenizer_; }
+  RouterPool* routers() const { return routers_; }
+  const moe::v1::ModelInfo& info() const { return info_; }
+  const GatewayServiceOptions& options() const { return options_; }
+  std::string NextRequestId() { return "gw-" + std::to_string(next_id_.fetch_add(1)); }
+
+ private:
+  const tokenizer::Tokenizer* tokenizer_;
+  RouterPool* routers_;
+  const moe::v1::ModelInfo info_;
+  const GatewayServiceOptions options_;
+  std::atomic<uint64_t> next_id_{1};
+};
+
+}  // namespace moe
+
+#endif  // MOE_GATEWAY_GATEWAY_SERVICE_H_

@@ -1,0 +1,55 @@
+// moe-gateway: serves the public moe.v1.Inference API in front of routers.
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "core/command_line.h"
+#include "gateway/gateway.h"
+#include "glog/logging.h"
+#include "proto/rpc_util.h"
+
+ABSL_FLAG(std::string, model, "", "Model directory holding tokenizer.json (and tokenizer_config.json).");
+ABSL_FLAG(std::string, routers, "", "Comma-separated router addresses.");
+ABSL_FLAG(std::string, listen, "127.0.0.1:0", "Address to serve on (port 0: chosen by the OS).");
+ABSL_FLAG(std::string, address_file, "", "Write the bound address to this file once serving.");
+ABSL_FLAG(int64_t, connect_deadline_ms, 30000, "How long to wait for a router at start-up, ms.");
+ABSL_FLAG(int64_t, request_deadline_ms, 600000, "Deadline of a request whose client set none, ms.");
+
+int main(int argc, char** argv) {
+  moe::rpc::BlockTerminationSignals();
+  absl::SetProgramUsageMessage("moe-gateway --model DIR --routers ADDR,... --listen ADDR");
+  moe::NormalizedArgs args(argc, argv);
+  absl::ParseCommandLine(args.argc(), args.argv());
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+
+  moe::GatewayOptions options;
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  for (absl::string_view r : absl::StrSplit(absl::GetFlag(FLAGS_routers), ',', absl::SkipWhitespace())) {
+    options.router_addresses.emplace_back(r);
+  }
+  if (options.model_dir.empty() || options.router_addresses.empty()) {
+    std::cerr << "moe-gateway: --model and --routers are required\n";
+    return 2;
+  }
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.address_file = absl::GetFlag(FLAGS_address_file);
+  options.connect_deadline_ms = absl::GetFlag(FLAGS_connect_deadline_ms);
+  options.service.default_request_deadline_ms = absl::GetFlag(FLAGS_request_deadline_ms);
+  if (options.connect_deadline_ms <= 0 || options.service.default_request_deadline_ms <= 0) {
+    std::cerr << "moe-gateway: deadlines must be >= 1 ms\n";
+    return 2;
+  }
+  auto gateway = moe::Gateway::Create(options);
+  if (!gateway.ok()) {
+    std::cerr << "moe-gateway: " << gateway.status().message() << "\n";
+    return 1;
+  }
+  const int sig = moe::rpc::WaitForTerminationSignal();
+  LOG(INFO) << "signal " << sig << ": shutting down";
+  (*gateway)->Shutdown();
+  return 0;
+}

@@ -1,0 +1,65 @@
+// RouterPool: the gateway's connections to its routers (data-parallel
+// replicas) and the choice of the least loaded one for each request.
+//
+// Load = the router's last reported running + waiting requests (polled with
+// GetLoad in the background) + the requests this gateway started on it since.
+// Thread-safe.
+#ifndef MOE_GATEWAY_ROUTER_POOL_H_
+#define MOE_GATEWAY_ROUTER_POOL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "moe/internal/v1/router.grpc.pb.h"
+
+namespace moe {
+
+struct RouterPoolOptions {
+  std::vector<std::string> addresses;
+  int64_t load_poll_interval_ms = 200;
+  int64_t rpc_deadline_ms = 2000;  // GetLoad / GetInfo calls
+};
+
+class RouterPool {
+ public:
+  struct Router {
+    std::string address;
+    std::unique_ptr<moe::internal::v1::Router::Stub> stub;
+    std::atomic<int> in_flight{0};    // requests this gateway has open on it
+    std::atomic<int> reported{0};     // running + waiting at the last poll
+    std::atomic<bool> reachable{true};
+  };
+
+  explicit RouterPool(const RouterPoolOptions& options);
+  ~RouterPool();
+
+  // Model description from the first router that answers, retried until
+  // `deadline_ms`; UNAVAILABLE naming every address otherwise.
+  absl::StatusOr<moe::v1::ModelInfo> FetchModelInfo(int64_t deadline_ms);
+
+  // The least loaded reachable router (ties: the first). Its in_flight count
+  // is incremented; call Release when the request ends.
+  Router* Pick();
+  void Release(Router* router) { router->in_flight.fetch_sub(1); }
+  size_t size() const { return routers_.size(); }
+
+ private:
+  void PollLoop();
+
+  RouterPoolOptions options_;
+  std::vector<std::unique_ptr<Router>> routers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread poller_;
+};
+
+}  // namespace moe
+
+#endif  // MOE_GATEWAY_ROUTER_POOL_H_
