@@ -53,26 +53,30 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const Json& j, absl
 }
 
 absl::Status BpeModel::LoadVocab(const Json& vocab, absl::string_view where) {
+  // One walk over the JSON object (a std::map: walking it is not free).
+  std::vector<std::pair<const std::string*, int32_t>> entries;
+  entries.reserve(vocab.size());
   int64_t max_id = -1;
-  for (const auto& [token, id] : vocab.items()) {
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    const Json& id = it.value();
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxId) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, ": token '", token, "' has id ", id.dump(), ", not an integer in [0, 2^31)"));
+          absl::StrCat(where, ": token '", it.key(), "' has id ", id.dump(), ", not an integer in [0, 2^31)"));
     }
     max_id = std::max(max_id, id.get<int64_t>());
+    entries.emplace_back(&it.key(), static_cast<int32_t>(id.get<int64_t>()));
   }
   id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
   has_token_.assign(static_cast<size_t>(max_id + 1), false);
-  token_to_id_.reserve(vocab.size());
-  for (const auto& [token, id_json] : vocab.items()) {
-    const auto id = static_cast<int32_t>(id_json.get<int64_t>());
+  token_to_id_.reserve(entries.size());
+  for (const auto& [token, id] : entries) {
     if (has_token_[id]) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": duplicate id ", id, " (tokens '", id_to_token_[id],
-                                                     "' and '", token, "')"));
+                                                     "' and '", *token, "')"));
     }
     has_token_[id] = true;
-    id_to_token_[id] = token;
-    token_to_id_.emplace(token, id);
+    id_to_token_[id] = *token;
+    token_to_id_.emplace(*token, id);
   }
   return absl::OkStatus();
 }

@@ -37,7 +37,7 @@ class PrependNormalizer : public Normalizer {
  public:
   explicit PrependNormalizer(std::string prefix) : prefix_(std::move(prefix)) {}
   absl::Status Normalize(std::string* text) const override {
-    if (!text->empty()) text->insert(0, prefix_);
+    if (!text->empty()) *text = absl::StrCat(prefix_, *text);
     return absl::OkStatus();
   }
 

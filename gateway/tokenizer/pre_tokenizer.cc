@@ -105,7 +105,7 @@ class ByteLevelPreTokenizer : public PreTokenizer {
   absl::Status PreTokenize(std::vector<PreToken>* pieces) const override {
     if (add_prefix_space_) {
       for (PreToken& p : *pieces) {
-        if (!p.text.empty() && p.text[0] != ' ') p.text.insert(0, " ");
+        if (!p.text.empty() && p.text[0] != ' ') p.text = absl::StrCat(" ", p.text);
       }
     }
     if (re_ != nullptr) {
@@ -136,7 +136,7 @@ class MetaspacePreTokenizer : public PreTokenizer {
     for (PreToken& p : *pieces) {
       p.text = absl::StrReplaceAll(p.text, {{" ", replacement_}});
       const bool prepend = scheme_ == PrependScheme::kAlways || (scheme_ == PrependScheme::kFirst && p.at_input_start);
-      if (prepend && !absl::StartsWith(p.text, replacement_)) p.text.insert(0, replacement_);
+      if (prepend && !absl::StartsWith(p.text, replacement_)) p.text = absl::StrCat(replacement_, p.text);
     }
     if (!split_) return absl::OkStatus();
     const MatchPattern delimiter = MatchPattern::Literal(replacement_);

@@ -5,9 +5,11 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gateway/tokenizer/test_util.h"
@@ -119,6 +121,26 @@ TEST(TokenizerTest, AddedTokenOptions) {
   EXPECT_THAT(*(*tok)->Encode("DOG", allow), ElementsAre(303));
   // normalized=false: matched before lowercasing only.
   EXPECT_THAT(*(*tok)->Encode("CAT", allow), ElementsAre('c', 'a', 't'));
+}
+
+TEST(TokenizerTest, IsSafeToShareBetweenThreads) {
+  const Tokenizer& tok = Family("llama3");
+  const auto& cases = testing::Golden()["llama3"];
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 5; ++round) {
+        for (size_t i = t; i < cases.size() + t; ++i) {
+          const auto& c = cases[i % cases.size()];
+          auto ids = tok.Encode(c["text"].get<std::string>(), {.allow_special = true});
+          if (!ids.ok() || *ids != c["ids"].get<std::vector<int32_t>>()) ++mismatches;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 TEST(TokenizerTest, InvalidUtf8TextIsInvalidArgument) {
