@@ -4,16 +4,18 @@
 // Connect asks every worker what it holds and refuses to start unless every
 // (layer, expert) of the model is held by some worker. Compute sends each
 // worker that has rows ONE request per layer, all concurrently, and waits for
-// every reply (or the per-layer deadline). By default the requests travel on
-// one persistent ExpertStream per worker, a write and a read per layer: on
-// loopback never slower than callback unary RunExperts calls (the
-// alternative), and about 20% faster when CPUs are busy (docs/dispatch.md).
-// The stream's per-layer deadline is enforced here: a late exchange cancels
-// the stream, which is reopened on the next call; an exchange that fails on a
-// stream opened before (e.g. to a worker since restarted) is retried once on a
-// fresh stream within the same deadline. An expert held by several workers
-// goes to the first of them, in the order given, that has not failed
-// recently; results are bitwise the same whichever computes it.
+// every reply (or the per-layer deadline). By default each request is one
+// callback unary RunExperts call, whose deadline gRPC enforces. The
+// alternative transport is one persistent ExpertStream per worker (a write
+// and a read per layer); on loopback neither is clearly faster
+// (docs/dispatch.md). The stream's per-layer deadline is enforced here: a
+// late exchange cancels the stream, which is reopened on the next call; an
+// exchange that fails on a stream opened before (e.g. to a worker since
+// restarted) is retried once on a fresh stream within the same deadline.
+//
+// An expert held by several workers goes to the first of them, in the order
+// given, that has not failed recently; results are bitwise the same whichever
+// computes it.
 //
 // Workers may restart at the same address: channels reconnect by themselves
 // (back-off at most 1 s, see rpc::MakeChannel) and nothing broken is cached,
@@ -42,8 +44,8 @@
 namespace moe {
 
 enum class ExpertTransport {
-  kStream,  // one persistent ExpertStream per worker
   kUnary,   // one RunExperts call per worker per layer
+  kStream,  // one persistent ExpertStream per worker
 };
 
 struct RemoteExpertsOptions {
@@ -56,7 +58,7 @@ struct RemoteExpertsOptions {
   // still starting within it are waited for.
   int64_t connect_deadline_ms = 10000;
   // How the per-layer requests travel; failures and results are the same.
-  ExpertTransport transport = ExpertTransport::kStream;
+  ExpertTransport transport = ExpertTransport::kUnary;
 };
 
 class RemoteExpertBackend : public ExpertBackend {
