@@ -40,7 +40,7 @@ ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout). Requir
 ABSL_FLAG(std::string, rows, "1,32", "Comma-separated row counts per layer request.");
 ABSL_FLAG(int, iterations, 2000, "Measured round trips per path and row count.");
 ABSL_FLAG(int, warmup, 200, "Unmeasured round trips first.");
-ABSL_FLAG(std::string, worker, "", "Use this running worker (HOST:PORT, holding every expert of layer 0).");
+ABSL_FLAG(std::string, worker, "", "Measure this running worker (HOST:PORT) instead; it must hold every expert.");
 ABSL_FLAG(int, threads, 1, "In-process worker: kernel threads, counting its compute thread.");
 
 namespace {
