@@ -16,7 +16,9 @@
 #include "expert_worker/worker_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "moe/internal/v1/expert_worker.grpc.pb.h"
 #include "nlohmann/json.hpp"
+#include "proto/rpc_util.h"
 #include "router/forward.h"
 
 namespace moe {
@@ -223,6 +225,63 @@ TEST_F(RemoteExpertsTest, UnreachableWorkerIsUnavailableNamingItsAddress) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
   EXPECT_EQ(remote.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(remote.status().message()), HasSubstr("expert worker " + gone + " is unreachable"));
+}
+
+// A worker that claims every expert and answers with one row too few.
+class ShortReplyWorker final : public moe::internal::v1::ExpertWorker::CallbackService {
+ public:
+  explicit ShortReplyWorker(const ModelConfig& c) : config_(c) {}
+  grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* ctx, const moe::internal::v1::GetWorkerInfoRequest*,
+                                    moe::internal::v1::WorkerInfo* info) override {
+    for (int l = 0; l < config_.num_hidden_layers; ++l) {
+      for (int e = 0; e < config_.num_experts; ++e) {
+        auto* id = info->add_experts();
+        id->set_layer(l);
+        id->set_expert(e);
+      }
+    }
+    info->set_hidden_size(config_.hidden_size);
+    info->set_intermediate_size(config_.intermediate_size);
+    info->set_num_layers(config_.num_hidden_layers);
+    info->set_num_experts(config_.num_experts);
+    info->set_model_type(config_.model_type);
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  grpc::ServerUnaryReactor* RunExperts(grpc::CallbackServerContext* ctx, const moe::internal::v1::ExpertRequest* req,
+                                       moe::internal::v1::ExpertResponse* resp) override {
+    resp->set_dtype(moe::internal::v1::ACTIVATION_DTYPE_F32);
+    resp->set_num_rows(req->num_rows() - 1);
+    resp->set_hidden_size(req->hidden_size());
+    resp->set_outputs(std::string(req->rows().size() - req->hidden_size() * 4, '\0'));
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  const ModelConfig config_;
+};
+
+TEST_F(RemoteExpertsTest, AMalformedReplyIsInternalNamingTheWorker) {
+  ShortReplyWorker fake(config());
+  rpc::ServerOptions server_options;
+  server_options.listen_address = "127.0.0.1:0";
+  auto server = rpc::RunningServer::Start(server_options, {&fake});
+  ASSERT_TRUE(server.ok()) << server.status();
+  RemoteExpertsOptions options;
+  options.worker_addresses = {(*server)->address()};
+  options.transport = ExpertTransport::kUnary;
+  auto remote = RemoteExpertBackend::Connect(config(), options);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  const Batch b = MakeBatch();
+  std::vector<float> out(b.experts.size() * config().hidden_size);
+  const absl::Status s = (*remote)->Compute(b.view, out.data());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("expert worker " + (*server)->address() + " sent a malformed reply for layer 0"));
+  (*server)->Shutdown(std::chrono::milliseconds(0));
 }
 
 class RemoteExpertsRestartTest : public RemoteExpertsTest, public ::testing::WithParamInterface<ExpertTransport> {};
