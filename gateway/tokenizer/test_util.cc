@@ -1,5 +1,7 @@
 #include "gateway/tokenizer/test_util.h"
 
+#include <zlib.h>
+
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -16,6 +18,17 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string ReadGzipFile(const std::string& path) {
+  std::string out;
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  gzclose(f);
+  return out;
 }
 
 const Tokenizer& Family(const std::string& family) {

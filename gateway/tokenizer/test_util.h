@@ -24,6 +24,8 @@ const Tokenizer& Family(const std::string& family);
 const nlohmann::json& Golden();
 // The whole file, or "" when it cannot be read.
 std::string ReadFile(const std::string& path);
+// The whole file gunzipped (a plain file is read as is), or "".
+std::string ReadGzipFile(const std::string& path);
 
 }  // namespace moe::tokenizer::testing
 

@@ -8,6 +8,13 @@
 // Decoding runs the decoder chain (see decoder.h); StreamDecoder runs the
 // same chain one id at a time.
 //
+// Known differences from the reference: regexes run on PCRE2 and Unicode data
+// comes from utf8proc, so code points assigned after those libraries' Unicode
+// version (PCRE2 10.42: Unicode 14) may split differently; the transformers-
+// level clean_up_tokenization_spaces is not applied on decode; only BPE models
+// load (not Unigram, WordPiece or WordLevel); truncation and padding are
+// ignored.
+//
 // Thread-safety: a Tokenizer is immutable after loading (its merge cache is
 // internally locked) and may be shared by any number of threads. A
 // StreamDecoder belongs to one stream and is not thread-safe; it must not

@@ -1,6 +1,7 @@
 // Parity with the reference tokenizers on four real model families: for every
 // string of tests/testdata/tokenizers/corpus.json, the exact ids without and
 // with special tokens and the exact decoded text of golden.json.
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,34 @@ TEST_P(ParityTest, DecodesEveryCorpusStringExactly) {
     exact += *text == c["decoded"].get<std::string>();
   }
   std::cout << GetParam() << ": " << exact << "/" << cases.size() << " corpus strings decode exactly\n";
+}
+
+// reference_fuzz.json.gz: random texts (fragments of many scripts, emoji,
+// special-token pieces, stray code points) and random id sequences, encoded
+// and decoded by the Hugging Face `tokenizers` library itself (0.23.2).
+TEST_P(ParityTest, MatchesTheReferenceLibraryOnRandomTextAndIds) {
+  static const nlohmann::json* fuzz = new nlohmann::json(
+      nlohmann::json::parse(testing::ReadGzipFile(testing::TokenizersDir() + "/reference_fuzz.json.gz")));
+  const Tokenizer& tok = Family(GetParam());
+  const auto& cases = (*fuzz)[GetParam()];
+  ASSERT_GE(cases["encode"].size(), 400u);
+  int exact = 0;
+  for (const auto& c : cases["encode"]) {
+    const std::string text = c["text"];
+    auto ids = tok.Encode(text, {.add_special_tokens = false, .allow_special = true});
+    auto with_special = tok.Encode(text, {.add_special_tokens = true, .allow_special = true});
+    ASSERT_TRUE(ids.ok() && with_special.ok()) << text;
+    EXPECT_EQ(*ids, c["ids"].get<std::vector<int32_t>>()) << GetParam() << ": '" << text << "'";
+    EXPECT_EQ(*with_special, c["ids_with_special"].get<std::vector<int32_t>>()) << GetParam() << ": '" << text << "'";
+    exact += *ids == c["ids"].get<std::vector<int32_t>>();
+  }
+  for (const auto& c : cases["decode"]) {
+    const auto ids = c["ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(tok.Decode(ids, /*skip_special_tokens=*/false).value_or("<error>"), c["decoded"].get<std::string>());
+    EXPECT_EQ(tok.Decode(ids, /*skip_special_tokens=*/true).value_or("<error>"),
+              c["decoded_skip_special"].get<std::string>());
+  }
+  std::cout << GetParam() << ": " << exact << "/" << cases["encode"].size() << " random texts encode exactly\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ParityTest, ::testing::ValuesIn(Families()),
