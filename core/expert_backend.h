@@ -32,6 +32,10 @@ class ExpertBackend {
   // For every token t and rank j writes expert_{experts[t, j]}(hidden_states[t])
   // to outputs[(t * top_k + j) * hidden, +hidden). Called by one thread at a time.
   virtual absl::Status Compute(const ExpertBatch& batch, float* outputs) = 0;
+
+  // True when Compute mostly waits for other processes: the caller then lets
+  // its own compute threads sleep during the call.
+  virtual bool ComputesElsewhere() const { return false; }
 };
 
 }  // namespace moe

@@ -58,9 +58,12 @@ void ThreadPool::RunChunks() {
   }
 }
 
+void ThreadPool::Quiesce() { quiesce_.store(true, std::memory_order_relaxed); }
+
 void ThreadPool::ParallelFor(int64_t n, int64_t chunk,
                              const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
+  quiesce_.store(false, std::memory_order_relaxed);
   chunk = std::max<int64_t>(1, chunk);
   if (workers_.empty() || n <= chunk || in_loop_.load(std::memory_order_relaxed)) {
     for (int64_t b = 0; b < n; b += chunk) fn(b, std::min(n, b + chunk));
@@ -92,7 +95,7 @@ void ThreadPool::WorkerLoop() {
       CpuRelax();
       if (++spins < 256) continue;
       spins = 0;
-      if (std::chrono::steady_clock::now() < spin_until) continue;
+      if (std::chrono::steady_clock::now() < spin_until && !quiesce_.load(std::memory_order_relaxed)) continue;
       std::unique_lock<std::mutex> lock(mu_);
       sleeping_.fetch_add(1, std::memory_order_seq_cst);
       cv_.wait(lock, [&] { return epoch_.load(std::memory_order_seq_cst) != seen; });

@@ -36,6 +36,12 @@ class ThreadPool {
   // `chunk` long (the last may be shorter). Returns when all chunks are done.
   void ParallelFor(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn);
 
+  // Idle workers stop spinning and sleep now instead of after the usual spin:
+  // for when the caller is about to wait on something else (a remote expert
+  // exchange) and the CPUs are better left to other processes. The next
+  // ParallelFor wakes them.
+  void Quiesce();
+
   // Chunk size that gives every thread about `chunks_per_thread` chunks.
   int64_t ChunkFor(int64_t n, int chunks_per_thread = 4) const;
 
@@ -56,6 +62,7 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<bool> in_loop_{false};
+  std::atomic<bool> quiesce_{false};
 };
 
 // The pool the tools and tests share unless they make their own.

@@ -228,6 +228,7 @@ absl::Status ForwardPass::MoE(int layer, int64_t T) {
   eb.hidden_states = h_.data();
   eb.experts = gate_e_.data();
   eb.weights = gate_w_.data();
+  if (pool_ != nullptr && experts_->ComputesElsewhere()) pool_->Quiesce();
   RETURN_IF_ERROR(experts_->Compute(eb, expert_out_.data()));
   // Combine in top-k rank order, then the residual.
   for (int64_t t = 0; t < T; ++t) {

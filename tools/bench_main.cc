@@ -23,6 +23,8 @@
 #include "nlohmann/json.hpp"
 #include "router/dense_model.h"
 #include "router/forward.h"
+#include "router/remote_experts.h"
+#include "absl/strings/str_split.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
 ABSL_FLAG(int, prefill_tokens, 512, "Prompt length for the prefill measurement.");
@@ -31,6 +33,9 @@ ABSL_FLAG(int, batch, 16, "Batch size of the batched decode measurement.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
 ABSL_FLAG(int, bandwidth_mib, 1024, "Buffer size for the bandwidth measurement, MiB.");
 ABSL_FLAG(bool, json, false, "Print the figures as one JSON object.");
+ABSL_FLAG(std::string, workers, "local",
+          "Expert workers to dispatch to (comma-separated addresses), or 'local' for in-process experts.");
+ABSL_FLAG(int64_t, dispatch_deadline_ms, 5000, "Deadline of one MoE-layer exchange with a worker, ms.");
 
 namespace {
 
@@ -83,7 +88,8 @@ int Fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("moe-bench --model DIR [--prefill-tokens 512] [--batch 16] [--json]");
+  absl::SetProgramUsageMessage(
+      "moe-bench --model DIR [--workers local|ADDR,...] [--prefill-tokens 512] [--batch 16] [--json]");
   moe::NormalizedArgs args(argc, argv);
   absl::ParseCommandLine(args.argc(), args.argv());
   const std::string dir = absl::GetFlag(FLAGS_model);
@@ -99,14 +105,33 @@ int main(int argc, char** argv) {
   if (prefill_len + steps + 1 > cfg.max_position_embeddings) return Fail("--prefill-tokens too long for the model's context");
   auto dense = moe::DenseModel::Load(**checkpoint);
   if (!dense.ok()) return Fail(std::string(dense.status().message()));
-  auto shard = moe::ExpertShard::Load(**checkpoint, {});
-  if (!shard.ok()) return Fail(std::string(shard.status().message()));
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
-  moe::LocalExpertBackend experts(shard->get(), &pool);
-  moe::ForwardPass forward(dense->get(), &experts, &pool);
+  // Expert bytes per (layer, expert), from the tensor headers (nothing is read).
+  int64_t per_expert = 0;
+  for (int w = 0; w < 3; ++w) {
+    auto t = (*checkpoint)->store().Get(moe::TensorNames::Expert(cfg, 0, 0, w));
+    if (!t.ok()) return Fail(std::string(t.status().message()));
+    per_expert += static_cast<int64_t>(t->nbytes());
+  }
+  std::unique_ptr<moe::ExpertShard> shard;
+  std::unique_ptr<moe::ExpertBackend> experts;
+  const std::string workers = absl::GetFlag(FLAGS_workers);
+  if (workers == "local") {
+    auto s = moe::ExpertShard::Load(**checkpoint, {});
+    if (!s.ok()) return Fail(std::string(s.status().message()));
+    shard = std::move(*s);
+    experts = std::make_unique<moe::LocalExpertBackend>(shard.get(), &pool);
+  } else {
+    moe::RemoteExpertsOptions ro;
+    for (absl::string_view w : absl::StrSplit(workers, ',', absl::SkipWhitespace())) ro.worker_addresses.emplace_back(w);
+    ro.dispatch_deadline_ms = absl::GetFlag(FLAGS_dispatch_deadline_ms);
+    auto r = moe::RemoteExpertBackend::Connect(cfg, ro);
+    if (!r.ok()) return Fail(std::string(r.status().message()));
+    experts = std::move(*r);
+  }
+  moe::ForwardPass forward(dense->get(), experts.get(), &pool);
 
   const double bandwidth = MeasureReadBandwidth(pool, static_cast<size_t>(absl::GetFlag(FLAGS_bandwidth_mib)) << 20);
-  const int64_t per_expert = (*shard)->weight_bytes() / (cfg.num_hidden_layers * cfg.num_experts);
   const int64_t active_bytes =
       (*dense)->ActiveDenseBytes() + per_expert * cfg.num_experts_per_tok * cfg.num_hidden_layers;
 
@@ -163,6 +188,7 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json j = {{"model", dir},
                         {"threads", pool.num_threads()},
+                        {"experts", workers},
                         {"kernel_isa", std::string(moe::KernelIsa())},
                         {"prefill_tokens", prefill_len},
                         {"prefill_tokens_per_s", prefill_tps},
@@ -177,6 +203,7 @@ int main(int argc, char** argv) {
   } else {
     std::cout << absl::StrFormat("model                      %s\n", dir)
               << absl::StrFormat("threads / kernels          %d / %s\n", pool.num_threads(), moe::KernelIsa())
+              << absl::StrFormat("experts                    %s\n", workers)
               << absl::StrFormat("prefill (%d tokens)       %.1f tokens/s\n", prefill_len, prefill_tps)
               << absl::StrFormat("decode batch 1             %.2f tokens/s\n", decode1)
               << absl::StrFormat("decode batch %-3d           %.2f tokens/s\n", batch, decodeN)
