@@ -42,6 +42,12 @@ class RemoteExpertsTest : public ::testing::Test {
     shard_ = std::move(*shard).release();
     pool_ = new ThreadPool(2);
   }
+  static void TearDownTestSuite() {
+    delete pool_;
+    delete shard_;
+    delete dense_;
+    delete checkpoint_;
+  }
 
   static const ModelConfig& config() { return checkpoint_->config(); }
 
