@@ -15,6 +15,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "moe/internal/v1/router.grpc.pb.h"
 #include "moe/v1/inference.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "proto/rpc_util.h"
@@ -165,6 +166,45 @@ TEST(ClusterTest, KilledWorkerEndsStreamWithUnavailableAndARestartedWorkerServes
   ASSERT_TRUE(after.status.ok()) << after.status.error_message();
   EXPECT_EQ(after.ids.size(), 8u);
   restarted.StopAll();
+}
+
+TEST(ClusterTest, ClientCancelAndDeadlineFreeTheRouterWithinAStep) {
+  LocalCluster cluster(Options(2));
+  ASSERT_TRUE(cluster.Up().ok());
+  auto router = moe::internal::v1::Router::NewStub(rpc::MakeChannel(cluster.router_address()));
+  auto running = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(rpc::DeadlineIn(5000));
+    moe::internal::v1::LoadReport load;
+    EXPECT_TRUE(router->GetLoad(&ctx, moe::internal::v1::GetLoadRequest(), &load).ok());
+    return load.running_requests() + load.waiting_requests();
+  };
+  auto wait_idle = [&] {
+    for (int i = 0; i < 200 && running() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return running();
+  };
+  // Cancel: the client goes away after a few tokens.
+  {
+    auto stub = moe::v1::Inference::NewStub(rpc::MakeChannel(cluster.gateway_address()));
+    grpc::ClientContext ctx;
+    auto reader = stub->Generate(&ctx, GreedyRequest({1, 2, 3}, 3000));
+    moe::v1::GenerateResponse msg;
+    int tokens = 0;
+    while (tokens < 3 && reader->Read(&msg)) tokens += msg.tokens_size();
+    EXPECT_EQ(running(), 1u);
+    ctx.TryCancel();
+    while (reader->Read(&msg)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    EXPECT_EQ(wait_idle(), 0u);
+  }
+  // Deadline: the client's deadline reaches the router through the gateway.
+  {
+    moe::v1::GenerateRequest req = GreedyRequest({4, 5, 6}, 4000);
+    const Generation g = Generate(cluster.gateway_address(), req, /*timeout_ms=*/300);
+    EXPECT_EQ(g.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << g.status.error_message();
+    EXPECT_EQ(wait_idle(), 0u);
+  }
 }
 
 TEST(ClusterTest, MalformedPublicRequestsAreInvalidArgumentNamingTheField) {
