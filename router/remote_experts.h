@@ -75,6 +75,7 @@ class RemoteExpertBackend : public ExpertBackend {
   // naming the worker and the layer when a worker fails or misses the
   // deadline; INTERNAL naming the worker when its reply is malformed.
   absl::Status Compute(const ExpertBatch& batch, float* outputs) override;
+  bool ComputesElsewhere() const override { return true; }
 
   const std::vector<std::string>& worker_addresses() const { return options_.worker_addresses; }
 
