@@ -81,7 +81,15 @@ void ThreadPool::ParallelFor(int64_t n, int64_t chunk,
     cv_.notify_all();
   }
   RunChunks();
-  while (pending_workers_.load(std::memory_order_acquire) != 0) CpuRelax();
+  // Workers normally finish within microseconds of the caller; when the CPUs
+  // are oversubscribed a descheduled worker is waited for with yields.
+  for (int spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < 4096) {
+      CpuRelax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   in_loop_.store(false, std::memory_order_relaxed);
 }
 

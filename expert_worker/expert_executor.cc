@@ -78,6 +78,14 @@ void ExpertExecutor::Loop() {
       queue_.pop_front();
     }
     job(*this);
+    // Nothing more to compute until the router's next layer: let the pool's
+    // threads sleep instead of spinning on CPUs other processes need.
+    bool idle;
+    {
+      absl::MutexLock lock(&mu_);
+      idle = queue_.empty();
+    }
+    if (idle) pool_.Quiesce();
   }
 }
 
