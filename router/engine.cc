@@ -55,7 +55,12 @@ absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<Generatio
   if (auto s = ValidateSamplingOptions(request.sampling, config_.vocab_size); !s.ok()) return s;
 
   auto seq = std::make_unique<Sequence>();
-  seq->sampler = std::make_unique<Sampler>(request.sampling);
+  // End tokens (eos unless ignored, and stop ids) are held back until min_tokens.
+  std::vector<int32_t> end_ids(request.stop_token_ids.begin(), request.stop_token_ids.end());
+  if (!request.sampling.ignore_eos) {
+    for (int64_t id : config_.eos_token_ids) end_ids.push_back(static_cast<int32_t>(id));
+  }
+  seq->sampler = std::make_unique<Sampler>(request.sampling, request.prompt, std::move(end_ids));
   seq->request = std::move(request);
   seq->sink = std::move(sink);
   {

@@ -2,100 +2,265 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "core/vector_ops.h"
 
 namespace moe {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+absl::Status OutOfRange(const char* field, const std::string& range, double got) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": must be ", range, ", got ", got));
+}
+
+}  // namespace
 
 absl::Status ValidateSamplingOptions(const SamplingOptions& o, int64_t vocab_size) {
   if (!std::isfinite(o.temperature) || o.temperature < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("temperature: must be a finite number >= 0, got ", o.temperature));
+    return OutOfRange("temperature", "a finite number >= 0", o.temperature);
   }
   if (o.top_k < 0 || o.top_k > vocab_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("top_k: must be 0 (off) or in [1, ", vocab_size, "], got ", o.top_k));
+    return OutOfRange("top_k", absl::StrCat("0 (off) or in [1, ", vocab_size, "]"), o.top_k);
   }
-  if (!(o.top_p > 0 && o.top_p <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat("top_p: must be in (0, 1], got ", o.top_p));
+  if (!(o.top_p > 0 && o.top_p <= 1)) return OutOfRange("top_p", "in (0, 1]", o.top_p);
+  if (!(o.min_p >= 0 && o.min_p <= 1)) return OutOfRange("min_p", "in [0, 1]", o.min_p);
+  if (!(o.typical_p >= 0 && o.typical_p <= 1)) return OutOfRange("typical_p", "in [0, 1]", o.typical_p);
+  if (!(o.repetition_penalty > 0 && o.repetition_penalty <= 2)) {
+    return OutOfRange("repetition_penalty", "in (0, 2]", o.repetition_penalty);
   }
-  if (o.top_logprobs < 0 || o.top_logprobs > 20) {
-    return absl::InvalidArgumentError(absl::StrCat("logprobs: must be in [0, 20], got ", o.top_logprobs));
+  if (!(o.presence_penalty >= -2 && o.presence_penalty <= 2)) {
+    return OutOfRange("presence_penalty", "in [-2, 2]", o.presence_penalty);
   }
+  if (!(o.frequency_penalty >= -2 && o.frequency_penalty <= 2)) {
+    return OutOfRange("frequency_penalty", "in [-2, 2]", o.frequency_penalty);
+  }
+  for (const auto& [id, bias] : o.logit_bias) {
+    if (id < 0 || id >= vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("logit_bias: token id ", id, " is outside the vocabulary [0, ", vocab_size, ")"));
+    }
+    if (!(bias >= -100 && bias <= 100)) {
+      return absl::InvalidArgumentError(absl::StrCat("logit_bias: bias of token ", id, " must be in [-100, 100], got ", bias));
+    }
+  }
+  if (o.top_logprobs < 0 || o.top_logprobs > 20) return OutOfRange("logprobs", "in [0, 20]", o.top_logprobs);
+  if (o.min_tokens < 0) return OutOfRange("min_tokens", ">= 0", o.min_tokens);
   return absl::OkStatus();
 }
 
-Sampler::Sampler(const SamplingOptions& options) : options_(options) {
-  if (options.seed.has_value()) {
-    rng_.seed(*options.seed);
+Sampler::Sampler(const SamplingOptions& options, absl::Span<const int32_t> prompt, std::vector<int32_t> end_ids)
+    : options_(options), end_ids_(std::move(end_ids)) {
+  if (options_.seed.has_value()) {
+    // Distinct, well-mixed streams per sample index (splitmix64 of the pair).
+    uint64_t z = *options_.seed + 0x9e3779b97f4a7c15ull * (options_.sample_index + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    rng_.seed(z ^ (z >> 31));
   } else {
     std::random_device rd;
     rng_.seed((static_cast<uint64_t>(rd()) << 32) ^ rd());
   }
+  if (options_.repetition_penalty != 1.0f) {
+    penalized_.assign(prompt.begin(), prompt.end());
+    std::sort(penalized_.begin(), penalized_.end());
+    penalized_.erase(std::unique(penalized_.begin(), penalized_.end()), penalized_.end());
+  }
 }
 
-GeneratedToken Sampler::Sample(absl::Span<const float> logits) {
-  const std::vector<double> lp = LogSoftmax(logits);
-  GeneratedToken tok;
-  if (options_.temperature == 0) {
-    tok.id = TopLogprobs(lp, 1)[0].first;
-  } else {
-    tok.id = Draw(logits);
+double Sampler::Uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+
+GeneratedToken Sampler::Sample(absl::Span<const float> raw) {
+  const int64_t V = static_cast<int64_t>(raw.size());
+  const float raw_max = MaxValue(raw.data(), V);
+  const double raw_z = SumExp(raw.data(), V, raw_max, 1.0f);
+
+  // Processing on a copy, only when something applies.
+  const bool mask_end = generated_ < options_.min_tokens && !end_ids_.empty();
+  const bool processed = options_.repetition_penalty != 1.0f || options_.presence_penalty != 0.0f ||
+                         options_.frequency_penalty != 0.0f || !options_.logit_bias.empty() || mask_end;
+  absl::Span<const float> l = raw;
+  float max_logit = raw_max;
+  double z = raw_z;
+  if (processed) {
+    work_.assign(raw.begin(), raw.end());
+    if (options_.repetition_penalty != 1.0f) {
+      const float rp = options_.repetition_penalty;
+      for (int32_t id : penalized_) work_[id] = work_[id] > 0 ? work_[id] / rp : work_[id] * rp;
+    }
+    for (const auto& [id, count] : output_counts_) {
+      work_[id] -= options_.frequency_penalty * static_cast<float>(count) + options_.presence_penalty;
+    }
+    for (const auto& [id, bias] : options_.logit_bias) work_[id] += bias;
+    if (mask_end) {
+      for (int32_t id : end_ids_) work_[id] = kNegInf;
+    }
+    l = work_;
+    max_logit = MaxValue(work_.data(), V);
+    z = SumExp(work_.data(), V, max_logit, 1.0f);
   }
-  tok.logprob = lp[tok.id];
-  if (options_.top_logprobs > 0) tok.top_logprobs = TopLogprobs(lp, options_.top_logprobs);
+
+  int32_t id;
+  if (options_.temperature == 0) {
+    id = static_cast<int32_t>(std::find(l.begin(), l.end(), max_logit) - l.begin());
+  } else {
+    id = Draw(l, max_logit, z);
+  }
+
+  GeneratedToken tok;
+  const double lse = static_cast<double>(raw_max) + std::log(raw_z);
+  tok.id = id;
+  tok.logprob = static_cast<double>(raw[id]) - lse;
+  if (options_.top_logprobs > 0) {
+    const int k = std::min<int64_t>(options_.top_logprobs, V);
+    ids_.resize(V);
+    int64_t n = 0;
+    for (float delta = 16; n < k; delta *= 4) {
+      n = delta > 1e4f ? V : IndicesAbove(raw.data(), V, raw_max - delta, ids_.data());
+      if (n == V) std::iota(ids_.begin(), ids_.end(), 0);
+    }
+    std::partial_sort(ids_.begin(), ids_.begin() + k, ids_.begin() + n, [&](int32_t a, int32_t b) {
+      return raw[a] != raw[b] ? raw[a] > raw[b] : a < b;
+    });
+    for (int i = 0; i < k; ++i) tok.top_logprobs.emplace_back(ids_[i], static_cast<double>(raw[ids_[i]]) - lse);
+  }
+
+  ++generated_;
+  if (options_.presence_penalty != 0.0f || options_.frequency_penalty != 0.0f) ++output_counts_[id];
+  if (options_.repetition_penalty != 1.0f) {
+    auto it = std::lower_bound(penalized_.begin(), penalized_.end(), id);
+    if (it == penalized_.end() || *it != id) penalized_.insert(it, id);
+  }
   return tok;
 }
 
-int32_t Sampler::Draw(absl::Span<const float> logits) {
-  const int64_t V = static_cast<int64_t>(logits.size());
-  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; };
-  // Candidate set: top-k by partial selection (all ids when off).
-  int64_t k = options_.top_k > 0 ? std::min<int64_t>(options_.top_k, V) : V;
+// Fills ids_ with a set that contains every token the filters can keep,
+// sorted by logit (desc, then id); exact when top-k or typical apply.
+void Sampler::Candidates(absl::Span<const float> l, float max_logit, double z) {
+  const int64_t V = static_cast<int64_t>(l.size());
+  auto by_logit = [&](int32_t a, int32_t b) { return l[a] != l[b] ? l[a] > l[b] : a < b; };
   ids_.resize(V);
-  std::iota(ids_.begin(), ids_.end(), 0);
-  const float max_logit = *std::max_element(logits.begin(), logits.end());
-  double total = 0;  // softmax normaliser of the raw logits over the whole vocabulary
-  for (int64_t i = 0; i < V; ++i) total += std::exp(static_cast<double>(logits[i]) - max_logit);
-  if (options_.top_p < 1) {
-    // Grow a sorted prefix until it holds top_p of the mass: partial sorts only.
-    int64_t m = std::min<int64_t>(k, 64);
-    for (;;) {
-      std::partial_sort(ids_.begin(), ids_.begin() + m, ids_.end(), by_logit);
+  auto all = [&] {
+    std::iota(ids_.begin(), ids_.end(), 0);
+    return V;
+  };
+  int64_t n;
+  if (options_.top_k > 0) {
+    const int64_t k = std::min<int64_t>(options_.top_k, V);
+    n = 0;
+    for (float delta = 16; n < k; delta *= 4) n = delta > 1e4f ? all() : IndicesAbove(l.data(), V, max_logit - delta, ids_.data());
+    std::partial_sort(ids_.begin(), ids_.begin() + k, ids_.begin() + n, by_logit);
+    n = k;
+  } else if (options_.typical_p < 1) {
+    n = all();
+    std::sort(ids_.begin(), ids_.end(), by_logit);
+  } else {
+    // Tokens below max - delta cannot matter: min-p cuts above them, and top-p
+    // is satisfied inside the set once its mass reaches top_p.
+    float delta = 8;
+    if (options_.min_p > 0) delta = std::max(delta, -std::log(options_.min_p) + 1e-3f);
+    for (;; delta *= 2) {
+      n = delta > 1e4f ? all() : IndicesAbove(l.data(), V, max_logit - delta, ids_.data());
+      if (options_.top_p >= 1 || n == V) break;
       double mass = 0;
-      int64_t cut = m;
-      for (int64_t i = 0; i < m; ++i) {
-        mass += std::exp(static_cast<double>(logits[ids_[i]]) - max_logit) / total;
-        if (mass >= options_.top_p) {
-          cut = i + 1;
-          break;
-        }
-      }
-      if (cut < m || m == k) {
-        k = std::min(k, cut);
-        break;
-      }
-      m = std::min(k, m * 4);
+      for (int64_t i = 0; i < n; ++i) mass += std::exp(static_cast<double>(l[ids_[i]] - max_logit));
+      if (mass / z >= options_.top_p) break;
     }
-  } else if (k < V) {
-    std::nth_element(ids_.begin(), ids_.begin() + k, ids_.end(), by_logit);
-    std::sort(ids_.begin(), ids_.begin() + k);
+    std::sort(ids_.begin(), ids_.begin() + n, by_logit);
   }
-  // Temperature on the survivors, then draw.
-  probs_.resize(k);
-  double sum = 0;
-  for (int64_t i = 0; i < k; ++i) {
-    probs_[i] = std::exp((static_cast<double>(logits[ids_[i]]) - max_logit) / options_.temperature);
-    sum += probs_[i];
+  ids_.resize(n);
+}
+
+int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
+  const int64_t V = static_cast<int64_t>(l.size());
+  const bool filtered = options_.top_k > 0 || options_.typical_p < 1 || options_.top_p < 1 || options_.min_p > 0;
+  const double inv_t = 1.0 / options_.temperature;
+  if (!filtered) {
+    // Plain temperature sampling over the whole vocabulary, in id order.
+    const double total = options_.temperature == 1.0f ? z : SumExp(l.data(), V, max_logit, static_cast<float>(inv_t));
+    double target = Uniform() * total;
+    int32_t last = 0;
+    for (int64_t i = 0; i < V; ++i) {
+      if (l[i] == kNegInf) continue;
+      last = static_cast<int32_t>(i);
+      target -= std::exp((static_cast<double>(l[i]) - max_logit) * inv_t);
+      if (target < 0) return last;
+    }
+    return last;
   }
-  std::uniform_real_distribution<double> u(0.0, sum);
-  double r = u(rng_);
-  for (int64_t i = 0; i < k; ++i) {
-    r -= probs_[i];
-    if (r < 0) return ids_[i];
+  Candidates(l, max_logit, z);
+  // Weights of the current distribution (before temperature).
+  weights_.resize(ids_.size());
+  for (size_t i = 0; i < ids_.size(); ++i) weights_[i] = std::exp(static_cast<double>(l[ids_[i]]) - max_logit);
+  const bool exact = options_.top_k > 0 || options_.typical_p < 1;
+  double cur_z = exact ? std::accumulate(weights_.begin(), weights_.end(), 0.0) : z;
+  auto keep_prefix = [&](size_t n) {
+    ids_.resize(n);
+    weights_.resize(n);
+    cur_z = std::accumulate(weights_.begin(), weights_.end(), 0.0);
+  };
+  if (options_.typical_p < 1) {
+    // Keep the tokens whose surprise is closest to the entropy, up to typical_p of the mass.
+    double entropy = 0;
+    for (double w : weights_) {
+      const double p = w / cur_z;
+      if (p > 0) entropy -= p * std::log(p);
+    }
+    std::vector<size_t> order(ids_.size());
+    std::iota(order.begin(), order.end(), 0);
+    auto dev = [&](size_t i) { return std::abs(-std::log(weights_[i] / cur_z) - entropy); };
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return dev(a) < dev(b); });
+    double mass = 0;
+    size_t keep = 0;
+    while (keep < order.size()) {
+      mass += weights_[order[keep]] / cur_z;
+      ++keep;
+      if (mass >= options_.typical_p) break;
+    }
+    order.resize(keep);
+    std::sort(order.begin(), order.end());  // back to logit order
+    std::vector<int32_t> kept_ids;
+    std::vector<double> kept_w;
+    for (size_t i : order) {
+      kept_ids.push_back(ids_[i]);
+      kept_w.push_back(weights_[i]);
+    }
+    ids_ = std::move(kept_ids);
+    weights_ = std::move(kept_w);
+    cur_z = std::accumulate(weights_.begin(), weights_.end(), 0.0);
   }
-  return ids_[k - 1];
+  if (options_.top_p < 1) {
+    double mass = 0;
+    size_t keep = 0;
+    while (keep < ids_.size()) {
+      mass += weights_[keep] / cur_z;
+      ++keep;
+      if (mass >= options_.top_p) break;
+    }
+    keep_prefix(keep);
+  }
+  if (options_.min_p > 0) {
+    // p_i >= min_p * p_max  <=>  w_i >= min_p * w_0 (weights are sorted).
+    const double cut = options_.min_p * weights_[0];
+    size_t keep = 1;
+    while (keep < weights_.size() && weights_[keep] >= cut) ++keep;
+    keep_prefix(keep);
+  }
+  // Temperature on the survivors, then one draw.
+  double total = 0;
+  for (size_t i = 0; i < ids_.size(); ++i) {
+    weights_[i] = std::exp((static_cast<double>(l[ids_[i]]) - max_logit) * inv_t);
+    total += weights_[i];
+  }
+  double target = Uniform() * total;
+  for (size_t i = 0; i < ids_.size(); ++i) {
+    target -= weights_[i];
+    if (target < 0) return ids_[i];
+  }
+  return ids_.back();
 }
 
 }  // namespace moe

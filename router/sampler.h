@@ -1,16 +1,28 @@
 // Sampler: turns one row of logits into the next token, per sequence.
 //
-// Order (fixed, documented): top-k -> top-p -> temperature -> draw. Top-k and
-// top-p select on the probabilities of the raw logits and never sort the whole
-// vocabulary. temperature == 0 is greedy (ties go to the lower id). Each
-// sequence owns its random generator, seeded from `seed` when given, so the
-// same request draws the same tokens whatever else is in the batch.
+// Fixed, documented order (docs/sampling.md):
+//   penalties (repetition on prompt + output, presence and frequency on
+//   output) -> logit bias -> min_tokens (end tokens masked) -> top-k ->
+//   typical -> top-p -> min-p -> temperature -> draw.
+// Each filter renormalises over the tokens the previous one kept. Top-k, top-p
+// and min-p select by thresholds over streaming passes and sort only the
+// survivors, never the whole vocabulary. temperature == 0 is greedy over the
+// processed logits (ties go to the lower id).
+//
+// Reported log-probabilities are the log-softmax of the RAW logits (before
+// any processing), for the chosen token and the top alternatives.
+//
+// Each sequence owns its generator, seeded from (seed, sample_index) when a
+// seed is given, so the same request draws the same tokens whatever else is in
+// the batch; without a seed it is seeded from std::random_device.
 #ifndef MOE_ROUTER_SAMPLER_H_
 #define MOE_ROUTER_SAMPLER_H_
 
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -20,12 +32,20 @@
 namespace moe {
 
 struct SamplingOptions {
-  float temperature = 1.0f;  // 0: greedy
-  int top_k = 0;             // 0: off
-  float top_p = 1.0f;        // (0, 1]
+  float temperature = 1.0f;         // >= 0; 0: greedy
+  int top_k = 0;                    // 0: off; else 1..vocab
+  float top_p = 1.0f;               // (0, 1]
+  float min_p = 0.0f;               // [0, 1]
+  float typical_p = 1.0f;           // [0, 1]; 1: off
+  float repetition_penalty = 1.0f;  // (0, 2]; 1: off
+  float presence_penalty = 0.0f;    // [-2, 2]
+  float frequency_penalty = 0.0f;   // [-2, 2]
+  std::vector<std::pair<int32_t, float>> logit_bias;  // id -> bias in [-100, 100]
   std::optional<uint64_t> seed;
-  int top_logprobs = 0;      // 0..20 alternatives reported per token
+  uint64_t sample_index = 0;  // which of the n samples of one request
+  int top_logprobs = 0;       // 0..20 alternatives reported per token
   bool ignore_eos = false;
+  int min_tokens = 0;         // end tokens are masked until this many were generated
 };
 
 // INVALID_ARGUMENT naming the field and its allowed range.
@@ -33,18 +53,31 @@ absl::Status ValidateSamplingOptions(const SamplingOptions& options, int64_t voc
 
 class Sampler {
  public:
-  explicit Sampler(const SamplingOptions& options);
-  // The chosen token, its log-probability under the raw logits, and the
-  // top_logprobs alternatives (highest first).
+  // `prompt` feeds the repetition penalty; `end_ids` (eos and stop ids) are
+  // masked while fewer than min_tokens were generated.
+  Sampler(const SamplingOptions& options, absl::Span<const int32_t> prompt, std::vector<int32_t> end_ids);
+
+  // Chooses the next token and records it as generated.
   GeneratedToken Sample(absl::Span<const float> logits);
 
+  int generated() const { return generated_; }
+
  private:
-  int32_t Draw(absl::Span<const float> logits);
+  // A uniform double in [0, 1) from the generator, the same on every platform.
+  double Uniform();
+  // Candidate ids for the filters, sorted by processed logit (desc, then id).
+  void Candidates(absl::Span<const float> logits, float max_logit, double z);
+  int32_t Draw(absl::Span<const float> logits, float max_logit, double z);
 
   SamplingOptions options_;
+  std::vector<int32_t> end_ids_;
   std::mt19937_64 rng_;
-  std::vector<int32_t> ids_;  // scratch
-  std::vector<double> probs_;
+  std::unordered_map<int32_t, int> output_counts_;
+  std::vector<int32_t> penalized_;  // prompt + output ids, for the repetition penalty
+  int generated_ = 0;
+  std::vector<float> work_;       // processed logits when any processing applies
+  std::vector<int32_t> ids_;      // candidate ids
+  std::vector<double> weights_;   // scratch
 };
 
 }  // namespace moe
