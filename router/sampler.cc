@@ -118,7 +118,7 @@ GeneratedToken Sampler::Sample(absl::Span<const float> raw) {
     const int k = std::min<int64_t>(options_.top_logprobs, V);
     ids_.resize(V);
     int64_t n = 0;
-    for (float delta = 16; n < k; delta *= 4) {
+    for (float delta = 0.5f; n < k; delta *= 2) {
       n = delta > 1e4f ? V : IndicesAbove(raw.data(), V, raw_max - delta, ids_.data());
       if (n == V) std::iota(ids_.begin(), ids_.end(), 0);
     }
@@ -151,7 +151,7 @@ void Sampler::Candidates(absl::Span<const float> l, float max_logit, double z) {
   if (options_.top_k > 0) {
     const int64_t k = std::min<int64_t>(options_.top_k, V);
     n = 0;
-    for (float delta = 16; n < k; delta *= 4) n = delta > 1e4f ? all() : IndicesAbove(l.data(), V, max_logit - delta, ids_.data());
+    for (float delta = 0.5f; n < k; delta *= 2) n = delta > 1e4f ? all() : IndicesAbove(l.data(), V, max_logit - delta, ids_.data());
     std::partial_sort(ids_.begin(), ids_.begin() + k, ids_.begin() + n, by_logit);
     n = k;
   } else if (options_.typical_p < 1) {
