@@ -42,6 +42,7 @@ class RouterCall : public grpc::ClientReadReactor<RouterGenerateResponse> {
     StartCall();
   }
   void ReadNext() { StartRead(&message_); }
+  RouterPool::Router* router() const { return router_; }
   void Cancel() { context_.TryCancel(); }
   const std::string& address() const { return router_->address; }
 
@@ -88,35 +89,60 @@ class TwoSidedLifetime {
   bool server_done_ = false;
 };
 
+// Stops one sample of a multi-sample request on the router (fire and forget).
+void AbortSample(RouterPool::Router* router, const std::string& request_id, uint32_t index) {
+  struct Call {
+    grpc::ClientContext ctx;
+    moe::internal::v1::AbortRequest req;
+    moe::internal::v1::AbortResponse resp;
+  };
+  auto* call = new Call();
+  call->ctx.set_deadline(rpc::DeadlineIn(5000));
+  call->req.set_request_id(absl::StrCat(request_id, "/", index));
+  router->stub->async()->Abort(&call->ctx, &call->req, &call->resp, [call](grpc::Status) { delete call; });
+}
+
 // Streaming Generate: client <- gateway <- router, one message in flight.
 class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateResponse>, public RouterCall::Owner {
  public:
   GenerateReactor(GatewayService* service, grpc::CallbackServerContext* context,
                   const moe::v1::GenerateRequest& request) {
     const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
-    absl::StatusOr<RouterGenerateRequest> rr =
-        BuildRouterRequest(request, *service->tokenizer(), service->info(), id);
-    if (!rr.ok()) {
-      Finish(rpc::ToGrpcStatus(rr.status()));
+    absl::StatusOr<PreparedRequest> prepared = PrepareRequest(request, *service->tokenizer(), service->info(), id,
+                                                              service->options().limits, /*streaming=*/true);
+    if (!prepared.ok()) {
+      Finish(rpc::ToGrpcStatus(prepared.status()));
       return;
     }
-    translator_.emplace(service->tokenizer(),
-                        request.has_skip_special_tokens() ? request.skip_special_tokens() : true, id);
-    router_ = std::make_unique<RouterCall>(this, service, std::move(*rr),
+    translator_.emplace(service->tokenizer(), *prepared);
+    request_id_ = id;
+    router_ = std::make_unique<RouterCall>(this, service, std::move(prepared->router),
                                            service->options().default_request_deadline_ms, context->deadline());
     router_->Start();
   }
 
   void OnRouterMessage(const RouterGenerateResponse& msg) override {
-    bool final = false;
-    absl::StatusOr<moe::v1::GenerateResponse> out = translator_->Translate(msg, &final);
+    absl::StatusOr<ResponseTranslator::Output> out = translator_->Translate(msg);
     if (!out.ok()) {
       error_ = rpc::ToGrpcStatus(out.status());
       router_->Cancel();
       router_->ReadNext();  // drains to OnDone
       return;
     }
-    out_ = std::move(*out);
+    if (out->stopped_sample.has_value() && !out->all_done) {
+      AbortSample(router_->router(), request_id_, *out->stopped_sample);
+    }
+    if (out->all_done) {
+      // Every sample has ended (stop strings may end them before the router
+      // does): the client's stream ends after this message.
+      all_done_ = true;
+      router_->Cancel();
+    }
+    if (!out->message.has_value()) {
+      router_->ReadNext();
+      return;
+    }
+    out_ = std::move(*out->message);
     StartWrite(&out_);
   }
   void OnWriteDone(bool ok) override {
@@ -124,7 +150,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateRespons
     router_->ReadNext();
   }
   void OnRouterDone(const grpc::Status& status) override {
-    Finish(error_.ok() ? status : error_);
+    Finish(!error_.ok() ? error_ : all_done_ ? grpc::Status::OK : status);
     MaybeDelete(/*router_done=*/true, /*server_done=*/false);
   }
   void OnCancel() override {
@@ -139,8 +165,10 @@ class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateRespons
 
   std::optional<ResponseTranslator> translator_;
   std::unique_ptr<RouterCall> router_;
+  std::string request_id_;
   moe::v1::GenerateResponse out_;
   grpc::Status error_;
+  bool all_done_ = false;
   TwoSidedLifetime lifetime_;
 };
 
@@ -151,38 +179,44 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
                   const moe::v1::GenerateRequest& request, moe::v1::CompleteResponse* response)
       : response_(response) {
     const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
-    absl::StatusOr<RouterGenerateRequest> rr =
-        BuildRouterRequest(request, *service->tokenizer(), service->info(), id);
-    if (!rr.ok()) {
-      Finish(rpc::ToGrpcStatus(rr.status()));
+    absl::StatusOr<PreparedRequest> prepared = PrepareRequest(request, *service->tokenizer(), service->info(), id,
+                                                              service->options().limits, /*streaming=*/false);
+    if (!prepared.ok()) {
+      Finish(rpc::ToGrpcStatus(prepared.status()));
       return;
     }
-    response_->set_request_id(id);
-    translator_.emplace(service->tokenizer(),
-                        request.has_skip_special_tokens() ? request.skip_special_tokens() : true, id);
-    router_ = std::make_unique<RouterCall>(this, service, std::move(*rr),
+    translator_.emplace(service->tokenizer(), *prepared);
+    request_id_ = id;
+    router_ = std::make_unique<RouterCall>(this, service, std::move(prepared->router),
                                            service->options().default_request_deadline_ms, context->deadline());
     router_->Start();
   }
 
   void OnRouterMessage(const RouterGenerateResponse& msg) override {
-    bool final = false;
-    absl::StatusOr<moe::v1::GenerateResponse> out = translator_->Translate(msg, &final);
+    absl::StatusOr<ResponseTranslator::Output> out = translator_->Translate(msg);
     if (!out.ok()) {
       error_ = rpc::ToGrpcStatus(out.status());
       router_->Cancel();
     } else {
-      response_->mutable_text()->append(out->text());
-      for (auto& t : *out->mutable_tokens()) *response_->add_tokens() = std::move(t);
-      if (final) {
-        response_->set_finish_reason(out->finish_reason());
-        *response_->mutable_usage() = out->usage();
+      if (out->stopped_sample.has_value() && !out->all_done) {
+        AbortSample(router_->router(), request_id_, *out->stopped_sample);
+      }
+      if (out->all_done) {
+        all_done_ = true;
+        router_->Cancel();
       }
     }
     router_->ReadNext();
   }
   void OnRouterDone(const grpc::Status& status) override {
-    Finish(error_.ok() ? status : error_);
+    if (!error_.ok()) {
+      Finish(error_);
+    } else if (all_done_ || status.ok()) {
+      *response_ = translator_->Result();
+      Finish(grpc::Status::OK);
+    } else {
+      Finish(status);
+    }
     MaybeDelete(true, false);
   }
   void OnCancel() override {
@@ -198,7 +232,9 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
   moe::v1::CompleteResponse* response_;
   std::optional<ResponseTranslator> translator_;
   std::unique_ptr<RouterCall> router_;
+  std::string request_id_;
   grpc::Status error_;
+  bool all_done_ = false;
   TwoSidedLifetime lifetime_;
 };
 

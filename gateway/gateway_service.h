@@ -9,6 +9,7 @@
 #include <atomic>
 #include <string>
 
+#include "gateway/generate_call.h"
 #include "gateway/router_pool.h"
 #include "gateway/tokenizer/tokenizer.h"
 #include "moe/v1/inference.grpc.pb.h"
@@ -16,6 +17,7 @@
 namespace moe {
 
 struct GatewayServiceOptions {
+  RequestLimits limits;
   // Deadline given to a router call when the client set none, ms.
   int64_t default_request_deadline_ms = 600000;
 };

@@ -17,6 +17,7 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:0", "Address to serve on (port 0: chos
 ABSL_FLAG(std::string, address_file, "", "Write the bound address to this file once serving.");
 ABSL_FLAG(int64_t, connect_deadline_ms, 30000, "How long to wait for a router at start-up, ms.");
 ABSL_FLAG(int64_t, request_deadline_ms, 600000, "Deadline of a request whose client set none, ms.");
+ABSL_FLAG(int, max_n, 16, "Largest n and best_of a request may ask for.");
 
 int main(int argc, char** argv) {
   moe::rpc::BlockTerminationSignals();
@@ -39,6 +40,11 @@ int main(int argc, char** argv) {
   options.address_file = absl::GetFlag(FLAGS_address_file);
   options.connect_deadline_ms = absl::GetFlag(FLAGS_connect_deadline_ms);
   options.service.default_request_deadline_ms = absl::GetFlag(FLAGS_request_deadline_ms);
+  options.service.limits.max_n = absl::GetFlag(FLAGS_max_n);
+  if (options.service.limits.max_n < 1 || options.service.limits.max_n > 64) {
+    std::cerr << "moe-gateway: --max-n must be in [1, 64]\n";
+    return 2;
+  }
   if (options.connect_deadline_ms <= 0 || options.service.default_request_deadline_ms <= 0) {
     std::cerr << "moe-gateway: deadlines must be >= 1 ms\n";
     return 2;

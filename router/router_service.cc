@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "proto/rpc_util.h"
+#include "proto/sampling_convert.h"
 
 namespace moe {
 namespace {
@@ -25,11 +26,15 @@ moe::v1::FinishReason ToProto(FinishReason r) {
 
 class GenerateReactor;
 
-// Shared by the engine (as its sink) and the reactor; outlives whichever ends first.
-class StreamSink : public GenerationSink {
+// The state of one Generate stream, shared by the engine (through one
+// SampleSink per sample) and the reactor; outlives whichever ends first.
+class StreamSink {
  public:
-  void OnToken(const GeneratedToken& t) override {
+  explicit StreamSink(int samples) : remaining_(samples) {}
+
+  void Token(uint32_t index, const GeneratedToken& t) {
     RouterGenerateResponse msg;
+    msg.set_index(index);
     auto* tok = msg.add_tokens();
     tok->set_id(static_cast<uint32_t>(t.id));
     tok->set_logprob(t.logprob);
@@ -38,17 +43,18 @@ class StreamSink : public GenerationSink {
       alt->set_id(static_cast<uint32_t>(id));
       alt->set_logprob(lp);
     }
-    Enqueue(std::move(msg), /*final=*/false, absl::OkStatus());
+    Enqueue(std::move(msg), /*sample_done=*/false, absl::OkStatus());
   }
-  void OnFinish(const absl::Status& status, FinishReason reason, int prompt_tokens,
-                int completion_tokens) override {
+  void Finish(uint32_t index, const absl::Status& status, FinishReason reason, int prompt_tokens,
+              int completion_tokens) {
     RouterGenerateResponse msg;
+    msg.set_index(index);
     msg.set_finish_reason(ToProto(reason));
     msg.set_prompt_tokens(static_cast<uint32_t>(prompt_tokens));
     msg.set_completion_tokens(static_cast<uint32_t>(completion_tokens));
-    Enqueue(std::move(msg), /*final=*/true, status);
+    Enqueue(std::move(msg), /*sample_done=*/true, status);
   }
-  bool Cancelled() const override { return cancelled_.load(); }
+  bool Cancelled() const { return cancelled_.load(); }
 
   void Attach(GenerateReactor* r) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -64,17 +70,33 @@ class StreamSink : public GenerationSink {
   void WriteDone(bool ok);
 
  private:
-  void Enqueue(RouterGenerateResponse msg, bool final, const absl::Status& status);
+  void Enqueue(RouterGenerateResponse msg, bool sample_done, const absl::Status& status);
   void PumpLocked(std::unique_lock<std::mutex>& lock);
 
   std::mutex mu_;
   GenerateReactor* reactor_ = nullptr;  // guarded by mu_
   std::deque<RouterGenerateResponse> queue_;  // guarded by mu_; front is in flight when writing_
+  int remaining_;             // samples not finished yet
   bool writing_ = false;
-  bool finished_ = false;     // OnFinish seen
+  bool finished_ = false;     // every sample finished, or one failed
   bool finish_sent_ = false;  // reactor Finish called
   absl::Status final_status_;
   std::atomic<bool> cancelled_{false};
+};
+
+// What the engine sees of one sample.
+class SampleSink : public GenerationSink {
+ public:
+  SampleSink(std::shared_ptr<StreamSink> stream, uint32_t index) : stream_(std::move(stream)), index_(index) {}
+  void OnToken(const GeneratedToken& t) override { stream_->Token(index_, t); }
+  void OnFinish(const absl::Status& status, FinishReason reason, int prompt_tokens, int completion_tokens) override {
+    stream_->Finish(index_, status, reason, prompt_tokens, completion_tokens);
+  }
+  bool Cancelled() const override { return stream_->Cancelled(); }
+
+ private:
+  std::shared_ptr<StreamSink> stream_;
+  const uint32_t index_;
 };
 
 class GenerateReactor : public grpc::ServerWriteReactor<RouterGenerateResponse> {
@@ -91,15 +113,18 @@ class GenerateReactor : public grpc::ServerWriteReactor<RouterGenerateResponse> 
   std::shared_ptr<StreamSink> sink_;
 };
 
-void StreamSink::Enqueue(RouterGenerateResponse msg, bool final, const absl::Status& status) {
+void StreamSink::Enqueue(RouterGenerateResponse msg, bool sample_done, const absl::Status& status) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (final) {
+  if (finished_) return;  // a failed sample already ended the stream
+  if (sample_done && !status.ok()) {
+    // A failed sample ends the whole stream with its status; the others are
+    // cancelled at the engine's next step.
     finished_ = true;
     final_status_ = status;
-    // A failed request ends with its status, not with a finish message.
-    if (status.ok()) queue_.push_back(std::move(msg));
+    cancelled_ = true;
   } else {
     queue_.push_back(std::move(msg));
+    if (sample_done && --remaining_ == 0) finished_ = true;
   }
   PumpLocked(lock);
 }
@@ -161,24 +186,10 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const RouterGenerateReques
     r.max_tokens = request.max_tokens();
   }
   r.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
-  const moe::v1::SamplingParams& p = request.sampling();
-  if (p.has_temperature()) r.sampling.temperature = p.temperature();
-  if (p.has_top_k()) r.sampling.top_k = p.top_k();
-  if (p.has_top_p()) r.sampling.top_p = p.top_p();
-  if (p.has_seed()) r.sampling.seed = p.seed();
-  if (p.has_logprobs()) r.sampling.top_logprobs = p.logprobs();
-  if (p.has_ignore_eos()) r.sampling.ignore_eos = p.ignore_eos();
-  // Parameters this router does not apply yet are refused rather than ignored.
-  auto unsupported = [](const char* field) {
-    return absl::UnimplementedError(absl::StrCat(field, ": not supported by this router"));
-  };
-  if (p.has_min_p()) return unsupported("min_p");
-  if (p.has_typical_p()) return unsupported("typical_p");
-  if (p.has_repetition_penalty()) return unsupported("repetition_penalty");
-  if (p.has_presence_penalty()) return unsupported("presence_penalty");
-  if (p.has_frequency_penalty()) return unsupported("frequency_penalty");
-  if (!p.logit_bias().empty()) return unsupported("logit_bias");
-  if (p.has_min_tokens()) return unsupported("min_tokens");
+  r.sampling = FromProto(request.sampling());
+  if (request.has_prompt_logprobs() && request.prompt_logprobs() >= 0) {
+    return absl::UnimplementedError("prompt_logprobs: not supported by this router yet");
+  }
   return r;
 }
 
@@ -186,14 +197,26 @@ grpc::ServerWriteReactor<RouterGenerateResponse>* RouterService::Generate(
     grpc::CallbackServerContext* /*context*/, const RouterGenerateRequest* request) {
   absl::StatusOr<GenerationRequest> r = ToGenerationRequest(*request);
   if (!r.ok()) return new ErrorReactor(r.status());
+  const uint32_t n = std::max<uint32_t>(1, request->n());
+  if (n > kMaxSamplesPerRequest) {
+    return new ErrorReactor(absl::InvalidArgumentError(
+        absl::StrCat("n: must be in [1, ", kMaxSamplesPerRequest, "], got ", n)));
+  }
   if (r->request_id.empty()) r->request_id = absl::StrCat("router-", next_id_.fetch_add(1));
-  auto sink = std::make_shared<StreamSink>();
-  auto* reactor = new GenerateReactor(sink);
-  sink->Attach(reactor);
-  VLOG(1) << "request " << r->request_id << ": " << r->prompt.size() << " prompt tokens";
-  const absl::Status s = engine_->Submit(std::move(*r), sink);
-  if (!s.ok()) {
-    sink->OnFinish(s, FinishReason::kStop, 0, 0);
+  auto stream = std::make_shared<StreamSink>(static_cast<int>(n));
+  auto* reactor = new GenerateReactor(stream);
+  stream->Attach(reactor);
+  VLOG(1) << "request " << r->request_id << ": " << r->prompt.size() << " prompt tokens, n=" << n;
+  for (uint32_t i = 0; i < n; ++i) {
+    GenerationRequest sample = *r;
+    sample.sampling.sample_index = i;
+    // Samples of one request are "id/i" so that the gateway can stop one.
+    if (n > 1) sample.request_id = absl::StrCat(r->request_id, "/", i);
+    const absl::Status s = engine_->Submit(std::move(sample), std::make_shared<SampleSink>(stream, i));
+    if (!s.ok()) {
+      stream->Finish(i, s, FinishReason::kStop, 0, 0);
+      break;
+    }
   }
   return reactor;
 }
@@ -201,7 +224,12 @@ grpc::ServerWriteReactor<RouterGenerateResponse>* RouterService::Generate(
 grpc::ServerUnaryReactor* RouterService::Abort(grpc::CallbackServerContext* context,
                                                const moe::internal::v1::AbortRequest* request,
                                                moe::internal::v1::AbortResponse* response) {
-  response->set_found(engine_->Abort(request->request_id()));
+  // The request itself, or every sample "id/i" of a multi-sample request.
+  bool found = engine_->Abort(request->request_id());
+  for (uint32_t i = 0; i < kMaxSamplesPerRequest; ++i) {
+    found |= engine_->Abort(absl::StrCat(request->request_id(), "/", i));
+  }
+  response->set_found(found);
   auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

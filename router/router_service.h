@@ -12,6 +12,9 @@
 
 namespace moe {
 
+// Most samples one request may ask for (n).
+inline constexpr uint32_t kMaxSamplesPerRequest = 64;
+
 class RouterService final : public moe::internal::v1::Router::CallbackService {
  public:
   // `engine` must outlive the service. `info` answers GetInfo.

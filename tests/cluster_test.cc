@@ -241,7 +241,9 @@ TEST(ClusterTest, UnaryCompleteTokenizeDetokenizeAndModelInfo) {
     ctx.set_deadline(rpc::DeadlineIn(30000));
     moe::v1::CompleteResponse resp;
     ASSERT_TRUE(stub->Complete(&ctx, GreedyRequest(c["prompt_ids"].get<std::vector<uint32_t>>(), 16), &resp).ok());
-    EXPECT_EQ(resp.text(), c["greedy_text"].get<std::string>());
+    ASSERT_EQ(resp.choices_size(), 1);
+    EXPECT_EQ(resp.choices(0).text(), c["greedy_text"].get<std::string>());
+    EXPECT_EQ(resp.choices(0).finish_reason(), moe::v1::FINISH_REASON_LENGTH);
     EXPECT_EQ(resp.usage().completion_tokens(), 16u);
     EXPECT_EQ(resp.usage().prompt_tokens(), c["prompt_ids"].size());
   }
