@@ -8,6 +8,7 @@ namespace vector_ops_avx512 {
 float MaxValue(const float* x, int64_t n);
 double SumExp(const float* x, int64_t n, float shift, float scale);
 int64_t IndicesAbove(const float* x, int64_t n, float threshold, int32_t* out);
+void ExpShifted(const float* x, int64_t n, float shift, float scale, float* out);
 }  // namespace vector_ops_avx512
 
 namespace {
@@ -38,6 +39,11 @@ double SumExp(const float* x, int64_t n, float shift, float scale) {
   double s = 0;
   for (int64_t i = 0; i < n; ++i) s += std::exp((x[i] - shift) * scale);
   return s;
+}
+
+void ExpShifted(const float* x, int64_t n, float shift, float scale, float* out) {
+  if (kAvx512) return vector_ops_avx512::ExpShifted(x, n, shift, scale, out);
+  for (int64_t i = 0; i < n; ++i) out[i] = std::exp((x[i] - shift) * scale);
 }
 
 int64_t IndicesAbove(const float* x, int64_t n, float threshold, int32_t* out) {

@@ -15,6 +15,9 @@ float MaxValue(const float* x, int64_t n);
 // term is in [0, 1]; relative error below 1e-6.
 double SumExp(const float* x, int64_t n, float shift, float scale);
 
+// out[i] = exp((x[i] - shift) * scale), same accuracy as SumExp.
+void ExpShifted(const float* x, int64_t n, float shift, float scale, float* out);
+
 // Writes the indices i (increasing) with x[i] > threshold to `out` (room for n)
 // and returns how many.
 int64_t IndicesAbove(const float* x, int64_t n, float threshold, int32_t* out);

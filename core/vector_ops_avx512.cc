@@ -58,6 +58,15 @@ double SumExp(const float* x, int64_t n, float shift, float scale) {
   return total;
 }
 
+void ExpShifted(const float* x, int64_t n, float shift, float scale, float* out) {
+  const __m512 vs = _mm512_set1_ps(shift), vk = _mm512_set1_ps(scale);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm512_storeu_ps(out + i, Exp(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs), vk)));
+  }
+  for (; i < n; ++i) out[i] = std::exp((x[i] - shift) * scale);
+}
+
 int64_t IndicesAbove(const float* x, int64_t n, float threshold, int32_t* out) {
   const __m512 t = _mm512_set1_ps(threshold);
   __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);

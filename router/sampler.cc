@@ -99,9 +99,9 @@ GeneratedToken Sampler::Sample(absl::Span<const float> raw) {
   return tok;
 }
 
-// Fills ids_ with a set that contains every token the filters can keep,
-// sorted by logit (desc, then id); exact when top-k or typical apply.
-void Sampler::Candidates(absl::Span<const float> l, float max_logit, double z) {
+// Top-k / typical path: ids_ = the exact candidate set, sorted by logit
+// (desc, then id).
+void Sampler::Candidates(absl::Span<const float> l, float max_logit, double /*z*/) {
   const int64_t V = static_cast<int64_t>(l.size());
   auto by_logit = [&](int32_t a, int32_t b) { return l[a] != l[b] ? l[a] > l[b] : a < b; };
   ids_.resize(V);
@@ -116,30 +116,17 @@ void Sampler::Candidates(absl::Span<const float> l, float max_logit, double z) {
     for (float delta = 0.5f; n < k; delta *= 2) n = delta > 1e4f ? all() : IndicesAbove(l.data(), V, max_logit - delta, ids_.data());
     std::partial_sort(ids_.begin(), ids_.begin() + k, ids_.begin() + n, by_logit);
     n = k;
-  } else if (options_.typical_p < 1) {
+  } else {
     n = all();
     std::sort(ids_.begin(), ids_.end(), by_logit);
-  } else {
-    // Tokens below max - delta cannot matter: min-p cuts above them, and top-p
-    // is satisfied inside the set once its mass reaches top_p.
-    float delta = 8;
-    if (options_.min_p > 0) delta = std::max(delta, -std::log(options_.min_p) + 1e-3f);
-    for (;; delta *= 2) {
-      n = delta > 1e4f ? all() : IndicesAbove(l.data(), V, max_logit - delta, ids_.data());
-      if (options_.top_p >= 1 || n == V) break;
-      double mass = 0;
-      for (int64_t i = 0; i < n; ++i) mass += std::exp(static_cast<double>(l[ids_[i]] - max_logit));
-      if (mass / z >= options_.top_p) break;
-    }
-    std::sort(ids_.begin(), ids_.begin() + n, by_logit);
   }
   ids_.resize(n);
 }
 
 int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
   const int64_t V = static_cast<int64_t>(l.size());
-  const bool filtered = options_.top_k > 0 || options_.typical_p < 1 || options_.top_p < 1 || options_.min_p > 0;
   const double inv_t = 1.0 / options_.temperature;
+  const bool filtered = options_.top_k > 0 || options_.typical_p < 1 || options_.top_p < 1 || options_.min_p > 0;
   if (!filtered) {
     // Plain temperature sampling over the whole vocabulary, in id order.
     const double total = options_.temperature == 1.0f ? z : SumExp(l.data(), V, max_logit, static_cast<float>(inv_t));
@@ -153,76 +140,136 @@ int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
     }
     return last;
   }
-  Candidates(l, max_logit, z);
-  // Weights of the current distribution (before temperature).
-  weights_.resize(ids_.size());
-  for (size_t i = 0; i < ids_.size(); ++i) weights_[i] = std::exp(static_cast<double>(l[ids_[i]]) - max_logit);
-  const bool exact = options_.top_k > 0 || options_.typical_p < 1;
-  double cur_z = exact ? std::accumulate(weights_.begin(), weights_.end(), 0.0) : z;
-  auto keep_prefix = [&](size_t n) {
-    ids_.resize(n);
-    weights_.resize(n);
-    cur_z = std::accumulate(weights_.begin(), weights_.end(), 0.0);
+  // weights_[i] = exp(l[ids_[i]] - max): the current distribution, unnormalised.
+  auto compute_weights = [&](float scale) {
+    gathered_.resize(ids_.size());
+    for (size_t i = 0; i < ids_.size(); ++i) gathered_[i] = l[ids_[i]];
+    wf_.resize(ids_.size());
+    ExpShifted(gathered_.data(), static_cast<int64_t>(ids_.size()), max_logit, scale, wf_.data());
+    weights_.assign(wf_.begin(), wf_.end());
   };
-  if (options_.typical_p < 1) {
-    // Keep the tokens whose surprise is closest to the entropy, up to typical_p of the mass.
-    double entropy = 0;
-    for (double w : weights_) {
-      const double p = w / cur_z;
-      if (p > 0) entropy -= p * std::log(p);
-    }
-    std::vector<size_t> order(ids_.size());
-    std::iota(order.begin(), order.end(), 0);
-    auto dev = [&](size_t i) { return std::abs(-std::log(weights_[i] / cur_z) - entropy); };
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return dev(a) < dev(b); });
-    double mass = 0;
-    size_t keep = 0;
-    while (keep < order.size()) {
-      mass += weights_[order[keep]] / cur_z;
-      ++keep;
-      if (mass >= options_.typical_p) break;
-    }
-    order.resize(keep);
-    std::sort(order.begin(), order.end());  // back to logit order
-    std::vector<int32_t> kept_ids;
-    std::vector<double> kept_w;
-    for (size_t i : order) {
-      kept_ids.push_back(ids_[i]);
-      kept_w.push_back(weights_[i]);
-    }
-    ids_ = std::move(kept_ids);
-    weights_ = std::move(kept_w);
+  double cur_z;
+  if (options_.top_k > 0 || options_.typical_p < 1) {
+    Candidates(l, max_logit, z);
+    compute_weights(1.0f);
     cur_z = std::accumulate(weights_.begin(), weights_.end(), 0.0);
+    if (options_.typical_p < 1) ApplyTypical(&cur_z);
+  } else {
+    // Tokens below max - delta cannot matter: min-p cuts above them, and top-p
+    // is satisfied inside the set once its mass reaches top_p of the whole.
+    float delta = 8;
+    if (options_.min_p > 0) delta = std::max(delta, -std::log(options_.min_p) + 1e-3f);
+    ids_.resize(V);
+    for (;; delta *= 2) {
+      int64_t n = delta > 1e4f ? V : IndicesAbove(l.data(), V, max_logit - delta, ids_.data());
+      if (n == V) std::iota(ids_.begin(), ids_.end(), 0);
+      ids_.resize(n);
+      compute_weights(1.0f);
+      if (options_.top_p >= 1 || n == V) break;
+      const double mass = std::accumulate(weights_.begin(), weights_.end(), 0.0);
+      if (mass >= options_.top_p * z) break;
+      ids_.resize(V);
+    }
+    cur_z = z;
   }
   if (options_.top_p < 1) {
-    double mass = 0;
-    size_t keep = 0;
-    while (keep < ids_.size()) {
-      mass += weights_[keep] / cur_z;
-      ++keep;
-      if (mass >= options_.top_p) break;
+    // The smallest highest-logit prefix with top_p of the mass, found by
+    // weighted quickselect on contiguous (logit, id, weight) entries:
+    // partitions, no full sort.
+    std::vector<Entry>& e = entries_;
+    e.resize(ids_.size());
+    for (size_t i = 0; i < ids_.size(); ++i) e[i] = {l[ids_[i]], ids_[i], weights_[i]};
+    auto key = [](const Entry& a, const Entry& b) { return a.logit != b.logit ? a.logit > b.logit : a.id < b.id; };
+    const double target = options_.top_p * cur_z;
+    size_t lo = 0, hi = e.size();
+    double above = 0;  // mass of e[0, lo)
+    while (hi - lo > 32) {
+      const size_t mid = lo + (hi - lo) / 2;
+      std::nth_element(e.begin() + lo, e.begin() + mid, e.begin() + hi, key);
+      double m = 0;
+      for (size_t i = lo; i < mid; ++i) m += e[i].weight;
+      if (above + m >= target) {
+        hi = mid;
+      } else {
+        above += m;
+        lo = mid;
+      }
     }
-    keep_prefix(keep);
+    std::sort(e.begin() + lo, e.begin() + hi, key);
+    size_t keep = hi;
+    for (size_t i = lo; i < hi; ++i) {
+      above += e[i].weight;
+      if (above >= target) {
+        keep = i + 1;
+        break;
+      }
+    }
+    keep = std::max<size_t>(keep, 1);
+    // Kept tokens in id order, so the draw does not depend on partition details.
+    std::sort(e.begin(), e.begin() + keep, [](const Entry& a, const Entry& b) { return a.id < b.id; });
+    ids_.resize(keep);
+    weights_.resize(keep);
+    for (size_t i = 0; i < keep; ++i) {
+      ids_[i] = e[i].id;
+      weights_[i] = e[i].weight;
+    }
+    cur_z = std::accumulate(weights_.begin(), weights_.end(), 0.0);
   }
   if (options_.min_p > 0) {
-    // p_i >= min_p * p_max  <=>  w_i >= min_p * w_0 (weights are sorted).
-    const double cut = options_.min_p * weights_[0];
-    size_t keep = 1;
-    while (keep < weights_.size() && weights_[keep] >= cut) ++keep;
-    keep_prefix(keep);
+    // p_i >= min_p * p_max  <=>  w_i >= min_p * w_max.
+    const double cut = options_.min_p * *std::max_element(weights_.begin(), weights_.end());
+    size_t out = 0;
+    for (size_t i = 0; i < ids_.size(); ++i) {
+      if (weights_[i] >= cut) {
+        ids_[out] = ids_[i];
+        weights_[out] = weights_[i];
+        ++out;
+      }
+    }
+    ids_.resize(out);
+    weights_.resize(out);
   }
   // Temperature on the survivors, then one draw.
-  double total = 0;
-  for (size_t i = 0; i < ids_.size(); ++i) {
-    weights_[i] = std::exp((static_cast<double>(l[ids_[i]]) - max_logit) * inv_t);
-    total += weights_[i];
-  }
+  if (options_.temperature != 1.0f) compute_weights(static_cast<float>(inv_t));
+  const double total = std::accumulate(weights_.begin(), weights_.end(), 0.0);
   double target = Uniform() * total;
   for (size_t i = 0; i < ids_.size(); ++i) {
     target -= weights_[i];
     if (target < 0) return ids_[i];
   }
   return ids_.back();
+}
+
+// Keeps the tokens whose surprise is closest to the entropy, up to typical_p
+// of the mass; ids_ stay in logit order.
+void Sampler::ApplyTypical(double* cur_z) {
+  double entropy = 0;
+  for (double w : weights_) {
+    const double p = w / *cur_z;
+    if (p > 0) entropy -= p * std::log(p);
+  }
+  std::vector<size_t> order(ids_.size());
+  std::iota(order.begin(), order.end(), 0);
+  auto dev = [&](size_t i) { return std::abs(-std::log(weights_[i] / *cur_z) - entropy); };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return dev(a) < dev(b); });
+  double mass = 0;
+  size_t keep = 0;
+  while (keep < order.size()) {
+    mass += weights_[order[keep]] / *cur_z;
+    ++keep;
+    if (mass >= options_.typical_p) break;
+  }
+  order.resize(keep);
+  std::sort(order.begin(), order.end());
+  std::vector<int32_t> kept_ids;
+  std::vector<double> kept_w;
+  for (size_t i : order) {
+    kept_ids.push_back(ids_[i]);
+    kept_w.push_back(weights_[i]);
+  }
+  ids_ = std::move(kept_ids);
+  weights_ = std::move(kept_w);
+  *cur_z = std::accumulate(weights_.begin(), weights_.end(), 0.0);
 }
 
 }  // namespace moe

@@ -51,6 +51,7 @@ class Sampler {
   // Candidate ids for the filters, sorted by processed logit (desc, then id).
   void Candidates(absl::Span<const float> logits, float max_logit, double z);
   int32_t Draw(absl::Span<const float> logits, float max_logit, double z);
+  void ApplyTypical(double* cur_z);
 
   SamplingOptions options_;
   std::vector<int32_t> end_ids_;
@@ -61,6 +62,13 @@ class Sampler {
   std::vector<float> work_;       // processed logits when any processing applies
   std::vector<int32_t> ids_;      // candidate ids
   std::vector<double> weights_;   // scratch
+  std::vector<float> gathered_, wf_;
+  struct Entry {
+    float logit;
+    int32_t id;
+    double weight;
+  };
+  std::vector<Entry> entries_;
 };
 
 }  // namespace moe
