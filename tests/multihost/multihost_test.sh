@@ -45,12 +45,16 @@ BR="${P}br"
 WORK=$(mktemp -d /tmp/moe-multihost.XXXXXX)
 PIDS=()
 CREATED_NS=()
+HOST_LINKS=()
 FAILED=0
 
 cleanup() {
   local rc=$?
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  # Deleting our end of each veth deletes the pair even while the namespace
+  # lingers (sockets still retransmitting over a cut link keep it alive).
+  for link in "${HOST_LINKS[@]}"; do ip link del "$link" 2>/dev/null; done
   for ns in "${CREATED_NS[@]}"; do
     # Anything still running inside one of our namespaces was started by us.
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
@@ -61,6 +65,7 @@ cleanup() {
     for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- $(basename "$f")"; tail -n 20 "$f"; }; done
   fi
   rm -rf "$WORK"
+  log "cleaned up (namespaces, links, processes)"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -78,6 +83,7 @@ host() {
   local ns=$1 addr=$2 veth="$P${1#"$P"-}"
   if [ "$ns" != "$NS_GW" ]; then ip netns add "$ns" || fail "ip netns add $ns"; CREATED_NS+=("$ns"); fi
   ip link add "$veth" type veth peer name "${veth}p" || fail "veth for $ns"
+  HOST_LINKS+=("$veth")
   ip link set "${veth}p" netns "$ns"
   ip link set "$veth" master "$BR" up
   ip -n "$ns" link set "${veth}p" name eth0
