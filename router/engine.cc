@@ -3,12 +3,52 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 #include "glog/logging.h"
 
 namespace moe {
 
-Engine::Engine(ForwardPass* forward, const ModelConfig& config, const EngineOptions& options)
-    : forward_(forward), config_(config), options_(options) {
+struct Engine::Sequence {
+  GenerationRequest request;
+  std::shared_ptr<GenerationSink> sink;
+  std::unique_ptr<Sampler> sampler;
+  std::vector<int32_t> tokens;     // the prompt, then every generated token
+  int64_t prompt_tokens = 0;
+  std::unique_ptr<SequenceKv> kv;  // set while running; positions [0, kv->length()) computed
+  std::chrono::steady_clock::time_point submitted;
+  bool admitted_before = false;
+
+  int generated() const { return static_cast<int>(static_cast<int64_t>(tokens.size()) - prompt_tokens); }
+};
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(ForwardPass* forward, const ModelConfig& config,
+                                                       const EngineOptions& options) {
+  if (options.max_running_seqs < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_running_seqs: must be >= 1, got ", options.max_running_seqs));
+  }
+  if (options.max_batch_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_batch_tokens: must be >= 1, got ", options.max_batch_tokens));
+  }
+  if (options.max_waiting_requests < 0 || options.max_waiting_tokens < 0) {
+    return absl::InvalidArgumentError("max_waiting_requests, max_waiting_tokens: must be >= 0");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(config, options.kv_cache));
+  return std::unique_ptr<Engine>(new Engine(forward, config, options, std::move(cache)));
+}
+
+Engine::Engine(ForwardPass* forward, const ModelConfig& config, const EngineOptions& options,
+               std::unique_ptr<KvCache> cache)
+    : forward_(forward),
+      config_(config),
+      options_(options),
+      kv_blocks_total_(cache->num_blocks()),
+      cache_(std::move(cache)) {
+  counters_.kv_block_size_tokens = cache_->block_size();
+  counters_.kv_blocks_total = cache_->num_blocks();
+  counters_.kv_blocks_free = cache_->num_blocks();
+  counters_.num_layers = config.num_hidden_layers;
+  counters_.num_experts = config.num_experts;
+  published_ = counters_;
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -54,6 +94,16 @@ absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<Generatio
   }
   if (auto s = ValidateSamplingOptions(request.sampling, config_.vocab_size); !s.ok()) return s;
 
+  // A request that cannot fit in the whole KV cache could never finish.
+  const int64_t bs = options_.kv_cache.block_size_tokens;
+  const int64_t least = n + std::max(request.max_tokens, 1);
+  const int64_t blocks = (least + bs - 1) / bs;
+  if (blocks > kv_blocks_total_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "request needs ", blocks, " KV blocks (prompt ", n, " tokens + max_tokens ", std::max(request.max_tokens, 1),
+        "), the KV cache holds ", kv_blocks_total_, " blocks of ", bs, " tokens"));
+  }
+
   auto seq = std::make_unique<Sequence>();
   // End tokens (eos unless ignored, and stop ids) are held back until min_tokens.
   std::vector<int32_t> end_ids(request.stop_token_ids.begin(), request.stop_token_ids.end());
@@ -61,14 +111,25 @@ absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<Generatio
     for (int64_t id : config_.eos_token_ids) end_ids.push_back(static_cast<int32_t>(id));
   }
   seq->sampler = std::make_unique<Sampler>(request.sampling, request.prompt, std::move(end_ids));
+  seq->prompt_tokens = n;
+  seq->tokens = request.prompt;
   seq->request = std::move(request);
   seq->sink = std::move(sink);
+  seq->submitted = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::UnavailableError("the router is shutting down");
     if (static_cast<int>(waiting_.size()) >= options_.max_waiting_requests) {
+      ++rejected_;
       return absl::ResourceExhaustedError(absl::StrCat("too many waiting requests (limit ",
                                                        options_.max_waiting_requests, ")"));
+    }
+    // A lone prompt above the token limit is still taken: it could never run otherwise.
+    if (!waiting_.empty() && waiting_tokens_ + n > options_.max_waiting_tokens) {
+      ++rejected_;
+      return absl::ResourceExhaustedError(absl::StrCat("too many waiting prompt tokens: ", waiting_tokens_,
+                                                       " waiting + ", n, " new exceeds the limit of ",
+                                                       options_.max_waiting_tokens));
     }
     waiting_tokens_ += n;
     ++live_ids_[seq->request.request_id];
@@ -95,113 +156,273 @@ EngineLoad Engine::Load() const {
   return load;
 }
 
+EngineStats Engine::Stats() const {
+  EngineStats stats;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats = published_;
+    stats.waiting = static_cast<int>(waiting_.size());
+    stats.waiting_tokens = waiting_tokens_;
+    stats.rejected_requests = rejected_;
+  }
+  stats.expert_tokens = forward_->ExpertTokenCounts();
+  return stats;
+}
+
+void Engine::PublishStats() {
+  EngineStats s = counters_;
+  s.running = static_cast<int>(running_.size());
+  s.preempted = static_cast<int>(preempted_.size());
+  s.kv_blocks_used = cache_->num_used_blocks();
+  s.kv_blocks_free = cache_->num_free_blocks();
+  s.kv_blocks_cached = cache_->num_cached_blocks();
+  s.steps = steps_.load();
+  running_count_ = s.running + s.preempted;
+  std::lock_guard<std::mutex> lock(mu_);
+  published_ = std::move(s);
+}
+
 void Engine::Finish(Sequence& seq, const absl::Status& status, FinishReason reason) {
-  seq.sink->OnFinish(status, reason, static_cast<int>(seq.request.prompt.size()),
-                     static_cast<int>(seq.generated.size()));
-  seq.kv.reset();
+  seq.sink->OnFinish(status, reason, static_cast<int>(seq.prompt_tokens), seq.generated());
+  seq.kv.reset();  // frees its blocks (full ones stay in the prefix cache)
+  ++counters_.finished_requests;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = live_ids_.find(seq.request.request_id);
   if (it != live_ids_.end() && --it->second == 0) live_ids_.erase(it);
 }
 
 void Engine::Run() {
-  std::vector<std::unique_ptr<Sequence>> running;
   for (;;) {
-    std::vector<std::unique_ptr<Sequence>> cancelled;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !waiting_.empty() || !running.empty(); });
+      cv_.wait(lock, [&] { return stopping_ || !waiting_.empty() || !running_.empty() || !preempted_.empty(); });
       if (stopping_) {
-        for (auto& s : waiting_) running.push_back(std::move(s));
+        std::vector<std::unique_ptr<Sequence>> all;
+        for (auto& s : running_) all.push_back(std::move(s));
+        for (auto& s : preempted_) all.push_back(std::move(s));
+        for (auto& s : waiting_) all.push_back(std::move(s));
+        running_.clear();
+        preempted_.clear();
         waiting_.clear();
         waiting_tokens_ = 0;
         lock.unlock();
-        for (auto& s : running) Finish(*s, absl::OkStatus(), FinishReason::kCancelled);
-        running_count_ = 0;
+        for (auto& s : all) Finish(*s, absl::OkStatus(), FinishReason::kCancelled);
+        PublishStats();
         return;
       }
-      // Aborts by id, for running and waiting sequences.
-      if (!aborts_.empty()) {
-        auto aborted = [&](const Sequence& s) {
-          return std::find(aborts_.begin(), aborts_.end(), s.request.request_id) != aborts_.end();
-        };
-        for (auto& s : running)
-          if (aborted(*s)) cancelled.push_back(std::move(s));
-        for (auto& s : waiting_)
-          if (aborted(*s)) {
-            waiting_tokens_ -= static_cast<int64_t>(s->request.prompt.size());
-            cancelled.push_back(std::move(s));
-          }
-        aborts_.clear();
-        std::erase(running, nullptr);
-        std::erase(waiting_, nullptr);
-      }
-      // Admit waiting requests while the step's token budget and the running
-      // limit allow (a lone long prompt is admitted anyway).
-      int64_t budget = options_.max_batch_tokens - static_cast<int64_t>(running.size());
-      while (!waiting_.empty() && static_cast<int>(running.size()) < options_.max_running_seqs) {
-        const int64_t n = static_cast<int64_t>(waiting_.front()->request.prompt.size());
-        if (n > budget && !(running.empty() && budget == options_.max_batch_tokens)) break;
-        budget -= n;
-        waiting_tokens_ -= n;
-        running.push_back(std::move(waiting_.front()));
-        waiting_.pop_front();
-      }
     }
-    for (auto& s : running) {
-      if (s->sink->Cancelled()) cancelled.push_back(std::move(s));
-    }
-    std::erase(running, nullptr);
-    for (auto& s : cancelled) Finish(*s, absl::OkStatus(), FinishReason::kCancelled);
-    running_count_ = static_cast<int>(running.size());
-    if (!running.empty()) Step(running);
-    running_count_ = static_cast<int>(running.size());
+    DropCancelled();
+    const std::vector<ScheduledChunk> chunks = Schedule();
+    if (!chunks.empty()) Step(chunks);
+    PublishStats();
   }
 }
 
-void Engine::Step(std::vector<std::unique_ptr<Sequence>>& running) {
-  std::vector<SequenceInput> batch;
-  batch.reserve(running.size());
-  for (auto& s : running) {
-    if (!s->prefilled) {
-      s->kv = std::make_unique<SequenceKv>(config_);
-      batch.push_back({s->kv.get(), s->request.prompt});
+void Engine::DropCancelled() {
+  struct Dropped {
+    std::unique_ptr<Sequence> seq;
+    absl::Status status;
+  };
+  std::vector<Dropped> dropped;
+  const absl::Time now = absl::Now();
+  std::vector<std::string> aborts;
+  // OK (cancelled), DEADLINE_EXCEEDED, or nullopt to keep the sequence.
+  auto verdict = [&](const Sequence& s) -> std::optional<absl::Status> {
+    if (s.sink->Cancelled() ||
+        std::find(aborts.begin(), aborts.end(), s.request.request_id) != aborts.end()) {
+      return absl::OkStatus();
+    }
+    if (now >= s.request.deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("request ", s.request.request_id, ": deadline passed after ",
+                                                      s.generated(), " generated tokens"));
+    }
+    return std::nullopt;
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    aborts.swap(aborts_);
+    for (auto& s : waiting_) {
+      if (auto v = verdict(*s)) {
+        waiting_tokens_ -= s->prompt_tokens;
+        dropped.push_back({std::move(s), *v});
+      }
+    }
+    std::erase(waiting_, nullptr);
+  }
+  for (auto& s : running_) {
+    if (auto v = verdict(*s)) dropped.push_back({std::move(s), *v});
+  }
+  std::erase(running_, nullptr);
+  for (auto& s : preempted_) {
+    if (auto v = verdict(*s)) dropped.push_back({std::move(s), *v});
+  }
+  std::erase(preempted_, nullptr);
+  for (auto& d : dropped) Finish(*d.seq, d.status, FinishReason::kCancelled);
+}
+
+void Engine::Preempt(std::unique_ptr<Sequence> seq) {
+  VLOG(1) << "request " << seq->request.request_id << ": preempted at " << seq->tokens.size()
+          << " tokens (KV cache full)";
+  seq->kv.reset();  // recomputed when resumed; its full blocks stay in the prefix cache
+  ++counters_.preemptions;
+  preempted_.push_front(std::move(seq));
+}
+
+std::vector<Engine::ScheduledChunk> Engine::Schedule() {
+  const int64_t bs = cache_->block_size();
+  std::vector<ScheduledChunk> chunks;
+  int64_t budget = options_.max_batch_tokens;
+  bool preempted_now = false;
+  // Positions `kv` can hold with its blocks and every free one.
+  auto room = [&](const SequenceKv& kv) {
+    return static_cast<int64_t>(kv.blocks().size()) * bs - kv.length() +
+           static_cast<int64_t>(cache_->num_free_blocks()) * bs;
+  };
+  // 1. Running sequences, oldest first.
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Sequence& s = *running_[i];
+    const int64_t remaining = static_cast<int64_t>(s.tokens.size()) - s.kv->length();
+    int64_t n = remaining == 1 ? 1 : std::min(remaining, budget);
+    if (n <= 0) continue;
+    // Free blocks by preempting the most recently admitted sequences.
+    while (room(*s.kv) < 1 && running_.size() > i + 1) {
+      Preempt(std::move(running_.back()));
+      running_.pop_back();
+      preempted_now = true;
+    }
+    if (room(*s.kv) < 1) {
+      if (i == 0) {
+        // Alone and the cache is full of it: it can never go on.
+        std::unique_ptr<Sequence> seq = std::move(running_[0]);
+        running_.erase(running_.begin());
+        Finish(*seq,
+               absl::ResourceExhaustedError(absl::StrCat("request ", seq->request.request_id, ": ",
+                                                         seq->tokens.size(), " tokens outgrow the KV cache of ",
+                                                         cache_->capacity_tokens(), " tokens")),
+               FinishReason::kStop);
+      } else {
+        Preempt(std::move(running_.back()));
+        running_.pop_back();
+        preempted_now = true;
+      }
+      break;
+    }
+    n = std::min(n, room(*s.kv));
+    CHECK(s.kv->Reserve(s.kv->length() + n));
+    chunks.push_back({&s, n});
+    budget -= n;
+  }
+  if (preempted_now) return chunks;  // no admission in a step that ran short of blocks
+
+  // 2. Admission: preempted sequences first, then waiting requests.
+  const int32_t watermark = running_.empty() ? 0 : std::max<int32_t>(1, cache_->num_blocks() / 100);
+  while (budget > 0 && static_cast<int>(running_.size()) < options_.max_running_seqs) {
+    std::unique_ptr<Sequence> seq;
+    const bool resumed = !preempted_.empty();
+    if (resumed) {
+      seq = std::move(preempted_.front());
+      preempted_.pop_front();
     } else {
-      batch.push_back({s->kv.get(), {&s->next_input, 1}});
+      std::lock_guard<std::mutex> lock(mu_);
+      if (waiting_.empty()) break;
+      seq = std::move(waiting_.front());
+      waiting_.pop_front();
+      waiting_tokens_ -= seq->prompt_tokens;
     }
+    seq->kv = std::make_unique<SequenceKv>(cache_.get());
+    const int64_t len = static_cast<int64_t>(seq->tokens.size());
+    // The last token is always computed: its logits give the next token.
+    const int64_t hit = seq->kv->AttachCachedPrefix(seq->tokens, len - 1);
+    // The chunk shrinks to the free blocks above the watermark (kept for the
+    // running sequences' next decode tokens).
+    const int64_t free_positions = (static_cast<int64_t>(cache_->num_free_blocks()) - watermark) * bs;
+    const int64_t n = std::min({len - hit, budget, free_positions});
+    if (n < 1) {
+      seq->kv.reset();
+      if (resumed) {
+        preempted_.push_front(std::move(seq));
+      } else {
+        std::lock_guard<std::mutex> lock(mu_);
+        waiting_tokens_ += seq->prompt_tokens;
+        waiting_.push_front(std::move(seq));
+      }
+      break;
+    }
+    CHECK(seq->kv->Reserve(hit + n));
+    if (cache_->prefix_caching()) {
+      counters_.prefix_cache_queried_tokens += static_cast<uint64_t>(len - 1);
+      counters_.prefix_cache_hit_tokens += static_cast<uint64_t>(hit);
+    }
+    if (!seq->admitted_before) {
+      seq->admitted_before = true;
+      ++counters_.admitted_requests;
+      const double q = std::chrono::duration<double>(std::chrono::steady_clock::now() - seq->submitted).count();
+      counters_.queue_seconds_total += q;
+      counters_.queue_seconds_max = std::max(counters_.queue_seconds_max, q);
+    }
+    VLOG(1) << "request " << seq->request.request_id << (resumed ? ": resumed, " : ": admitted, ") << hit
+            << " of " << len << " tokens from the prefix cache";
+    chunks.push_back({seq.get(), n});
+    budget -= n;
+    running_.push_back(std::move(seq));
   }
-  std::vector<float> logits;
-  const absl::Status status = forward_->Forward(batch, &logits);
+  return chunks;
+}
+
+void Engine::Step(const std::vector<ScheduledChunk>& chunks) {
+  std::vector<SequenceInput> batch;
+  batch.reserve(chunks.size());
+  for (const ScheduledChunk& c : chunks) {
+    Sequence& s = *c.seq;
+    const int64_t at = s.kv->length();
+    const bool last = at + c.tokens == static_cast<int64_t>(s.tokens.size());
+    batch.push_back({s.kv.get(), absl::Span<const int32_t>(s.tokens).subspan(at, c.tokens),
+                     /*all_logits=*/false, /*no_logits=*/!last});
+    // A decode step feeds the token sampled last step; anything else is prefill.
+    const bool decode = c.tokens == 1 && last && at >= s.prompt_tokens;
+    (decode ? counters_.decode_tokens_computed : counters_.prefill_tokens_computed) += static_cast<uint64_t>(c.tokens);
+  }
+  const absl::Status status = forward_->Forward(batch, &logits_);
   steps_.fetch_add(1);
+  VLOG(1) << "step " << steps_.load() << ": " << chunks.size() << " sequences, status " << status;
+  std::vector<Sequence*> done;
   if (!status.ok()) {
-    LOG(WARNING) << "step failed for " << running.size() << " sequences: " << status;
-    for (auto& s : running) Finish(*s, status, FinishReason::kStop);
-    running.clear();
-    return;
-  }
-  const int64_t V = config_.vocab_size;
-  for (size_t i = 0; i < running.size(); ++i) {
-    Sequence& s = *running[i];
-    s.prefilled = true;
-    const GeneratedToken tok = s.sampler->Sample(absl::MakeConstSpan(&logits[i * V], V));
-    s.generated.push_back(tok.id);
-    s.next_input = tok.id;
-    s.sink->OnToken(tok);
-    const bool is_eos = std::find(config_.eos_token_ids.begin(), config_.eos_token_ids.end(), tok.id) !=
-                        config_.eos_token_ids.end();
-    const bool is_stop = std::find(s.request.stop_token_ids.begin(), s.request.stop_token_ids.end(), tok.id) !=
-                         s.request.stop_token_ids.end();
-    const int64_t length = s.kv->length() + 1;  // the new token's position is next
-    if ((is_eos && !s.request.sampling.ignore_eos) || is_stop) {
-      Finish(s, absl::OkStatus(), FinishReason::kStop);
-      running[i].reset();
-    } else if ((s.request.max_tokens > 0 && static_cast<int>(s.generated.size()) >= s.request.max_tokens) ||
-               length >= config_.max_position_embeddings) {
-      Finish(s, absl::OkStatus(), FinishReason::kLength);
-      running[i].reset();
+    LOG(WARNING) << "step failed for " << chunks.size() << " sequences: " << status;
+    for (const ScheduledChunk& c : chunks) {
+      Finish(*c.seq, status, FinishReason::kStop);
+      done.push_back(c.seq);
+    }
+  } else {
+    const int64_t V = config_.vocab_size;
+    int64_t row = 0;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      Sequence& s = *chunks[i].seq;
+      s.kv->RegisterFullBlocks(s.tokens);
+      if (batch[i].no_logits) continue;
+      const GeneratedToken tok = s.sampler->Sample(absl::MakeConstSpan(&logits_[row * V], V));
+      ++row;
+      s.tokens.push_back(tok.id);
+      ++counters_.generated_tokens;
+      s.sink->OnToken(tok);
+      const bool is_eos = std::find(config_.eos_token_ids.begin(), config_.eos_token_ids.end(), tok.id) !=
+                          config_.eos_token_ids.end();
+      const bool is_stop = std::find(s.request.stop_token_ids.begin(), s.request.stop_token_ids.end(), tok.id) !=
+                           s.request.stop_token_ids.end();
+      if ((is_eos && !s.request.sampling.ignore_eos) || is_stop) {
+        Finish(s, absl::OkStatus(), FinishReason::kStop);
+        done.push_back(&s);
+      } else if ((s.request.max_tokens > 0 && s.generated() >= s.request.max_tokens) ||
+                 static_cast<int64_t>(s.tokens.size()) >= config_.max_position_embeddings) {
+        Finish(s, absl::OkStatus(), FinishReason::kLength);
+        done.push_back(&s);
+      }
     }
   }
-  std::erase(running, nullptr);
+  if (!done.empty()) {
+    std::erase_if(running_, [&](const std::unique_ptr<Sequence>& s) {
+      return std::find(done.begin(), done.end(), s.get()) != done.end();
+    });
+  }
 }
 
 }  // namespace moe

@@ -1,15 +1,36 @@
-// Engine: the router's scheduler. One engine thread owns every sequence, its
-// KV cache and the forward pass; other threads submit requests and abort them
-// through thread-safe calls, and receive tokens through a GenerationSink that
-// the engine thread calls (sinks must not block).
+// Engine: the router's scheduler. One engine thread owns every sequence, the
+// paged KV cache and the forward pass; other threads submit requests and abort
+// them through thread-safe calls, and receive tokens through a GenerationSink
+// that the engine thread calls (sinks must not block).
 //
-// Each step runs, as ONE forward pass, the next token of every running
-// sequence plus the prompts of newly admitted ones (iteration-level batching):
-// new requests join at the next step and finished ones leave at once.
+// Continuous (iteration-level) batching: each step is ONE forward pass over
+// the next token of every decoding sequence plus up to max_batch_tokens of
+// prompt tokens (long prompts are prefilled in chunks over several steps).
+// New requests join at the next step; finished, cancelled and aborted ones
+// leave at once and free their KV blocks.
+//
+// Scheduling policy, per step, oldest admitted first:
+//   1. every running sequence gets its next chunk (1 token when decoding);
+//      when the KV cache has no free block for it, the most recently admitted
+//      sequence is preempted: its blocks are freed and it waits, ahead of new
+//      requests, to be recomputed (prompt + tokens so far; the prefix cache
+//      usually holds most of it). Nothing fails for lack of blocks unless a
+//      single sequence outgrows the whole cache.
+//   2. then preempted sequences, then waiting requests (FIFO) are admitted
+//      while the token budget, max_running_seqs and free blocks allow, and no
+//      sequence was preempted in this step. Admission first takes the longest
+//      cached prefix of the sequence's tokens from the prefix cache.
+// Results do not depend on the batch, the chunking, the prefix cache or
+// preemption: a sequence's logits are bitwise those it gets alone.
+//
+// Backpressure: the waiting queue is bounded in requests and prompt tokens;
+// beyond it Submit fails at once with RESOURCE_EXHAUSTED. Running plus
+// preempted sequences never exceed max_running_seqs, so memory is bounded.
 #ifndef MOE_ROUTER_ENGINE_H_
 #define MOE_ROUTER_ENGINE_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -22,8 +43,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "router/forward.h"
 #include "router/generator.h"
+#include "router/kv_cache.h"
 #include "router/sampler.h"
 
 namespace moe {
@@ -36,6 +59,9 @@ struct GenerationRequest {
   int max_tokens = 0;  // 0: up to the context limit
   std::vector<int32_t> stop_token_ids;
   SamplingOptions sampling;
+  // Past it the request ends with DEADLINE_EXCEEDED at the next step (waiting
+  // or running).
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 // Receives one request's results, on the engine thread. OnFinish is called
@@ -47,20 +73,26 @@ class GenerationSink {
   virtual void OnToken(const GeneratedToken& token) = 0;
   virtual void OnFinish(const absl::Status& status, FinishReason reason, int prompt_tokens,
                         int completion_tokens) = 0;
-  // Polled by the engine thread once per step: true ends the request with
-  // FinishReason::kCancelled (client cancel, deadline).
+  // Polled by the engine thread once per step, for running and waiting
+  // requests (the latter under the engine's lock: must be a cheap, non-blocking
+  // read): true ends the request with FinishReason::kCancelled and frees its
+  // KV blocks (client cancel, call deadline).
   virtual bool Cancelled() const { return false; }
 };
 
 struct EngineOptions {
   // Sequences decoded together in one step.
   int max_running_seqs = 64;
-  // Upper bound on new tokens (prompt tokens plus decode tokens) in one step;
-  // a single prompt longer than this still runs, alone with the decodes.
+  // Upper bound on new tokens (decode tokens plus prompt chunks) in one step;
+  // every decoding sequence gets its token, prompts share the rest.
   int64_t max_batch_tokens = 4096;
   // Requests that may wait for admission; beyond it Submit fails with
   // RESOURCE_EXHAUSTED.
   int max_waiting_requests = 1024;
+  // Prompt tokens that may wait for admission, summed over waiting requests.
+  int64_t max_waiting_tokens = int64_t{1} << 20;
+  // The paged KV cache: block size, capacity in bytes, prefix caching.
+  KvCacheOptions kv_cache;
 };
 
 struct EngineLoad {
@@ -70,39 +102,93 @@ struct EngineLoad {
   uint64_t steps = 0;
 };
 
+// A snapshot of the engine's counters (for GetLoad and metrics). Counters
+// are cumulative since start; gauges are as of the end of the last step.
+struct EngineStats {
+  // Gauges.
+  int running = 0;            // sequences in the batch
+  int waiting = 0;            // requests not yet admitted
+  int preempted = 0;          // sequences waiting to be recomputed
+  int64_t waiting_tokens = 0;
+  int64_t kv_block_size_tokens = 0;
+  int32_t kv_blocks_total = 0;
+  int32_t kv_blocks_used = 0;    // referenced by a sequence
+  int32_t kv_blocks_free = 0;    // total - used (includes the cached ones)
+  int32_t kv_blocks_cached = 0;  // free but holding a prefix-cache entry
+  // Counters.
+  uint64_t steps = 0;
+  uint64_t admitted_requests = 0;          // first admissions (not resumptions)
+  uint64_t finished_requests = 0;          // every end: stop, length, cancel, error
+  uint64_t rejected_requests = 0;          // RESOURCE_EXHAUSTED at Submit
+  uint64_t preemptions = 0;
+  uint64_t prefill_tokens_computed = 0;    // prompt tokens run (and tokens recomputed after preemption)
+  uint64_t decode_tokens_computed = 0;     // sampled tokens fed back, one per decode step
+  uint64_t prefix_cache_queried_tokens = 0;  // tokens looked up at admission
+  uint64_t prefix_cache_hit_tokens = 0;      // ... and found in the cache
+  uint64_t generated_tokens = 0;
+  double queue_seconds_total = 0;  // Submit to first admission, summed over admitted requests
+  double queue_seconds_max = 0;
+  // Tokens the gates sent to each expert, [layer * num_experts + expert].
+  int64_t num_layers = 0;
+  int64_t num_experts = 0;
+  std::vector<uint64_t> expert_tokens;
+};
+
 class Engine {
  public:
-  // `forward` must outlive the engine; only the engine thread uses it.
-  Engine(ForwardPass* forward, const ModelConfig& config, const EngineOptions& options);
+  // Checks the options and creates the KV cache (INVALID_ARGUMENT naming the
+  // option), then starts the engine thread. `forward` must outlive the
+  // engine; only the engine thread uses it.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(ForwardPass* forward, const ModelConfig& config,
+                                                        const EngineOptions& options);
   ~Engine();  // stops the thread; unfinished requests end with CANCELLED
 
   // Validates and queues a request. INVALID_ARGUMENT for a bad request (empty
   // prompt, ids outside the vocabulary, prompt + max_tokens past the context),
-  // RESOURCE_EXHAUSTED when the waiting queue is full, UNAVAILABLE after Stop.
+  // RESOURCE_EXHAUSTED when the waiting queue is full (naming the limit) or
+  // the request can never fit in the KV cache, UNAVAILABLE after Stop.
   absl::Status Submit(GenerationRequest request, std::shared_ptr<GenerationSink> sink);
   // Ends a request at the next step with FinishReason::kCancelled. False if unknown.
   bool Abort(const std::string& request_id);
   EngineLoad Load() const;
+  // Thread-safe snapshot.
+  EngineStats Stats() const;
+  // KV cache capacity (fixed at Create).
+  int32_t kv_blocks_total() const { return kv_blocks_total_; }
+  int64_t kv_capacity_tokens() const { return kv_blocks_total_ * options_.kv_cache.block_size_tokens; }
   void Stop();
 
  private:
-  struct Sequence {
-    GenerationRequest request;
-    std::shared_ptr<GenerationSink> sink;
-    std::unique_ptr<SequenceKv> kv;
-    std::unique_ptr<Sampler> sampler;
-    std::vector<int32_t> generated;
-    int32_t next_input = -1;  // last sampled token, fed at the next step
-    bool prefilled = false;
+  struct Sequence;
+  struct ScheduledChunk {
+    Sequence* seq;
+    int64_t tokens;
   };
+  Engine(ForwardPass* forward, const ModelConfig& config, const EngineOptions& options,
+         std::unique_ptr<KvCache> cache);
 
   void Run();
-  void Step(std::vector<std::unique_ptr<Sequence>>& running);
+  // Collects aborted, cancelled and expired sequences (running, preempted and
+  // waiting) and ends them.
+  void DropCancelled();
+  // Picks this step's chunks (admitting and preempting as needed).
+  std::vector<ScheduledChunk> Schedule();
+  void Preempt(std::unique_ptr<Sequence> seq);
+  void Step(const std::vector<ScheduledChunk>& chunks);
   void Finish(Sequence& seq, const absl::Status& status, FinishReason reason);
+  void PublishStats();
 
   ForwardPass* forward_;
   const ModelConfig config_;
   const EngineOptions options_;
+  const int32_t kv_blocks_total_;
+
+  // Engine thread only.
+  std::unique_ptr<KvCache> cache_;
+  std::vector<std::unique_ptr<Sequence>> running_;    // in admission order, oldest first
+  std::deque<std::unique_ptr<Sequence>> preempted_;   // resumed before waiting requests
+  EngineStats counters_;                               // the counters part of the stats
+  std::vector<float> logits_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -111,6 +197,8 @@ class Engine {
   std::map<std::string, int> live_ids_;            // guarded by mu_; id -> live requests
   std::vector<std::string> aborts_;                // guarded by mu_; ids to cancel
   bool stopping_ = false;                          // guarded by mu_
+  EngineStats published_;                          // guarded by mu_; as of the last step
+  uint64_t rejected_ = 0;                          // guarded by mu_
   std::atomic<int> running_count_{0};
   std::atomic<uint64_t> steps_{0};
   std::thread thread_;

@@ -69,7 +69,9 @@ class EngineTest : public ::testing::Test {
     forward_ = std::make_unique<ForwardPass>(dense_.get(), backend_.get(), pool_.get());
   }
   std::unique_ptr<Engine> MakeEngine(EngineOptions options = {}) {
-    return std::make_unique<Engine>(forward_.get(), checkpoint_->config(), options);
+    auto engine = Engine::Create(forward_.get(), checkpoint_->config(), options);
+    EXPECT_TRUE(engine.ok()) << engine.status();
+    return std::move(engine).value();
   }
   static nlohmann::json Golden() {
     std::ifstream in(std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral/golden.json");

@@ -10,23 +10,21 @@
 
 namespace moe {
 
-SequenceKv::SequenceKv(const ModelConfig& config)
-    : kv_dim_(config.kv_dim()),
-      k_(config.num_hidden_layers),
-      v_(config.num_hidden_layers) {}
-
-void SequenceKv::Truncate(int64_t length) {
-  length_ = std::min(length_, std::max<int64_t>(0, length));
-  for (auto& k : k_) k.resize(length_ * kv_dim_);
-  for (auto& v : v_) v.resize(length_ * kv_dim_);
-}
-
 ForwardPass::ForwardPass(const DenseModel* model, ExpertBackend* experts, ThreadPool* pool)
     : model_(model), config_(model->config()), experts_(experts), pool_(pool) {
   const int64_t hd = config_.head_dim;
   for (int64_t i = 0; i < hd / 2; ++i) {
     inv_freq_.push_back(1.0 / std::pow(config_.rope_theta, static_cast<double>(2 * i) / hd));
   }
+  const int64_t counters = static_cast<int64_t>(config_.num_hidden_layers) * config_.num_experts;
+  expert_tokens_ = std::make_unique<std::atomic<uint64_t>[]>(counters);
+  for (int64_t i = 0; i < counters; ++i) expert_tokens_[i].store(0, std::memory_order_relaxed);
+}
+
+std::vector<uint64_t> ForwardPass::ExpertTokenCounts() const {
+  std::vector<uint64_t> out(static_cast<size_t>(config_.num_hidden_layers) * config_.num_experts);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = expert_tokens_[i].load(std::memory_order_relaxed);
+  return out;
 }
 
 namespace {
@@ -59,10 +57,25 @@ absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::ve
       return absl::InvalidArgumentError(absl::StrCat("sequence length ", end, " exceeds the context of ",
                                                      c.max_position_embeddings, " tokens"));
     }
+    if (in.kv->length() % in.kv->cache().block_size() != 0 &&
+        !in.kv->cache().Writable(in.kv->blocks()[in.kv->length() / in.kv->cache().block_size()])) {
+      return absl::InternalError(absl::StrCat("sequence ", s, " of the batch would write into a shared KV block"));
+    }
     T += static_cast<int64_t>(in.tokens.size());
   }
   logits->clear();
   if (T == 0) return absl::OkStatus();
+  // Blocks for the new positions, all or nothing.
+  for (size_t s = 0; s < batch.size(); ++s) {
+    SequenceKv* kv = batch[s].kv;
+    if (!kv->Reserve(kv->length() + static_cast<int64_t>(batch[s].tokens.size()))) {
+      const int64_t need = kv->BlocksToReach(kv->length() + static_cast<int64_t>(batch[s].tokens.size()));
+      const int32_t free = kv->cache().num_free_blocks();
+      for (size_t r = 0; r <= s; ++r) batch[r].kv->Truncate(batch[r].kv->length());
+      return absl::ResourceExhaustedError(absl::StrCat("KV cache: sequence ", s, " of the batch needs ", need,
+                                                       " more blocks, ", free, " are free"));
+    }
+  }
 
   token_seq_.resize(T);
   token_pos_.resize(T);
@@ -83,11 +96,6 @@ absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::ve
           rope_sin_[t * half + j] = static_cast<float>(std::sin(angle));
         }
       }
-    }
-    for (const SequenceInput& in : batch) {
-      const int64_t new_len = in.kv->length() + static_cast<int64_t>(in.tokens.size());
-      for (auto& k : in.kv->k_) k.resize(new_len * in.kv->kv_dim_);
-      for (auto& v : in.kv->v_) v.resize(new_len * in.kv->kv_dim_);
     }
   }
 
@@ -113,16 +121,23 @@ absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::ve
       for (int64_t hh = 0; hh < c.num_attention_heads; ++hh) ApplyRope(&q_[t * c.q_dim() + hh * hd], cs, sn, half);
       for (int64_t hh = 0; hh < c.num_key_value_heads; ++hh) ApplyRope(&k_[t * c.kv_dim() + hh * hd], cs, sn, half);
       SequenceKv* kv = batch[token_seq_[t]].kv;
-      std::memcpy(&kv->k_[layer][token_pos_[t] * c.kv_dim()], &k_[t * c.kv_dim()], c.kv_dim() * sizeof(float));
-      std::memcpy(&kv->v_[layer][token_pos_[t] * c.kv_dim()], &v_[t * c.kv_dim()], c.kv_dim() * sizeof(float));
+      const int64_t bs = kv->cache().block_size();
+      const int32_t block = kv->blocks()[token_pos_[t] / bs];
+      const int64_t slot = token_pos_[t] % bs;
+      std::memcpy(kv->cache().keys(block, layer) + slot * c.kv_dim(), &k_[t * c.kv_dim()], c.kv_dim() * sizeof(float));
+      std::memcpy(kv->cache().values(block, layer) + slot * c.kv_dim(), &v_[t * c.kv_dim()],
+                  c.kv_dim() * sizeof(float));
     }
     Attention(layer, batch);
     MatMul(attn_.data(), T, c.q_dim(), L.o, o_.data(), D, pool_);
     for (int64_t i = 0; i < T * D; ++i) x_[i] += o_[i];
     RmsNorm(x_.data(), T, D, L.post_attention_norm, c.rms_norm_eps, h_.data());
-    RETURN_IF_ERROR(MoE(layer, T));
+    if (absl::Status st = MoE(layer, T); !st.ok()) {
+      for (const SequenceInput& in : batch) in.kv->Truncate(in.kv->length());  // frees the reserved blocks
+      return st;
+    }
   }
-  for (const SequenceInput& in : batch) in.kv->length_ += static_cast<int64_t>(in.tokens.size());
+  for (const SequenceInput& in : batch) in.kv->Advance(in.kv->length() + static_cast<int64_t>(in.tokens.size()));
 
   // Final norm and lm_head on the rows that need logits.
   std::vector<int64_t> rows;
@@ -130,7 +145,9 @@ absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::ve
     int64_t t = 0;
     for (const SequenceInput& in : batch) {
       const int64_t n = static_cast<int64_t>(in.tokens.size());
-      if (in.all_logits) {
+      if (in.no_logits) {
+        // none
+      } else if (in.all_logits) {
         for (int64_t i = 0; i < n; ++i) rows.push_back(t + i);
       } else if (n > 0) {
         rows.push_back(t + n - 1);
@@ -157,15 +174,22 @@ void ForwardPass::Attention(int layer, absl::Span<const SequenceInput> batch) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / H, head = item % H, kvh = head / group;
       const SequenceKv* kv = batch[token_seq_[t]].kv;
+      const KvCache& cache = kv->cache();
+      const int64_t bs = cache.block_size();
+      const std::vector<int32_t>& table = kv->blocks();
       const int64_t n = token_pos_[t] + 1;  // causal: positions 0..pos
       const float* q = &q_[t * c.q_dim() + head * hd];
-      const float* keys = kv->k_[layer].data();
-      const float* vals = kv->v_[layer].data();
+      // Positions in order, block by block: the same operations in the same
+      // order as over one contiguous [n, kv_dim] cache.
       scores.resize(n);
       float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < n; ++j) {
-        scores[j] = Dot(q, keys + j * c.kv_dim() + kvh * hd, hd) * scale;
-        mx = std::max(mx, scores[j]);
+      for (int64_t j0 = 0, b = 0; j0 < n; j0 += bs, ++b) {
+        const float* keys = cache.keys(table[b], layer) + kvh * hd;
+        const int64_t m = std::min(bs, n - j0);
+        for (int64_t j = 0; j < m; ++j) {
+          scores[j0 + j] = Dot(q, keys + j * c.kv_dim(), hd) * scale;
+          mx = std::max(mx, scores[j0 + j]);
+        }
       }
       float sum = 0;
       for (int64_t j = 0; j < n; ++j) {
@@ -174,10 +198,14 @@ void ForwardPass::Attention(int layer, absl::Span<const SequenceInput> batch) {
       }
       float* out = &attn_[t * c.q_dim() + head * hd];
       std::fill(out, out + hd, 0.0f);
-      for (int64_t j = 0; j < n; ++j) {
-        const float p = scores[j];
-        const float* v = vals + j * c.kv_dim() + kvh * hd;
-        for (int64_t d = 0; d < hd; ++d) out[d] += p * v[d];
+      for (int64_t j0 = 0, b = 0; j0 < n; j0 += bs, ++b) {
+        const float* vals = cache.values(table[b], layer) + kvh * hd;
+        const int64_t m = std::min(bs, n - j0);
+        for (int64_t j = 0; j < m; ++j) {
+          const float p = scores[j0 + j];
+          const float* v = vals + j * c.kv_dim();
+          for (int64_t d = 0; d < hd; ++d) out[d] += p * v[d];
+        }
       }
       const float inv = 1.0f / sum;
       for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
@@ -217,6 +245,14 @@ absl::Status ForwardPass::MoE(int layer, int64_t T) {
       gate_e_[t * K + j] = order[j];
       const double w = c.norm_topk_prob ? probs[order[j]] / top_sum : probs[order[j]];
       gate_w_[t * K + j] = static_cast<float>(w);
+    }
+  }
+  {
+    std::vector<uint64_t> counts(E, 0);
+    for (int64_t i = 0; i < T * K; ++i) ++counts[gate_e_[i]];
+    std::atomic<uint64_t>* row = &expert_tokens_[static_cast<int64_t>(layer) * E];
+    for (int64_t e = 0; e < E; ++e) {
+      if (counts[e] != 0) row[e].fetch_add(counts[e], std::memory_order_relaxed);
     }
   }
   expert_out_.resize(T * K * D);

@@ -6,12 +6,21 @@
 // batch (see core/kernels.h), so a sequence's logits are bitwise identical
 // alone or batched, prefilled at once or token by token.
 //
-// Ownership: the caller owns the SequenceKv objects; the forward pass owns its
-// scratch buffers. Thread-safety: one caller at a time (the engine thread).
+// Keys and values live in a paged KvCache (router/kv_cache.h); attention reads
+// a sequence's positions block by block in position order, with the same
+// operations in the same order as over a contiguous cache, so the block size
+// and which blocks a sequence holds (fresh, shared through the prefix cache,
+// recomputed after preemption) never change a result.
+//
+// Ownership: the caller owns the SequenceKv objects and their caches; the
+// forward pass owns its scratch buffers. Thread-safety: one caller at a time
+// (the engine thread), except ExpertTokenCounts, which any thread may call.
 #ifndef MOE_ROUTER_FORWARD_H_
 #define MOE_ROUTER_FORWARD_H_
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -19,29 +28,15 @@
 #include "core/expert_backend.h"
 #include "core/thread_pool.h"
 #include "router/dense_model.h"
+#include "router/kv_cache.h"
 
 namespace moe {
-
-// The key/value cache of one sequence: for each layer, [length, kv_dim] keys
-// and values, contiguous.
-class SequenceKv {
- public:
-  explicit SequenceKv(const ModelConfig& config);
-  int64_t length() const { return length_; }
-  // Drops every position from `length` on (length <= this->length()).
-  void Truncate(int64_t length);
-
- private:
-  friend class ForwardPass;
-  int64_t kv_dim_;
-  int64_t length_ = 0;
-  std::vector<std::vector<float>> k_, v_;  // per layer
-};
 
 struct SequenceInput {
   SequenceKv* kv = nullptr;
   absl::Span<const int32_t> tokens;  // new tokens, appended at kv->length()
   bool all_logits = false;           // logits for every new token, not only the last
+  bool no_logits = false;            // no logits at all (a prefill chunk that does not end the prompt)
 };
 
 class ForwardPass {
@@ -49,12 +44,18 @@ class ForwardPass {
   // `model`, `experts` and `pool` must outlive the forward pass; `pool` may be null.
   ForwardPass(const DenseModel* model, ExpertBackend* experts, ThreadPool* pool);
 
-  // Runs the batch and appends to each sequence's cache. `logits` receives, for
-  // each sequence in order, vocab_size floats for its last new token (or one
-  // row per new token with all_logits). INVALID_ARGUMENT for a token id outside
-  // the vocabulary or a sequence past max_position_embeddings; nothing is
-  // appended then.
+  // Runs the batch and appends to each sequence's cache, reserving the blocks
+  // it needs. `logits` receives, for each sequence in order, vocab_size floats
+  // for its last new token (one row per new token with all_logits, none with
+  // no_logits). INVALID_ARGUMENT for a token id outside the vocabulary or a
+  // sequence past max_position_embeddings, RESOURCE_EXHAUSTED when a cache has
+  // too few free blocks; nothing is appended then. A sequence must not appear
+  // twice in one batch.
   absl::Status Forward(absl::Span<const SequenceInput> batch, std::vector<float>* logits);
+
+  // Tokens routed to each expert so far (the gate's top-k choices, one count
+  // per token and rank), [layer * num_experts + expert]. Thread-safe.
+  std::vector<uint64_t> ExpertTokenCounts() const;
 
  private:
   void Attention(int layer, absl::Span<const SequenceInput> batch);
@@ -65,6 +66,7 @@ class ForwardPass {
   ExpertBackend* experts_;
   ThreadPool* pool_;
   std::vector<double> inv_freq_;
+  std::unique_ptr<std::atomic<uint64_t>[]> expert_tokens_;  // [layers * experts]
 
   // Per-call scratch, [tokens, ...].
   std::vector<int32_t> token_seq_;   // which sequence each row belongs to

@@ -39,6 +39,17 @@ class TinyMixtral : public ::testing::Test {
     return std::make_unique<ForwardPass>(dense_, backends_.back().get(), pool_);
   }
   const ModelConfig& config() const { return checkpoint_->config(); }
+  // A paged cache with room for a few sequences of the whole context.
+  std::unique_ptr<KvCache> Cache(int64_t block_size_tokens = 16, bool prefix_caching = false) {
+    KvCacheOptions o;
+    o.block_size_tokens = block_size_tokens;
+    o.enable_prefix_caching = prefix_caching;
+    o.capacity_bytes = KvCache::BytesPerBlock(config(), block_size_tokens) *
+                       (8 * config().max_position_embeddings / block_size_tokens + 8);
+    auto cache = KvCache::Create(config(), o);
+    EXPECT_TRUE(cache.ok()) << cache.status();
+    return std::move(cache).value();
+  }
 
   static nlohmann::json Golden() {
     std::ifstream in(kModelDir + "/golden.json");
@@ -60,7 +71,8 @@ TEST_F(TinyMixtral, GreedyIdsAndLogprobsMatchGolden) {
     const std::vector<int32_t> prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     const std::vector<int32_t> want = c["greedy_ids"].get<std::vector<int32_t>>();
     auto fwd = MakeForward();
-    SequenceKv kv(config());
+    auto cache = Cache();
+    SequenceKv kv(cache.get());
     std::vector<int32_t> next = prompt, got;
     std::vector<float> logits;
     for (size_t step = 0; step < want.size(); ++step) {
@@ -110,7 +122,8 @@ std::vector<int32_t> Prompt(int len, int salt) {
 TEST_F(TinyMixtral, LogitsAreBitwiseTheSameAloneOrBatchedWithSevenOthers) {
   const std::vector<int32_t> target = Prompt(23, 0);
   auto alone = MakeForward();
-  SequenceKv kv_alone(config());
+  auto cache = Cache();
+  SequenceKv kv_alone(cache.get());
   std::vector<float> ref;
   SequenceInput in{&kv_alone, target, /*all_logits=*/true};
   ASSERT_TRUE(alone->Forward({&in, 1}, &ref).ok());
@@ -121,7 +134,7 @@ TEST_F(TinyMixtral, LogitsAreBitwiseTheSameAloneOrBatchedWithSevenOthers) {
   std::vector<std::unique_ptr<SequenceKv>> kvs;
   std::vector<SequenceInput> batch;
   for (const auto& p : prompts) {
-    kvs.push_back(std::make_unique<SequenceKv>(config()));
+    kvs.push_back(std::make_unique<SequenceKv>(cache.get()));
     batch.push_back({kvs.back().get(), p, /*all_logits=*/true});
   }
   auto batched = MakeForward();
@@ -147,13 +160,14 @@ TEST_F(TinyMixtral, LogitsAreBitwiseTheSameAloneOrBatchedWithSevenOthers) {
 TEST_F(TinyMixtral, PrefillAtOnceEqualsTokenByToken) {
   const std::vector<int32_t> prompt = Prompt(40, 9);
   auto once = MakeForward();
-  SequenceKv kv1(config());
+  auto cache = Cache();
+  SequenceKv kv1(cache.get());
   std::vector<float> a;
   SequenceInput in{&kv1, prompt};
   ASSERT_TRUE(once->Forward({&in, 1}, &a).ok());
 
   auto stepwise = MakeForward();
-  SequenceKv kv2(config());
+  SequenceKv kv2(cache.get());
   std::vector<float> b;
   for (size_t i = 0; i < prompt.size(); i += (i % 3) + 1) {  // chunks of 1, 2, 3 ... tokens
     const size_t n = std::min(prompt.size() - i, (i % 3) + 1);
@@ -164,9 +178,135 @@ TEST_F(TinyMixtral, PrefillAtOnceEqualsTokenByToken) {
   ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
 }
 
+// Prefill in uneven chunks, then a few decode steps; every row of logits.
+std::vector<float> RunPaged(ForwardPass& fwd, SequenceKv& kv, const std::vector<int32_t>& prompt,
+                            const std::vector<int32_t>& decode, SequenceKv* interleaved = nullptr) {
+  std::vector<float> all, out;
+  const int32_t filler = 5;
+  for (size_t i = 0; i < prompt.size();) {
+    const size_t n = std::min(prompt.size() - i, 1 + (i * 7) % 11);
+    std::vector<SequenceInput> batch = {{&kv, absl::Span<const int32_t>(prompt).subspan(i, n), /*all_logits=*/true}};
+    // Another sequence growing at the same time makes the blocks non-contiguous.
+    if (interleaved != nullptr) batch.push_back({interleaved, {&filler, 1}, /*all_logits=*/false, /*no_logits=*/true});
+    EXPECT_TRUE(fwd.Forward(batch, &out).ok());
+    all.insert(all.end(), out.begin(), out.end());
+    i += n;
+  }
+  for (const int32_t& id : decode) {
+    SequenceInput in{&kv, {&id, 1}};
+    EXPECT_TRUE(fwd.Forward({&in, 1}, &out).ok());
+    all.insert(all.end(), out.begin(), out.end());
+  }
+  return all;
+}
+
+TEST_F(TinyMixtral, LogitsAreBitwiseTheSameWhateverTheBlockSizeAndLayout) {
+  const std::vector<int32_t> prompt = Prompt(45, 3);
+  const std::vector<int32_t> decode = {11, 22, 33, 44, 55, 66, 77};
+  auto fwd = MakeForward();
+  // Reference: one block holds the whole sequence (the contiguous layout).
+  auto contiguous = Cache(/*block_size_tokens=*/64);
+  SequenceKv ref_kv(contiguous.get());
+  const std::vector<float> ref = RunPaged(*fwd, ref_kv, prompt, decode);
+  ASSERT_EQ(ref_kv.blocks().size(), 1u);
+  for (int64_t bs : {1, 3, 16}) {
+    auto cache = Cache(bs);
+    SequenceKv other(cache.get());
+    SequenceKv kv(cache.get());
+    const std::vector<float> got = RunPaged(*fwd, kv, prompt, decode, &other);
+    ASSERT_EQ(got.size(), ref.size());
+    EXPECT_EQ(0, std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float))) << "block size " << bs;
+    if (bs == 1) {
+      ASSERT_GE(kv.blocks().size(), 2u);
+      EXPECT_NE(kv.blocks()[1], kv.blocks()[0] + 1);  // really interleaved
+    }
+  }
+}
+
+TEST_F(TinyMixtral, PrefixCacheHitGivesTheSameLogitsAsRecomputing) {
+  auto fwd = MakeForward();
+  const std::vector<int32_t> a = Prompt(40, 4);
+  std::vector<int32_t> b(a.begin(), a.begin() + 35);
+  for (int i = 0; i < 10; ++i) b.push_back(900 + i);
+
+  // Reference: b computed from scratch, no prefix caching.
+  auto plain = Cache(/*block_size_tokens=*/8);
+  SequenceKv ref_kv(plain.get());
+  std::vector<float> ref;
+  SequenceInput ref_in{&ref_kv, b, /*all_logits=*/true};
+  ASSERT_TRUE(fwd->Forward({&ref_in, 1}, &ref).ok());
+
+  auto cache = Cache(/*block_size_tokens=*/8, /*prefix_caching=*/true);
+  SequenceKv kv_a(cache.get());
+  std::vector<float> out;
+  SequenceInput in_a{&kv_a, a};
+  ASSERT_TRUE(fwd->Forward({&in_a, 1}, &out).ok());
+  kv_a.RegisterFullBlocks(a);
+  EXPECT_EQ(cache->num_used_blocks(), 5);
+
+  SequenceKv kv_b(cache.get());
+  // Blocks 0-3 (positions 0-31) match; block 4 holds a's 32-39, b differs at 35.
+  ASSERT_EQ(kv_b.AttachCachedPrefix(b, static_cast<int64_t>(b.size()) - 1), 32);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(kv_b.blocks()[i], kv_a.blocks()[i]);
+  EXPECT_EQ(cache->num_used_blocks(), 5);
+  SequenceInput in_b{&kv_b, absl::Span<const int32_t>(b).subspan(32), /*all_logits=*/true};
+  ASSERT_TRUE(fwd->Forward({&in_b, 1}, &out).ok());
+  const size_t V = static_cast<size_t>(config().vocab_size);
+  ASSERT_EQ(out.size(), (b.size() - 32) * V);
+  EXPECT_EQ(0, std::memcmp(out.data(), ref.data() + 32 * V, out.size() * sizeof(float)));
+
+  // After a is gone its blocks stay cached; a third copy of a hits all but the last.
+  kv_a.Release();
+  EXPECT_EQ(cache->num_cached_blocks(), 1);  // block 4; blocks 0-3 are still held by b
+  SequenceKv kv_c(cache.get());
+  EXPECT_EQ(kv_c.AttachCachedPrefix(a, static_cast<int64_t>(a.size()) - 1), 32);
+  EXPECT_EQ(kv_c.AttachCachedPrefix(a, static_cast<int64_t>(a.size())), 32);  // not on a non-empty sequence
+  SequenceKv kv_d(cache.get());
+  EXPECT_EQ(kv_d.AttachCachedPrefix(a, static_cast<int64_t>(a.size())), 40);
+}
+
+TEST_F(TinyMixtral, TooFewFreeBlocksIsResourceExhaustedAndAppendsNothing) {
+  auto fwd = MakeForward();
+  KvCacheOptions o;
+  o.block_size_tokens = 16;
+  o.capacity_bytes = 2 * KvCache::BytesPerBlock(config(), 16);
+  auto cache = KvCache::Create(config(), o);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  SequenceKv small((*cache).get()), big((*cache).get());
+  const std::vector<int32_t> p10 = Prompt(10, 1), p40 = Prompt(40, 2);
+  std::vector<SequenceInput> batch = {{&small, p10}, {&big, p40}};
+  std::vector<float> logits;
+  const absl::Status s = fwd->Forward(batch, &logits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("needs 3 more blocks, 1 are free"));
+  EXPECT_EQ(small.length(), 0);
+  EXPECT_EQ(big.length(), 0);
+  EXPECT_EQ((*cache)->num_used_blocks(), 0);
+  EXPECT_TRUE(fwd->Forward({&batch[0], 1}, &logits).ok());
+  EXPECT_EQ(small.length(), 10);
+}
+
+TEST_F(TinyMixtral, CountsTokensPerExpertPerLayer) {
+  auto fwd = MakeForward();
+  auto cache = Cache();
+  SequenceKv kv(cache.get());
+  const std::vector<int32_t> prompt = Prompt(12, 5);
+  std::vector<float> logits;
+  SequenceInput in{&kv, prompt};
+  ASSERT_TRUE(fwd->Forward({&in, 1}, &logits).ok());
+  const std::vector<uint64_t> counts = fwd->ExpertTokenCounts();
+  ASSERT_EQ(counts.size(), static_cast<size_t>(config().num_hidden_layers * config().num_experts));
+  for (int l = 0; l < config().num_hidden_layers; ++l) {
+    uint64_t sum = 0;
+    for (int e = 0; e < config().num_experts; ++e) sum += counts[l * config().num_experts + e];
+    EXPECT_EQ(sum, 12u * config().num_experts_per_tok) << "layer " << l;
+  }
+}
+
 TEST_F(TinyMixtral, RejectsTokenOutsideVocabulary) {
   auto fwd = MakeForward();
-  SequenceKv kv(config());
+  auto cache = Cache();
+  SequenceKv kv(cache.get());
   const std::vector<int32_t> bad = {1, 4096};
   std::vector<float> logits;
   SequenceInput in{&kv, bad};
@@ -174,6 +314,7 @@ TEST_F(TinyMixtral, RejectsTokenOutsideVocabulary) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("4096"));
   EXPECT_EQ(kv.length(), 0);
+  EXPECT_EQ(cache->num_used_blocks(), 0);
 }
 
 }  // namespace

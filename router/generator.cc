@@ -31,7 +31,11 @@ absl::Status GenerateGreedy(ForwardPass& forward, const ModelConfig& config,
     return absl::InvalidArgumentError(
         absl::StrCat("top_logprobs: must be in [0, 20], got ", options.top_logprobs));
   }
-  SequenceKv kv(config);
+  const int64_t context = config.max_position_embeddings > 0
+                              ? config.max_position_embeddings
+                              : static_cast<int64_t>(prompt.size()) + options.max_tokens;
+  std::unique_ptr<KvCache> cache = KvCache::ForTokens(config, context);
+  SequenceKv kv(cache.get());
   std::vector<float> logits;
   std::vector<int32_t> next(prompt.begin(), prompt.end());
   for (int step = 0; step < options.max_tokens; ++step) {

@@ -22,7 +22,14 @@ ABSL_FLAG(int64_t, dispatch_deadline_ms, 5000, "Deadline of one MoE-layer exchan
 ABSL_FLAG(int64_t, connect_deadline_ms, 10000, "Deadline for reaching the workers at start-up, ms.");
 ABSL_FLAG(int, max_running_seqs, 64, "Sequences decoded together in one step.");
 ABSL_FLAG(int64_t, max_batch_tokens, 4096, "Most new tokens (prompt + decode) in one step.");
-ABSL_FLAG(int, max_waiting_requests, 1024, "Requests that may wait for admission.");
+ABSL_FLAG(int, max_waiting_requests, 1024, "Requests that may wait for admission (beyond: RESOURCE_EXHAUSTED).");
+ABSL_FLAG(int64_t, max_waiting_tokens, int64_t{1} << 20,
+          "Prompt tokens that may wait for admission, summed (beyond: RESOURCE_EXHAUSTED).");
+ABSL_FLAG(int64_t, kv_block_size, 16, "Tokens per KV-cache block.");
+ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{1} << 30,
+          "KV-cache capacity in bytes (pages are committed as blocks are first used).");
+ABSL_FLAG(bool, prefix_caching, true,
+          "Reuse the KV blocks of a repeated prefix (--noprefix_caching / --prefix-caching=false: off).");
 
 int main(int argc, char** argv) {
   moe::rpc::BlockTerminationSignals();
@@ -54,10 +61,14 @@ int main(int argc, char** argv) {
   options.engine.max_running_seqs = absl::GetFlag(FLAGS_max_running_seqs);
   options.engine.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
   options.engine.max_waiting_requests = absl::GetFlag(FLAGS_max_waiting_requests);
+  options.engine.max_waiting_tokens = absl::GetFlag(FLAGS_max_waiting_tokens);
+  options.engine.kv_cache.block_size_tokens = absl::GetFlag(FLAGS_kv_block_size);
+  options.engine.kv_cache.capacity_bytes = absl::GetFlag(FLAGS_kv_cache_bytes);
+  options.engine.kv_cache.enable_prefix_caching = absl::GetFlag(FLAGS_prefix_caching);
   if (options.threads < 0 || options.dispatch_deadline_ms <= 0 || options.connect_deadline_ms <= 0 ||
       options.engine.max_running_seqs < 1 || options.engine.max_batch_tokens < 1 ||
-      options.engine.max_waiting_requests < 0) {
-    std::cerr << "moe-router: --threads must be >= 0, deadlines and batch limits >= 1\n";
+      options.engine.max_waiting_requests < 0 || options.engine.max_waiting_tokens < 0) {
+    std::cerr << "moe-router: --threads and waiting limits must be >= 0, deadlines and batch limits >= 1\n";
     return 2;
   }
 

@@ -83,7 +83,8 @@ class RemoteExpertsTest : public ::testing::Test {
     for (const auto& c : golden["cases"]) {
       ForwardPass forward(dense_, experts, pool_);
       const std::vector<int32_t> want = c["greedy_ids"].get<std::vector<int32_t>>();
-      SequenceKv kv(config());
+      std::unique_ptr<KvCache> cache = KvCache::ForTokens(config(), config().max_position_embeddings);
+      SequenceKv kv(cache.get());
       std::vector<int32_t> next = c["prompt_ids"].get<std::vector<int32_t>>();
       std::vector<int32_t> got;
       for (size_t step = 0; step < want.size(); ++step) {

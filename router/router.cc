@@ -44,7 +44,14 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
     for (const std::string& a : options.worker_addresses) info.add_workers(a);
   }
   r->forward_ = std::make_unique<ForwardPass>(r->dense_.get(), r->experts_.get(), r->pool_.get());
-  r->engine_ = std::make_unique<Engine>(r->forward_.get(), config, options.engine);
+  ASSIGN_OR_RETURN(r->engine_, Engine::Create(r->forward_.get(), config, options.engine));
+  const EngineOptions& eo = options.engine;
+  LOG(INFO) << "KV cache: " << (eo.kv_cache.capacity_bytes >> 20) << " MiB = " << r->engine_->kv_blocks_total()
+            << " blocks of " << eo.kv_cache.block_size_tokens << " tokens = " << r->engine_->kv_capacity_tokens()
+            << " tokens (" << KvCache::BytesPerBlock(config, eo.kv_cache.block_size_tokens) << " bytes per block); "
+            << "prefix caching " << (eo.kv_cache.enable_prefix_caching ? "on" : "off") << "; at most "
+            << eo.max_running_seqs << " running sequences, " << eo.max_batch_tokens << " tokens per step, "
+            << eo.max_waiting_requests << " waiting requests, " << eo.max_waiting_tokens << " waiting tokens";
   r->service_ = std::make_unique<RouterService>(r->engine_.get(), info);
   rpc::ServerOptions so;
   so.listen_address = options.listen_address;

@@ -194,9 +194,13 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const RouterGenerateReques
 }
 
 grpc::ServerWriteReactor<RouterGenerateResponse>* RouterService::Generate(
-    grpc::CallbackServerContext* /*context*/, const RouterGenerateRequest* request) {
+    grpc::CallbackServerContext* context, const RouterGenerateRequest* request) {
   absl::StatusOr<GenerationRequest> r = ToGenerationRequest(*request);
   if (!r.ok()) return new ErrorReactor(r.status());
+  // The call's deadline also bounds the engine's work (gRPC cancels the call
+  // then too; this frees a waiting request without polling the sink).
+  const absl::Time deadline = absl::FromChrono(context->deadline());
+  if (deadline < absl::Now() + absl::Hours(24 * 365)) r->deadline = deadline;
   const uint32_t n = std::max<uint32_t>(1, request->n());
   if (n > kMaxSamplesPerRequest) {
     return new ErrorReactor(absl::InvalidArgumentError(
@@ -236,12 +240,35 @@ grpc::ServerUnaryReactor* RouterService::Abort(grpc::CallbackServerContext* cont
 }
 
 grpc::ServerUnaryReactor* RouterService::GetLoad(grpc::CallbackServerContext* context,
-                                                 const moe::internal::v1::GetLoadRequest* /*request*/,
+                                                 const moe::internal::v1::GetLoadRequest* request,
                                                  moe::internal::v1::LoadReport* response) {
-  const EngineLoad load = engine_->Load();
-  response->set_running_requests(static_cast<uint32_t>(load.running));
-  response->set_waiting_requests(static_cast<uint32_t>(load.waiting));
-  response->set_queued_tokens(static_cast<uint64_t>(load.waiting_tokens));
+  const EngineStats s = engine_->Stats();
+  response->set_running_requests(static_cast<uint32_t>(s.running + s.preempted));
+  response->set_waiting_requests(static_cast<uint32_t>(s.waiting));
+  response->set_queued_tokens(static_cast<uint64_t>(s.waiting_tokens));
+  response->set_kv_block_size_tokens(static_cast<uint32_t>(s.kv_block_size_tokens));
+  response->set_kv_blocks_total(static_cast<uint32_t>(s.kv_blocks_total));
+  response->set_kv_blocks_used(static_cast<uint32_t>(s.kv_blocks_used));
+  response->set_kv_blocks_free(static_cast<uint32_t>(s.kv_blocks_free));
+  response->set_kv_blocks_cached(static_cast<uint32_t>(s.kv_blocks_cached));
+  response->set_preempted_requests(static_cast<uint32_t>(s.preempted));
+  response->set_steps(s.steps);
+  response->set_preemptions(s.preemptions);
+  response->set_prefix_cache_queried_tokens(s.prefix_cache_queried_tokens);
+  response->set_prefix_cache_hit_tokens(s.prefix_cache_hit_tokens);
+  response->set_prefill_tokens_computed(s.prefill_tokens_computed);
+  response->set_decode_tokens_computed(s.decode_tokens_computed);
+  response->set_generated_tokens(s.generated_tokens);
+  response->set_admitted_requests(s.admitted_requests);
+  response->set_finished_requests(s.finished_requests);
+  response->set_rejected_requests(s.rejected_requests);
+  response->set_queue_seconds_total(s.queue_seconds_total);
+  response->set_queue_seconds_max(s.queue_seconds_max);
+  response->set_num_layers(static_cast<uint32_t>(s.num_layers));
+  response->set_num_experts(static_cast<uint32_t>(s.num_experts));
+  if (request->include_expert_tokens()) {
+    response->mutable_expert_tokens()->Assign(s.expert_tokens.begin(), s.expert_tokens.end());
+  }
   auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

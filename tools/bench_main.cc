@@ -1,9 +1,15 @@
 // moe-bench: prefill and decode throughput of the CPU engine, the machine's
 // memory read bandwidth, and decode efficiency against the bandwidth bound
 // (decode reads every active weight once per step).
+//
+// With --concurrency N,N,...: the router engine (continuous batching over the
+// paged KV cache) serving N concurrent greedy requests at once, for each N:
+// aggregate decode tokens/s once every prompt is prefilled.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -17,13 +23,16 @@
 #include "absl/strings/str_format.h"
 #include "core/checkpoint.h"
 #include "core/command_line.h"
+#include "core/status_macros.h"
 #include "core/kernels.h"
 #include "core/thread_pool.h"
 #include "expert_worker/expert_shard.h"
 #include "nlohmann/json.hpp"
 #include "router/dense_model.h"
+#include "router/engine.h"
 #include "router/forward.h"
 #include "router/remote_experts.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
@@ -36,6 +45,12 @@ ABSL_FLAG(bool, json, false, "Print the figures as one JSON object.");
 ABSL_FLAG(std::string, workers, "local",
           "Expert workers to dispatch to (comma-separated addresses), or 'local' for in-process experts.");
 ABSL_FLAG(int64_t, dispatch_deadline_ms, 5000, "Deadline of one MoE-layer exchange with a worker, ms.");
+ABSL_FLAG(std::string, concurrency, "",
+          "Comma-separated request counts (e.g. 1,8,32,64): measure the engine with that many concurrent "
+          "greedy requests instead of the single-sequence figures.");
+ABSL_FLAG(int, prompt_tokens, 32, "With --concurrency: prompt length of every request.");
+ABSL_FLAG(int, output_tokens, 64, "With --concurrency: tokens generated per request.");
+ABSL_FLAG(int, runs, 3, "With --concurrency: runs per count; the best is reported.");
 
 namespace {
 
@@ -78,6 +93,74 @@ std::vector<int32_t> SyntheticPrompt(int len, int salt, int64_t vocab) {
   std::vector<int32_t> p;
   for (int i = 0; i < len; ++i) p.push_back(static_cast<int32_t>((i * 7919 + salt * 104729 + 13) % (vocab - 3)));
   return p;
+}
+
+// Records when each token of one request arrives (called on the engine thread).
+class TimingSink : public moe::GenerationSink {
+ public:
+  void OnToken(const moe::GeneratedToken&) override { times.push_back(Clock::now()); }
+  void OnFinish(const absl::Status& s, moe::FinishReason, int, int) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    status = s;
+    done = true;
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done; });
+  }
+  std::vector<Clock::time_point> times;
+  absl::Status status;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done = false;
+};
+
+struct ConcurrencyFigures {
+  double decode_tokens_per_s = 0;  // tokens after the last first token, over that window
+  double end_to_end_tokens_per_s = 0;  // every generated token over submit-to-last-token
+  uint64_t steps = 0;
+};
+
+// N greedy requests submitted at once to a fresh engine.
+absl::StatusOr<ConcurrencyFigures> RunConcurrent(moe::ForwardPass& forward, const moe::ModelConfig& cfg, int n,
+                                                 int prompt_len, int output_len, int salt) {
+  moe::EngineOptions o;
+  o.max_running_seqs = std::max(64, n);
+  ASSIGN_OR_RETURN(std::unique_ptr<moe::Engine> engine, moe::Engine::Create(&forward, cfg, o));
+  std::vector<std::shared_ptr<TimingSink>> sinks;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    moe::GenerationRequest r;
+    r.request_id = "bench-" + std::to_string(i);
+    r.prompt = SyntheticPrompt(prompt_len, salt * 1000 + i, cfg.vocab_size);
+    r.max_tokens = output_len;
+    r.sampling.temperature = 0;
+    r.sampling.ignore_eos = true;
+    sinks.push_back(std::make_shared<TimingSink>());
+    RETURN_IF_ERROR(engine->Submit(std::move(r), sinks.back()));
+  }
+  Clock::time_point all_first = t0, last = t0;
+  int64_t total = 0;
+  for (auto& s : sinks) {
+    s->Wait();
+    RETURN_IF_ERROR(s->status);
+    if (s->times.empty()) return absl::InternalError("a request produced no token");
+    all_first = std::max(all_first, s->times.front());
+    last = std::max(last, s->times.back());
+    total += static_cast<int64_t>(s->times.size());
+  }
+  int64_t decoded = 0;
+  for (auto& s : sinks) {
+    for (const auto& t : s->times) decoded += t > all_first ? 1 : 0;
+  }
+  ConcurrencyFigures f;
+  f.decode_tokens_per_s = decoded / std::max(1e-9, Seconds(all_first, last));
+  f.end_to_end_tokens_per_s = total / std::max(1e-9, Seconds(t0, last));
+  f.steps = engine->Stats().steps;
+  return f;
 }
 
 int Fail(const std::string& msg) {
@@ -131,20 +214,79 @@ int main(int argc, char** argv) {
   }
   moe::ForwardPass forward(dense->get(), experts.get(), &pool);
 
+  if (const std::string counts = absl::GetFlag(FLAGS_concurrency); !counts.empty()) {
+    const int prompt_len_c = absl::GetFlag(FLAGS_prompt_tokens);
+    const int output_len = absl::GetFlag(FLAGS_output_tokens);
+    const int runs = absl::GetFlag(FLAGS_runs);
+    if (prompt_len_c < 1 || output_len < 2 || runs < 1) {
+      return Fail("--prompt-tokens must be >= 1, --output-tokens >= 2, --runs >= 1");
+    }
+    if (prompt_len_c + output_len > cfg.max_position_embeddings) return Fail("--prompt-tokens + --output-tokens exceed the context");
+    std::vector<int> ns;
+    for (absl::string_view part : absl::StrSplit(counts, ',', absl::SkipWhitespace())) {
+      int v = 0;
+      if (!absl::SimpleAtoi(part, &v) || v < 1) return Fail("--concurrency: '" + std::string(part) + "' is not a count >= 1");
+      ns.push_back(v);
+    }
+    // Warm-up: pages the weights in.
+    if (auto w = RunConcurrent(forward, cfg, 2, prompt_len_c, 4, 99); !w.ok()) return Fail(std::string(w.status().message()));
+    nlohmann::json rows = nlohmann::json::array();
+    double base = 0;
+    if (!absl::GetFlag(FLAGS_json)) {
+      std::cout << absl::StrFormat("model %s, experts %s, %d threads / %s, prompt %d, output %d tokens, best of %d\n",
+                                   dir, workers, pool.num_threads(), moe::KernelIsa(), prompt_len_c, output_len, runs)
+                << "concurrency  decode tok/s  (all runs)                    end-to-end tok/s  vs 1\n";
+    }
+    for (int n : ns) {
+      ConcurrencyFigures best;
+      std::vector<double> all;
+      for (int r = 0; r < runs; ++r) {
+        auto f = RunConcurrent(forward, cfg, n, prompt_len_c, output_len, r + 1);
+        if (!f.ok()) return Fail(std::string(f.status().message()));
+        all.push_back(f->decode_tokens_per_s);
+        if (f->decode_tokens_per_s > best.decode_tokens_per_s) best = *f;
+      }
+      if (base == 0) base = best.decode_tokens_per_s;  // the first count (1) is the reference
+      const double ratio = base > 0 ? best.decode_tokens_per_s / base : 0;
+      rows.push_back({{"concurrency", n},
+                      {"decode_tokens_per_s", best.decode_tokens_per_s},
+                      {"decode_tokens_per_s_runs", all},
+                      {"end_to_end_tokens_per_s", best.end_to_end_tokens_per_s},
+                      {"steps", best.steps},
+                      {"speedup_vs_1", ratio}});
+      if (!absl::GetFlag(FLAGS_json)) {
+        std::string runs_text;
+        for (double v : all) runs_text += absl::StrFormat("%.1f ", v);
+        std::cout << absl::StrFormat("%-12d %-13.1f (%-30s) %-17.1f %.2fx\n", n, best.decode_tokens_per_s, runs_text,
+                                     best.end_to_end_tokens_per_s, ratio);
+      }
+    }
+    if (absl::GetFlag(FLAGS_json)) {
+      nlohmann::json j = {{"model", dir}, {"experts", workers}, {"threads", pool.num_threads()},
+                          {"kernel_isa", std::string(moe::KernelIsa())}, {"prompt_tokens", prompt_len_c},
+                          {"output_tokens", output_len}, {"runs", runs}, {"results", rows}};
+      std::cout << j.dump(2) << "\n";
+    }
+    return 0;
+  }
+
   const double bandwidth = MeasureReadBandwidth(pool, static_cast<size_t>(absl::GetFlag(FLAGS_bandwidth_mib)) << 20);
   const int64_t active_bytes =
       (*dense)->ActiveDenseBytes() + per_expert * cfg.num_experts_per_tok * cfg.num_hidden_layers;
 
   std::vector<float> logits;
+  // Room for the warm-up, the prefill and every sequence of the batched decode.
+  std::unique_ptr<moe::KvCache> cache =
+      moe::KvCache::ForTokens(cfg, std::max(prefill_len, 34 + steps), batch + 3);
   // Prefill.
   double prefill_tps;
   {
     // Warm-up pass pages the weights in.
-    moe::SequenceKv warm(cfg);
+    moe::SequenceKv warm(cache.get());
     const auto p = SyntheticPrompt(64, 99, cfg.vocab_size);
     moe::SequenceInput in{&warm, p};
     if (auto s = forward.Forward({&in, 1}, &logits); !s.ok()) return Fail(std::string(s.message()));
-    moe::SequenceKv kv(cfg);
+    moe::SequenceKv kv(cache.get());
     const auto prompt = SyntheticPrompt(prefill_len, 1, cfg.vocab_size);
     moe::SequenceInput pin{&kv, prompt};
     const auto t0 = Clock::now();
@@ -157,7 +299,7 @@ int main(int argc, char** argv) {
     std::vector<std::vector<int32_t>> prompts;
     std::vector<moe::SequenceInput> in;
     for (int s = 0; s < nseq; ++s) {
-      kvs.push_back(std::make_unique<moe::SequenceKv>(cfg));
+      kvs.push_back(std::make_unique<moe::SequenceKv>(cache.get()));
       prompts.push_back(SyntheticPrompt(32, s + 2, cfg.vocab_size));
       in.push_back({kvs.back().get(), prompts.back()});
     }
