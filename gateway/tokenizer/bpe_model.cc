@@ -4,6 +4,7 @@
 #include <queue>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/status_macros.h"
@@ -14,6 +15,7 @@ namespace moe::tokenizer {
 namespace {
 
 constexpr int64_t kMaxId = (int64_t{1} << 31) - 1;
+constexpr absl::string_view kMetaspace = "\xE2\x96\x81";  // U+2581, SentencePiece's space
 
 }  // namespace
 
@@ -46,6 +48,10 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const Json& j, absl
     return absl::InvalidArgumentError(
         absl::StrCat(where, ".unk_token '", *m->unk_token_, "' is not in the vocabulary"));
   }
+  m->cut_before_metaspace_ = !m->merge_joins_at_metaspace_ && m->continuing_subword_prefix_.empty() &&
+                             m->end_of_word_suffix_.empty() && !m->ignore_merges_ &&
+                             m->TokenToId(kMetaspace).has_value() &&
+                             !(m->unk_token_.has_value() && absl::EndsWith(*m->unk_token_, kMetaspace));
   for (int b = 0; b < 256; ++b) {
     m->byte_tokens_[b] = m->TokenToId(absl::StrFormat("<0x%02X>", b)).value_or(-1);
   }
@@ -117,6 +123,7 @@ absl::Status BpeModel::LoadMerges(const Json& merges, absl::string_view where) {
     if (!new_id.has_value()) {
       return absl::InvalidArgumentError(absl::StrCat(name, ": merged token '", merged, "' is not in the vocabulary"));
     }
+    if (!absl::EndsWith(a, kMetaspace) && absl::StartsWith(b, kMetaspace)) merge_joins_at_metaspace_ = true;
     // A repeated pair keeps the later rank, as the reference's map does.
     merges_.insert_or_assign(PairKey(*a_id, *b_id), Merge{static_cast<int32_t>(i), *new_id});
   }
@@ -177,8 +184,9 @@ absl::Status BpeModel::InitialSymbols(absl::string_view word, std::vector<int32_
   return absl::OkStatus();
 }
 
-void BpeModel::MergeAll(std::vector<int32_t>* symbols) const {
-  const int n = static_cast<int>(symbols->size());
+void BpeModel::MergeAll(std::vector<int32_t>* ids, size_t begin) const {
+  const int32_t* symbols = ids->data() + begin;
+  const int n = static_cast<int>(ids->size() - begin);
   if (n < 2 || merges_.empty()) return;
   struct Node {
     int32_t id;
@@ -192,7 +200,7 @@ void BpeModel::MergeAll(std::vector<int32_t>* symbols) const {
     bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
   std::vector<Node> nodes(n);
-  for (int i = 0; i < n; ++i) nodes[i] = {(*symbols)[i], i - 1, i + 1 < n ? i + 1 : -1, true};
+  for (int i = 0; i < n; ++i) nodes[i] = {symbols[i], i - 1, i + 1 < n ? i + 1 : -1, true};
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
   auto consider = [&](int pos) {
     const int next = nodes[pos].next;
@@ -217,36 +225,91 @@ void BpeModel::MergeAll(std::vector<int32_t>* symbols) const {
     if (left.prev >= 0) consider(left.prev);
     consider(top.pos);
   }
-  symbols->clear();
-  for (int i = 0; i >= 0; i = nodes[i].next) symbols->push_back(nodes[i].id);
+  ids->resize(begin);
+  for (int i = 0; i >= 0; i = nodes[i].next) ids->push_back(nodes[i].id);
+}
+
+absl::Status BpeModel::TokenizeUncached(absl::string_view word, std::vector<int32_t>* ids) const {
+  const size_t begin = ids->size();
+  RETURN_IF_ERROR(InitialSymbols(word, ids));
+  MergeAll(ids, begin);
+  return absl::OkStatus();
 }
 
 absl::Status BpeModel::Tokenize(absl::string_view word, std::vector<int32_t>* ids) const {
-  if (word.empty()) return absl::OkStatus();
-  if (ignore_merges_) {
-    if (const auto it = token_to_id_.find(word); it != token_to_id_.end()) {
-      ids->push_back(it->second);
-      return absl::OkStatus();
+  return TokenizeWords(absl::MakeConstSpan(&word, 1), ids);
+}
+
+absl::Status BpeModel::TokenizeWords(absl::Span<const absl::string_view> words, std::vector<int32_t>* ids) const {
+  return TokenizeWordsImpl(words, cut_before_metaspace_, ids);
+}
+
+absl::Status BpeModel::TokenizeWordsImpl(absl::Span<const absl::string_view> words, bool cut_long_words,
+                                         std::vector<int32_t>* ids) const {
+  // Words merged under the reader lock, to add to the cache: ids[begin, end).
+  struct Miss {
+    absl::string_view word;
+    size_t begin, end;
+  };
+  std::vector<Miss> misses;
+  size_t i = 0;
+  while (i < words.size()) {
+    const absl::string_view word = words[i];
+    if (!Cacheable(word)) {  // empty, or long: merged without holding the lock
+      ++i;
+      if (word.empty() || (ignore_merges_ && AppendWholeWord(word, ids))) continue;
+      if (cut_long_words) {
+        std::vector<absl::string_view> pieces;
+        size_t start = 0;
+        for (size_t pos = word.find(kMetaspace, 1); pos != absl::string_view::npos;
+             pos = word.find(kMetaspace, pos + kMetaspace.size())) {
+          if (pos >= kMetaspace.size() && word.substr(pos - kMetaspace.size(), kMetaspace.size()) == kMetaspace) {
+            continue;  // "▁▁": not a place to cut
+          }
+          pieces.push_back(word.substr(start, pos - start));
+          start = pos;
+        }
+        pieces.push_back(word.substr(start));
+        RETURN_IF_ERROR(TokenizeWordsImpl(pieces, /*cut_long_words=*/false, ids));
+      } else {
+        RETURN_IF_ERROR(TokenizeUncached(word, ids));
+      }
+      continue;
     }
-  }
-  const bool cacheable = word.size() <= kMaxCachedWordBytes;
-  if (cacheable) {
-    absl::ReaderMutexLock lock(&cache_mu_);
-    if (const auto it = cache_.find(word); it != cache_.end()) {
-      ids->insert(ids->end(), it->second.begin(), it->second.end());
-      return absl::OkStatus();
+    misses.clear();
+    {
+      // A run of short words: their merging is bounded, so it may hold up a
+      // writer for that long.
+      absl::ReaderMutexLock lock(&cache_mu_);
+      for (; i < words.size() && Cacheable(words[i]); ++i) {
+        const absl::string_view w = words[i];
+        if (ignore_merges_ && AppendWholeWord(w, ids)) continue;
+        if (const auto it = cache_.find(w); it != cache_.end()) {
+          ids->insert(ids->end(), it->second.begin(), it->second.end());
+          continue;
+        }
+        const size_t begin = ids->size();
+        RETURN_IF_ERROR(TokenizeUncached(w, ids));
+        misses.push_back({w, begin, ids->size()});
+      }
     }
-  }
-  std::vector<int32_t> symbols;
-  symbols.reserve(word.size());
-  RETURN_IF_ERROR(InitialSymbols(word, &symbols));
-  MergeAll(&symbols);
-  ids->insert(ids->end(), symbols.begin(), symbols.end());
-  if (cacheable) {
-    absl::MutexLock lock(&cache_mu_);
-    if (cache_.size() < kCacheCapacity) cache_.emplace(word, std::move(symbols));
+    if (!misses.empty()) {
+      absl::MutexLock lock(&cache_mu_);
+      for (const Miss& m : misses) {
+        if (cache_.size() >= kCacheCapacity) break;
+        cache_.try_emplace(m.word, ids->begin() + static_cast<std::ptrdiff_t>(m.begin),
+                           ids->begin() + static_cast<std::ptrdiff_t>(m.end));
+      }
+    }
   }
   return absl::OkStatus();
+}
+
+bool BpeModel::AppendWholeWord(absl::string_view word, std::vector<int32_t>* ids) const {
+  const auto it = token_to_id_.find(word);
+  if (it == token_to_id_.end()) return false;
+  ids->push_back(it->second);
+  return true;
 }
 
 }  // namespace moe::tokenizer

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "nlohmann/json_fwd.hpp"
 
 namespace moe::tokenizer {
@@ -34,6 +35,9 @@ class BpeModel {
   // Appends the ids of `word` (one pre-token, already byte-level mapped
   // where the tokenizer does that) to *ids.
   absl::Status Tokenize(absl::string_view word, std::vector<int32_t>* ids) const;
+  // The same for every word in turn; looks up the merge cache under one lock
+  // per run of short words instead of one per word.
+  absl::Status TokenizeWords(absl::Span<const absl::string_view> words, std::vector<int32_t>* ids) const;
 
   std::optional<int32_t> TokenToId(absl::string_view token) const;
   // nullptr when no vocabulary entry has this id.
@@ -54,7 +58,17 @@ class BpeModel {
   absl::Status LoadMerges(const nlohmann::json& merges, absl::string_view where);
   // The initial symbols of `word` (characters, byte fallbacks, unknowns).
   absl::Status InitialSymbols(absl::string_view word, std::vector<int32_t>* symbols) const;
-  void MergeAll(std::vector<int32_t>* symbols) const;
+  // Merges the symbols ids[begin, end) in place.
+  void MergeAll(std::vector<int32_t>* ids, size_t begin) const;
+  // InitialSymbols + MergeAll, appended to *ids (no cache).
+  absl::Status TokenizeUncached(absl::string_view word, std::vector<int32_t>* ids) const;
+  // TokenizeWords; `cut_long_words`: cut long words at "▁" first (see
+  // cut_before_metaspace_).
+  absl::Status TokenizeWordsImpl(absl::Span<const absl::string_view> words, bool cut_long_words,
+                                 std::vector<int32_t>* ids) const;
+  // ignore_merges: a word that is a token is that token. False when not.
+  bool AppendWholeWord(absl::string_view word, std::vector<int32_t>* ids) const;
+  static bool Cacheable(absl::string_view word) { return !word.empty() && word.size() <= kMaxCachedWordBytes; }
 
   std::vector<std::string> id_to_token_;
   std::vector<bool> has_token_;
@@ -66,6 +80,17 @@ class BpeModel {
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;
   bool ignore_merges_ = false;
+  // Some merge joins a token that does not end in the SentencePiece space
+  // "▁" to one that starts with it (set by LoadMerges).
+  bool merge_joins_at_metaspace_ = false;
+  // A long word (SentencePiece-style models have no pre-tokenizer: the whole
+  // text is one word) may be cut before every "▁" that follows another
+  // character, and the pieces merged on their own (and cached): no merge can
+  // join across such a cut, so the result is the same. Only when no merge
+  // crosses there, "▁" is a token, the unk token does not end in "▁", and no
+  // prefix, suffix or ignore_merges makes the result depend on where a word
+  // starts or ends.
+  bool cut_before_metaspace_ = false;
   int32_t byte_tokens_[256];  // id of "<0xNN>", -1 when absent (byte_fallback)
 
   // Words already merged: the reference keeps such a cache too. Bounded:

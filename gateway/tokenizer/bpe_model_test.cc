@@ -123,5 +123,44 @@ TEST(BpeModelTest, BadModelsAreNamed) {
   EXPECT_NE(bad_unk.status().message().find("<unk>"), std::string::npos) << bad_unk.status();
 }
 
+// SentencePiece-style models encode the whole text as one word; a long word
+// is cut before each "▁" that follows another character and the pieces are
+// merged apart. The ids must be those of merging the whole word, and a merge
+// that joins across "▁" must turn the cutting off.
+TEST(BpeModelTest, LongWordsCutAtMetaspaceGiveTheSameIds) {
+  const std::string vocab = R"("vocab": {"\u2581": 0, "a": 1, "b": 2, "\u2581a": 3, "\u2581ab": 4, "ab": 5,
+      "\u2581\u2581": 6, "b\u2581": 7, "Q": 8, "\u2581Z": 9, "Q\u2581Z": 10, "Z": 11})";
+  const std::string merges = R"("\u2581 \u2581", "\u2581 a", "\u2581a b", "a b")";
+  auto cut = Model(R"({"type": "BPE", )" + vocab + R"(, "merges": [)" + merges + "]}");
+  // One merge across a "▁" (of tokens this text never has): no cutting.
+  auto whole = Model(R"({"type": "BPE", )" + vocab + R"(, "merges": [)" + merges + R"(, "\u2581 Z", "Q \u2581Z"]})");
+  const std::string sp = "\xE2\x96\x81";
+  std::string word;
+  for (int i = 0; word.size() < 2000; ++i) word += (i % 3 == 0 ? sp + sp : sp) + (i % 2 ? "ab" : "aab") + "b";
+  const std::vector<int32_t> ids = Ids(*cut, word);
+  EXPECT_EQ(ids, Ids(*whole, word));
+  EXPECT_EQ(ids, Ids(*cut, word));  // again, from the cache
+
+  // "b ▁" joins across the cut: honoured on a long word too.
+  auto crossing = Model(R"({"type": "BPE", )" + vocab + R"(, "merges": [)" + merges + R"(, "b \u2581"]})");
+  std::string bs;
+  while (bs.size() < 1000) bs += "b" + sp;
+  const std::vector<int32_t> joined = Ids(*crossing, bs);
+  EXPECT_EQ(joined, std::vector<int32_t>(bs.size() / 4, 7));
+}
+
+// TokenizeWords gives what Tokenize gives word by word, hit or miss.
+TEST(BpeModelTest, TokenizeWordsEqualsTokenizeOneByOne) {
+  auto m = Model(std::string(R"({"type": "BPE", )") + kVocab + R"(, "merges": ["a b", "ab c", "a a"]})");
+  const std::string long_word(300, 'a');  // longer than the cache takes
+  const std::vector<absl::string_view> words = {"abc", "", "aaa", long_word, "cab", "abc"};
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<int32_t> batched, single;
+    ASSERT_TRUE(m->TokenizeWords(words, &batched).ok());
+    for (absl::string_view w : words) ASSERT_TRUE(m->Tokenize(w, &single).ok());
+    EXPECT_EQ(batched, single);
+  }
+}
+
 }  // namespace
 }  // namespace moe::tokenizer

@@ -15,7 +15,9 @@ namespace {
 
 class UnicodeNormalizer : public Normalizer {
  public:
-  explicit UnicodeNormalizer(NormalizationForm form) : form_(form) {}
+  explicit UnicodeNormalizer(NormalizationForm form) : form_(form) {
+    if (form == NormalizationForm::kNfc) PrepareNfc();
+  }
   absl::Status Normalize(std::string* text) const override {
     ASSIGN_OR_RETURN(*text, moe::tokenizer::Normalize(*text, form_));
     return absl::OkStatus();

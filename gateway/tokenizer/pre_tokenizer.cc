@@ -113,8 +113,7 @@ class ByteLevelPreTokenizer : public PreTokenizer {
                                [this](absl::string_view text, Matches* m) { return re_->FindAll(text, m); }));
     }
     for (PreToken& p : *pieces) {
-      std::string mapped;
-      mapped.reserve(p.text.size() * 2);
+      std::string mapped;  // sized exactly by AppendByteLevel: short words stay inline
       AppendByteLevel(p.text, &mapped);
       p.text = std::move(mapped);
     }

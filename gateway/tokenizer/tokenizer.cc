@@ -71,6 +71,7 @@ absl::Status Tokenizer::EncodeText(absl::string_view text, bool at_input_start, 
   std::vector<TextSegment> segments;
   added_.Split(normalized, /*normalized_text=*/true, options.allow_special, &segments);
   std::vector<PreToken> pieces;
+  std::vector<absl::string_view> words;
   for (const TextSegment& seg : segments) {
     if (seg.id >= 0) {
       ids->push_back(seg.id);
@@ -79,7 +80,9 @@ absl::Status Tokenizer::EncodeText(absl::string_view text, bool at_input_start, 
     pieces.clear();
     pieces.push_back({normalized.substr(seg.begin, seg.end - seg.begin), at_input_start && seg.begin == 0});
     if (pre_tokenizer_ != nullptr) RETURN_IF_ERROR(pre_tokenizer_->PreTokenize(&pieces));
-    for (const PreToken& p : pieces) RETURN_IF_ERROR(model_->Tokenize(p.text, ids));
+    words.clear();
+    for (const PreToken& p : pieces) words.push_back(p.text);
+    RETURN_IF_ERROR(model_->TokenizeWords(words, ids));
   }
   return absl::OkStatus();
 }

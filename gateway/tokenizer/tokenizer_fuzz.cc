@@ -14,6 +14,8 @@
 // Invariants (a violation traps):
 //   - Encode fails exactly when the text is not valid UTF-8 (checked here by
 //     an independent validator), and then with INVALID_ARGUMENT;
+//   - NFC (which runs utf8proc only where needed) equals utf8proc's NFC;
+//   - Mistral: cutting a long word before "▁" changes no id (see Family);
 //   - every encoded id decodes, and Decode(Encode(text)) gives back the text
 //     where the tokenizer is lossless (see RoundTrips);
 //   - Decode fails exactly when an id is outside the vocabulary; its output
@@ -21,9 +23,14 @@
 //   - StreamDecoder: Push fails exactly on the ids Decode rejects and leaves
 //     the stream unchanged then; every delta is valid UTF-8; the deltas plus
 //     Finish equal Decode of the accepted ids (of all ids when all are valid).
+#include <utf8proc.h>
+#include <zlib.h>
+
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +38,7 @@
 #include "absl/strings/string_view.h"
 #include "gateway/tokenizer/tokenizer.h"
 #include "gateway/tokenizer/unicode.h"
+#include "nlohmann/json.hpp"
 
 namespace {
 
@@ -41,20 +49,52 @@ using moe::tokenizer::Tokenizer;
 struct Family {
   std::unique_ptr<Tokenizer> tokenizer;
   bool nfc = false;  // Qwen3 normalizes to NFC before encoding
+  // Mistral with one more merge across a "▁" (of a byte token that only a NUL
+  // in the text gives): the BPE model then merges a long text as one word
+  // instead of cutting it before "▁". Without a NUL both give the same ids.
+  std::unique_ptr<Tokenizer> whole_words;
 };
+
+[[noreturn]] void Fatal(const std::string& what, const absl::Status& status) {
+  std::fprintf(stderr, "tokenizer_fuzz: %s: %s\n", what.c_str(), std::string(status.message()).c_str());
+  __builtin_trap();
+}
+
+std::string ReadGzip(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) Fatal(path, absl::NotFoundError("cannot open"));
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  gzclose(f);
+  return out;
+}
 
 Family Load(const char* name, bool nfc) {
   const std::string dir = std::string(MOE_TESTDATA_DIR) + "/tokenizers/" + name;
   auto t = Tokenizer::FromDirectory(dir);
-  if (!t.ok()) {
-    std::fprintf(stderr, "tokenizer_fuzz: cannot load %s: %s\n", dir.c_str(), std::string(t.status().message()).c_str());
-    __builtin_trap();
-  }
-  return Family{std::move(*t), nfc};
+  if (!t.ok()) Fatal(dir, t.status());
+  return Family{std::move(*t), nfc, nullptr};
+}
+
+Family LoadMistral() {
+  Family f = Load("mistral", /*nfc=*/false);
+  const std::string path = std::string(MOE_TESTDATA_DIR) + "/tokenizers/mistral/tokenizer.json.gz";
+  nlohmann::json j = nlohmann::json::parse(ReadGzip(path));
+  nlohmann::json& model = j["model"];
+  int64_t next_id = 0;
+  for (const auto& [token, id] : model["vocab"].items()) next_id = std::max<int64_t>(next_id, id.get<int64_t>() + 1);
+  model["vocab"]["<0x00>\u2581the"] = next_id;
+  model["merges"].push_back("<0x00> \u2581the");
+  auto whole = Tokenizer::FromJson(j.dump(), "mistral+merge");
+  if (!whole.ok()) Fatal(path, whole.status());
+  f.whole_words = std::move(*whole);
+  return f;
 }
 
 const Family& GetFamily(int which) {
-  static const Family* families = new Family[2]{Load("qwen3", /*nfc=*/true), Load("mistral", /*nfc=*/false)};
+  static const Family* families = new Family[2]{Load("qwen3", /*nfc=*/true), LoadMistral()};
   return families[which];
 }
 
@@ -113,6 +153,21 @@ bool RoundTrips(const Family& f, absl::string_view text, const EncodeOptions& op
   return !options.allow_special && text.find("\xE2\x96\x81") == absl::string_view::npos;
 }
 
+// Normalize(kNfc) runs utf8proc only around the code points that NFC may
+// change: it must agree with utf8proc on the whole text.
+void CheckNfc(absl::string_view text) {
+  auto nfc = moe::tokenizer::Normalize(text, moe::tokenizer::NormalizationForm::kNfc);
+  Check(nfc.ok(), "valid UTF-8 normalizes");
+  utf8proc_uint8_t* mapped = nullptr;
+  const utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
+                   &mapped, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  Check(n >= 0, "utf8proc normalizes valid UTF-8");
+  const bool same = *nfc == absl::string_view(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+  std::free(mapped);
+  Check(same, "Normalize(kNfc) == utf8proc NFC of the whole text");
+}
+
 void FuzzEncode(const Family& f, absl::string_view text, uint8_t mode) {
   EncodeOptions options;
   options.allow_special = (mode & 4) != 0;
@@ -124,7 +179,12 @@ void FuzzEncode(const Family& f, absl::string_view text, uint8_t mode) {
     return;
   }
   Check(ids.ok(), "valid UTF-8 must encode");
+  CheckNfc(text);
   for (const int32_t id : *ids) Check(id >= 0 && id < f.tokenizer->vocab_size(), "encoded id in the vocabulary");
+  if (f.whole_words != nullptr && text.find('\0') == absl::string_view::npos) {
+    auto whole = f.whole_words->Encode(text, options);
+    Check(whole.ok() && *whole == *ids, "cutting a long word at \"▁\" gives the ids of merging it whole");
+  }
   const bool skip_special = !f.nfc;  // Mistral: drop the <s> of add_special_tokens
   auto decoded = f.tokenizer->Decode(*ids, skip_special);
   Check(decoded.ok(), "encoded ids must decode");

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -141,6 +142,35 @@ TEST(TokenizerTest, IsSafeToShareBetweenThreads) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(mismatches.load(), 0);
+}
+
+// Mistral has no pre-tokenizer: a whole text is one BPE word, which the model
+// cuts before "▁" where no merge can join (see BpeModel). The same tokenizer
+// with one more merge across a "▁" (of a token this text never has) merges
+// the whole word at once: the ids must be the same.
+TEST(TokenizerTest, LongSentencePieceTextEncodesAsOneWord) {
+  nlohmann::json j = nlohmann::json::parse(testing::ReadGzipFile(testing::TokenizersDir() + "/mistral/tokenizer.json.gz"));
+  nlohmann::json& model = j["model"];
+  int64_t next_id = 0;
+  for (const auto& [token, id] : model["vocab"].items()) next_id = std::max<int64_t>(next_id, id.get<int64_t>() + 1);
+  model["vocab"]["<0x00>\u2581the"] = next_id;
+  model["merges"].push_back("<0x00> \u2581the");
+  auto whole_words = Tokenizer::FromJson(j.dump(), "mistral+merge");
+  ASSERT_TRUE(whole_words.ok()) << whole_words.status();
+  const Tokenizer& tok = Family("mistral");
+
+  std::string text;
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& c : testing::Golden()["mistral"]) text += c["text"].get<std::string>() + (round == 1 ? "   " : " ");
+  }
+  ASSERT_GT(text.size(), 2000u);
+  for (const bool add_special_tokens : {false, true}) {
+    auto cut = tok.Encode(text, {.add_special_tokens = add_special_tokens});
+    auto whole = (*whole_words)->Encode(text, {.add_special_tokens = add_special_tokens});
+    ASSERT_TRUE(cut.ok() && whole.ok());
+    EXPECT_EQ(*cut, *whole);
+    EXPECT_EQ(*tok.Decode(*cut, /*skip_special_tokens=*/true), text);
+  }
 }
 
 TEST(TokenizerTest, InvalidUtf8TextIsInvalidArgument) {

@@ -4,9 +4,12 @@
 
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 
 namespace moe::tokenizer {
 namespace {
@@ -65,11 +68,22 @@ const std::array<char32_t, 256>& ByteTable() {
   return table;
 }
 
-// UTF-8 of every byte's code point, precomputed for AppendByteLevel.
-const std::array<std::string, 256>& ByteUtf8Table() {
-  static const std::array<std::string, 256> table = [] {
-    std::array<std::string, 256> t;
-    for (int b = 0; b < 256; ++b) AppendUtf8(ByteTable()[b], &t[b]);
+// UTF-8 of every byte's code point (all below U+0200: one or two bytes),
+// precomputed for AppendByteLevel.
+struct ByteUtf8 {
+  char bytes[2];
+  uint8_t length;
+};
+
+const std::array<ByteUtf8, 256>& ByteUtf8Table() {
+  static const std::array<ByteUtf8, 256> table = [] {
+    std::array<ByteUtf8, 256> t{};
+    for (int b = 0; b < 256; ++b) {
+      std::string utf8;
+      AppendUtf8(ByteTable()[b], &utf8);
+      t[b].length = static_cast<uint8_t>(utf8.size());
+      for (size_t k = 0; k < utf8.size(); ++k) t[b].bytes[k] = utf8[k];
+    }
     return t;
   }();
   return table;
@@ -80,6 +94,16 @@ const std::array<std::string, 256>& ByteUtf8Table() {
 absl::Status ValidateUtf8(absl::string_view text, absl::string_view what) {
   size_t i = 0;
   while (i < text.size()) {
+    // ASCII, eight bytes at a time.
+    uint64_t word;
+    if (i + 8 <= text.size() && (std::memcpy(&word, text.data() + i, 8), (word & 0x8080808080808080ULL) == 0)) {
+      i += 8;
+      continue;
+    }
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
     bool incomplete;
     const int n = Classify(text, i, &incomplete);
     if (n < 0) {
@@ -153,17 +177,20 @@ size_t AppendUtf8Lossy(absl::string_view bytes, bool final_chunk, std::string* o
   return i;
 }
 
-absl::StatusOr<std::string> Normalize(absl::string_view text, NormalizationForm form) {
-  bool ascii = true;
-  for (char c : text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
-  if (ascii) return std::string(text);  // every form leaves ASCII unchanged
-  int options = UTF8PROC_STABLE;
+namespace {
+
+int NormalizationOptions(NormalizationForm form) {
   switch (form) {
-    case NormalizationForm::kNfc: options |= UTF8PROC_COMPOSE; break;
-    case NormalizationForm::kNfd: options |= UTF8PROC_DECOMPOSE; break;
-    case NormalizationForm::kNfkc: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
-    case NormalizationForm::kNfkd: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+    case NormalizationForm::kNfc: return UTF8PROC_STABLE | UTF8PROC_COMPOSE;
+    case NormalizationForm::kNfd: return UTF8PROC_STABLE | UTF8PROC_DECOMPOSE;
+    case NormalizationForm::kNfkc: return UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
+    case NormalizationForm::kNfkd: return UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
   }
+  return UTF8PROC_STABLE;
+}
+
+// utf8proc's normalization of `text`, appended to *out.
+absl::Status AppendUtf8procMap(absl::string_view text, int options, std::string* out) {
   utf8proc_uint8_t* mapped = nullptr;
   const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
                                           static_cast<utf8proc_ssize_t>(text.size()), &mapped,
@@ -172,7 +199,134 @@ absl::StatusOr<std::string> Normalize(absl::string_view text, NormalizationForm 
   if (n < 0) {
     return absl::InvalidArgumentError(absl::StrCat("unicode normalization failed: ", utf8proc_errmsg(n)));
   }
-  return std::string(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+  out->append(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+  return absl::OkStatus();
+}
+
+constexpr char32_t kCodepointLimit = 0x110000;
+
+// The code points that NFC leaves alone whatever surrounds them: combining
+// class 0, not the second half of any canonical composition (so never merged
+// into what comes before), and NFC of the code point alone is itself (after
+// decomposition its first code point is again such a starter). A text can be
+// cut before each of them and normalized piece by piece with the same result
+// (these are the "NFC_QC=Yes starters" of UAX #15, taken conservatively), so
+// only the stretches around the other code points go through utf8proc.
+class NfcInertTable {
+ public:
+  NfcInertTable() : bits_((kCodepointLimit + 63) / 64, 0) {
+    std::vector<bool> second(kCodepointLimit, false);
+    std::vector<char32_t> decomposed_first(kCodepointLimit, 0);  // 0: no canonical decomposition
+    utf8proc_int32_t buf[32];
+    for (char32_t cp = 0x80; cp < kCodepointLimit; ++cp) {
+      const bool hangul_syllable = cp >= 0xAC00 && cp <= 0xD7A3;  // decomposed by rule, not by table
+      if ((cp >= 0xD800 && cp <= 0xDFFF) ||
+          (!hangul_syllable &&
+           utf8proc_get_property(static_cast<utf8proc_int32_t>(cp))->decomp_seqindex == UINT16_MAX)) {
+        continue;
+      }
+      int boundclass = 0;
+      const utf8proc_ssize_t n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(cp), buf, 32,
+                                                         UTF8PROC_DECOMPOSE, &boundclass);
+      if (n < 1 || n > 32) continue;
+      if (n == 1 && static_cast<char32_t>(buf[0]) == cp) continue;
+      decomposed_first[cp] = static_cast<char32_t>(buf[0]);
+      for (utf8proc_ssize_t k = 1; k < n; ++k) second[static_cast<size_t>(buf[k])] = true;
+    }
+    auto starter = [&](char32_t cp) {
+      return !second[cp] && utf8proc_get_property(static_cast<utf8proc_int32_t>(cp))->combining_class == 0;
+    };
+    std::string utf8, nfc;
+    for (char32_t cp = 0; cp < kCodepointLimit; ++cp) {
+      if ((cp >= 0xD800 && cp <= 0xDFFF) || !starter(cp)) continue;
+      if (decomposed_first[cp] != 0) {
+        if (!starter(decomposed_first[cp])) continue;
+        utf8.clear();
+        nfc.clear();
+        AppendUtf8(cp, &utf8);
+        if (!AppendUtf8procMap(utf8, NormalizationOptions(NormalizationForm::kNfc), &nfc).ok() || nfc != utf8) {
+          continue;
+        }
+      }
+      bits_[cp / 64] |= uint64_t{1} << (cp % 64);
+    }
+  }
+  bool Inert(char32_t cp) const { return (bits_[cp / 64] >> (cp % 64)) & 1; }
+
+ private:
+  std::vector<uint64_t> bits_;
+};
+
+const NfcInertTable& NfcInert() {
+  static const NfcInertTable* table = new NfcInertTable();
+  return *table;
+}
+
+// NFC through utf8proc, but only for the stretches that hold a code point
+// that is not NFC-inert (from the inert code point before it to the next
+// one); everything else is copied.
+absl::StatusOr<std::string> NormalizeNfc(absl::string_view text) {
+  const NfcInertTable& inert = NfcInert();
+  const int options = NormalizationOptions(NormalizationForm::kNfc);
+  std::string out;
+  out.reserve(text.size());
+  size_t copied = 0;     // text[0, copied) is done
+  size_t boundary = 0;   // start of the last inert code point (a place to cut)
+  size_t i = 0;
+  auto next_inert = [&](size_t* pos, bool* ok) {  // advances over one code point
+    const auto c = static_cast<unsigned char>(text[*pos]);
+    if (c < 0x80) {
+      ++*pos;
+      return true;
+    }
+    bool incomplete;
+    const int len = Classify(text, *pos, &incomplete);
+    if (len < 0) {
+      *ok = false;
+      return false;
+    }
+    size_t p = *pos;
+    const char32_t cp = NextCodepoint(text, &p);
+    *pos += static_cast<size_t>(len);
+    return inert.Inert(cp);
+  };
+  while (i < text.size()) {
+    const size_t start = i;
+    bool ok = true;
+    if (next_inert(&i, &ok)) {
+      boundary = start;
+      continue;
+    }
+    if (!ok) return absl::InvalidArgumentError("unicode normalization failed: Invalid UTF-8 string");
+    size_t end = i;
+    while (end < text.size()) {
+      size_t probe = end;
+      if (next_inert(&probe, &ok)) break;
+      if (!ok) return absl::InvalidArgumentError("unicode normalization failed: Invalid UTF-8 string");
+      end = probe;
+    }
+    out.append(text.data() + copied, boundary - copied);
+    RETURN_IF_ERROR(AppendUtf8procMap(text.substr(boundary, end - boundary), options, &out));
+    copied = end;
+    boundary = end;
+    i = end;
+  }
+  out.append(text.data() + copied, text.size() - copied);
+  return out;
+}
+
+}  // namespace
+
+void PrepareNfc() { NfcInert(); }
+
+absl::StatusOr<std::string> Normalize(absl::string_view text, NormalizationForm form) {
+  bool ascii = true;
+  for (char c : text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+  if (ascii) return std::string(text);  // every form leaves ASCII unchanged
+  if (form == NormalizationForm::kNfc) return NormalizeNfc(text);
+  std::string out;
+  RETURN_IF_ERROR(AppendUtf8procMap(text, NormalizationOptions(form), &out));
+  return out;
 }
 
 std::string ToLowercase(absl::string_view text) {
@@ -236,7 +390,17 @@ int CodepointToByte(char32_t cp) {
 
 void AppendByteLevel(absl::string_view bytes, std::string* out) {
   const auto& table = ByteUtf8Table();
-  for (char c : bytes) *out += table[static_cast<unsigned char>(c)];
+  size_t length = 0;
+  for (char c : bytes) length += table[static_cast<unsigned char>(c)].length;
+  const size_t old_size = out->size();
+  out->resize(old_size + length);  // one allocation at most
+  char* p = out->data() + old_size;
+  for (char c : bytes) {
+    const ByteUtf8& e = table[static_cast<unsigned char>(c)];
+    p[0] = e.bytes[0];
+    if (e.length == 2) p[1] = e.bytes[1];
+    p += e.length;
+  }
 }
 
 }  // namespace moe::tokenizer

@@ -42,6 +42,11 @@ size_t AppendUtf8Lossy(absl::string_view bytes, bool final_chunk, std::string* o
 // Unicode normalization forms. INVALID_ARGUMENT on invalid UTF-8.
 enum class NormalizationForm { kNfc, kNfd, kNfkc, kNfkd };
 absl::StatusOr<std::string> Normalize(absl::string_view text, NormalizationForm form);
+// Builds, once per process, the table with which Normalize(kNfc) copies the
+// stretches that NFC leaves unchanged instead of running utf8proc on them
+// (about 10 ms). Normalize builds it on first use; tokenizers with an NFC
+// normalizer call this while loading, so that no request pays for it.
+void PrepareNfc();
 // Full lowercase mapping of every code point (Rust's char::to_lowercase).
 std::string ToLowercase(absl::string_view text);
 
