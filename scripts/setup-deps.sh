@@ -12,6 +12,7 @@ packages=(
   libpcre2-dev libutf8proc-dev zlib1g-dev
   clang-14 libclang-rt-14-dev
   python3-jsonschema python3-yaml iproute2
+  libcpp-httplib-dev prometheus
 )
 
 missing=()
