@@ -268,3 +268,55 @@ TEST(ChatTemplateRenderTest, ConcurrentRendersShareOneTemplate) {
 
 }  // namespace
 }  // namespace moe::chat
+
+namespace moe::chat {
+namespace {
+
+// Random edits of a real template must give a template, an error, or a render
+// error: never a crash or a hang (the test runs under the sanitizers in CI
+// builds that enable them).
+TEST(ChatTemplateRobustnessTest, MutatedTemplatesFailCleanly) {
+  std::ifstream in(kTestdata + "/tokenizers/qwen3/tokenizer_config.json");
+  const Json config = Json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  const std::string original = config["chat_template"].get<std::string>();
+  const Json messages = Json::parse(R"([{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+      {"role": "assistant", "content": "<think>r</think>a", "tool_calls": [{"function": {"name": "f", "arguments": {}}}]},
+      {"role": "tool", "content": "t"}])");
+  const std::string alphabet = "{}%#-+()[]|.,:~'\"= \nabcdeisnotr01";
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  auto rand = [&](uint64_t n) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state % n;
+  };
+  int compiled = 0;
+  for (int round = 0; round < 1500; ++round) {
+    std::string source = original;
+    const int edits = 1 + static_cast<int>(rand(4));
+    for (int e = 0; e < edits; ++e) {
+      const size_t at = rand(source.size());
+      switch (rand(3)) {
+        case 0: source.erase(at, 1 + rand(8)); break;
+        case 1: source.insert(at, 1, alphabet[rand(alphabet.size())]); break;
+        default: source[at] = alphabet[rand(alphabet.size())]; break;
+      }
+    }
+    auto t = ChatTemplate::Compile(source);
+    if (!t.ok()) {
+      EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+      continue;
+    }
+    ++compiled;
+    auto out = t->Render(messages, WithGenerationPrompt());
+    if (!out.ok()) {
+      EXPECT_TRUE(out.status().code() == absl::StatusCode::kInvalidArgument ||
+                  out.status().code() == absl::StatusCode::kResourceExhausted)
+          << out.status();
+    }
+  }
+  EXPECT_GT(compiled, 0);
+}
+
+}  // namespace
+}  // namespace moe::chat
