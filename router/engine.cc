@@ -359,6 +359,7 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
       const double q = std::chrono::duration<double>(std::chrono::steady_clock::now() - seq->submitted).count();
       counters_.queue_seconds_total += q;
       counters_.queue_seconds_max = std::max(counters_.queue_seconds_max, q);
+      seq->sink->OnAdmitted(q);
     }
     VLOG(1) << "request " << seq->request.request_id << (resumed ? ": resumed, " : ": admitted, ") << hit
             << " of " << len << " tokens from the prefix cache";

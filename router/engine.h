@@ -78,6 +78,9 @@ class GenerationSink {
   // read): true ends the request with FinishReason::kCancelled and frees its
   // KV blocks (client cancel, call deadline).
   virtual bool Cancelled() const { return false; }
+  // The request left the waiting queue for the batch after `queue_seconds`
+  // (once per request; resumptions after preemption are not reported).
+  virtual void OnAdmitted(double /*queue_seconds*/) {}
 };
 
 struct EngineOptions {

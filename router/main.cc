@@ -20,6 +20,8 @@ ABSL_FLAG(std::string, address_file, "", "Write the bound address to this file o
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
 ABSL_FLAG(int64_t, dispatch_deadline_ms, 5000, "Deadline of one MoE-layer exchange with a worker, ms.");
 ABSL_FLAG(int64_t, connect_deadline_ms, 10000, "Deadline for reaching the workers at start-up, ms.");
+ABSL_FLAG(std::string, metrics_listen, "", "HTTP address serving GET /metrics (e.g. 127.0.0.1:9100; empty: none).");
+ABSL_FLAG(std::string, metrics_address_file, "", "Write the bound metrics address to this file.");
 ABSL_FLAG(int, max_running_seqs, 64, "Sequences decoded together in one step.");
 ABSL_FLAG(int64_t, max_batch_tokens, 4096, "Most new tokens (prompt + decode) in one step.");
 ABSL_FLAG(int, max_waiting_requests, 1024, "Requests that may wait for admission (beyond: RESOURCE_EXHAUSTED).");
@@ -55,6 +57,8 @@ int main(int argc, char** argv) {
   }
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.address_file = absl::GetFlag(FLAGS_address_file);
+  options.metrics_listen_address = absl::GetFlag(FLAGS_metrics_listen);
+  options.metrics_address_file = absl::GetFlag(FLAGS_metrics_address_file);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.dispatch_deadline_ms = absl::GetFlag(FLAGS_dispatch_deadline_ms);
   options.connect_deadline_ms = absl::GetFlag(FLAGS_connect_deadline_ms);

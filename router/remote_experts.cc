@@ -145,6 +145,7 @@ struct RemoteExpertBackend::Worker {
   // Stats() may read these from any thread.
   mutable absl::Mutex mu;
   WorkerStats stats ABSL_GUARDED_BY(mu);
+  Histogram latency{LatencyBuckets()};  // thread-safe itself
 
   // Wait for a (re)connecting worker within the deadline, but fail at once
   // while its channel is known to be failing.
@@ -332,7 +333,10 @@ absl::Status RemoteExpertBackend::Compute(const ExpertBatch& b, float* outputs) 
       w.stats.bytes_sent += call->request.ByteSizeLong();
       w.stats.bytes_received += call->response.ByteSizeLong();
       w.stats.total_latency_s += call->latency_s;
+      w.stats.failures += call->status.ok() ? 0 : 1;
+      w.stats.up = call->status.ok();
     }
+    w.latency.Observe(call->latency_s);
     absl::Status s;
     const pb::ExpertResponse& resp = call->response;
     const uint32_t n = call->request.num_rows();
@@ -462,6 +466,7 @@ std::vector<RemoteExpertBackend::WorkerStats> RemoteExpertBackend::Stats() const
   for (const auto& w : workers_) {
     absl::MutexLock lock(&w->mu);
     out.push_back(w->stats);
+    out.back().latency = w->latency.Get();
   }
   return out;
 }

@@ -39,6 +39,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/expert_backend.h"
+#include "core/metrics.h"
 #include "core/model_config.h"
 
 namespace moe {
@@ -85,6 +86,9 @@ class RemoteExpertBackend : public ExpertBackend {
     uint64_t bytes_sent = 0;      // serialized request bytes
     uint64_t bytes_received = 0;  // serialized reply bytes
     double total_latency_s = 0;   // sum over calls of send-to-reply time
+    uint64_t failures = 0;        // exchanges that failed or missed the deadline
+    bool up = true;               // the last exchange succeeded (true before any)
+    Histogram::Snapshot latency;  // send-to-reply time of every exchange
   };
   std::vector<WorkerStats> Stats() const;
 

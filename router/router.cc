@@ -9,6 +9,7 @@
 #include "router/forward.h"
 #include "router/remote_experts.h"
 #include "router/router_service.h"
+#include "core/metrics_server.h"
 
 namespace moe {
 
@@ -40,7 +41,9 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
     ro.worker_addresses = options.worker_addresses;
     ro.dispatch_deadline_ms = options.dispatch_deadline_ms;
     ro.connect_deadline_ms = options.connect_deadline_ms;
-    ASSIGN_OR_RETURN(r->experts_, RemoteExpertBackend::Connect(config, ro));
+    ASSIGN_OR_RETURN(std::unique_ptr<RemoteExpertBackend> remote, RemoteExpertBackend::Connect(config, ro));
+    r->remote_ = remote.get();
+    r->experts_ = std::move(remote);
     for (const std::string& a : options.worker_addresses) info.add_workers(a);
   }
   r->forward_ = std::make_unique<ForwardPass>(r->dense_.get(), r->experts_.get(), r->pool_.get());
@@ -52,7 +55,15 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
             << "prefix caching " << (eo.kv_cache.enable_prefix_caching ? "on" : "off") << "; at most "
             << eo.max_running_seqs << " running sequences, " << eo.max_batch_tokens << " tokens per step, "
             << eo.max_waiting_requests << " waiting requests, " << eo.max_waiting_tokens << " waiting tokens";
-  r->service_ = std::make_unique<RouterService>(r->engine_.get(), info);
+  r->metrics_ = std::make_unique<RouterMetrics>();
+  r->service_ = std::make_unique<RouterService>(r->engine_.get(), info, r->metrics_.get());
+  if (!options.metrics_listen_address.empty()) {
+    Router* self = r.get();
+    ASSIGN_OR_RETURN(r->metrics_server_,
+                     MetricsServer::Start(options.metrics_listen_address, [self] { return self->RenderMetrics(); },
+                                          options.metrics_address_file));
+    LOG(INFO) << "router metrics on http://" << r->metrics_server_->address() << "/metrics";
+  }
   rpc::ServerOptions so;
   so.listen_address = options.listen_address;
   so.address_file = options.address_file;
@@ -65,6 +76,12 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
 }
 
 Router::~Router() { Shutdown(); }
+
+std::string Router::RenderMetrics() const {
+  if (remote_ == nullptr) return metrics_->Render(engine_->Stats(), nullptr);
+  const std::vector<RemoteExpertBackend::WorkerStats> workers = remote_->Stats();
+  return metrics_->Render(engine_->Stats(), &workers);
+}
 
 const std::string& Router::address() const { return server_->address(); }
 

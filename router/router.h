@@ -29,6 +29,10 @@ struct RouterOptions {
   int64_t dispatch_deadline_ms = 5000;  // one MoE layer exchange with one worker
   int64_t connect_deadline_ms = 10000;  // asking the workers what they hold, at start-up
   EngineOptions engine;
+  // HTTP address serving GET /metrics ("" = none); the bound address goes to
+  // metrics_address_file when set.
+  std::string metrics_listen_address;
+  std::string metrics_address_file;
 };
 
 class Router {
@@ -40,6 +44,8 @@ class Router {
   const std::string& address() const;
   Engine& engine() { return *engine_; }
   void Shutdown();
+  // Prometheus exposition of the router's metrics.
+  std::string RenderMetrics() const;
 
  private:
   Router() = default;
@@ -53,6 +59,9 @@ class Router {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<RouterService> service_;
   std::unique_ptr<rpc::RunningServer> server_;
+  class RemoteExpertBackend* remote_ = nullptr;  // experts_, when remote
+  std::unique_ptr<class RouterMetrics> metrics_;
+  std::unique_ptr<class MetricsServer> metrics_server_;
 };
 
 }  // namespace moe

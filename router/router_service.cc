@@ -1,5 +1,6 @@
 #include "router/router_service.h"
 
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -84,19 +85,50 @@ class StreamSink {
   std::atomic<bool> cancelled_{false};
 };
 
-// What the engine sees of one sample.
+// What the engine sees of one sample; also times it for the metrics.
 class SampleSink : public GenerationSink {
  public:
-  SampleSink(std::shared_ptr<StreamSink> stream, uint32_t index) : stream_(std::move(stream)), index_(index) {}
-  void OnToken(const GeneratedToken& t) override { stream_->Token(index_, t); }
+  SampleSink(std::shared_ptr<StreamSink> stream, uint32_t index, RouterMetrics* metrics)
+      : stream_(std::move(stream)), index_(index), metrics_(metrics), start_(Clock::now()) {}
+  void OnAdmitted(double queue_seconds) override {
+    if (metrics_ != nullptr) metrics_->ObserveQueueTime(queue_seconds);
+  }
+  void OnToken(const GeneratedToken& t) override {
+    const auto now = Clock::now();
+    if (metrics_ != nullptr) {
+      if (tokens_ == 0) {
+        metrics_->ObserveFirstToken(Seconds(start_, now));
+      } else {
+        metrics_->ObserveInterToken(Seconds(last_, now));
+      }
+    }
+    ++tokens_;
+    last_ = now;
+    stream_->Token(index_, t);
+  }
   void OnFinish(const absl::Status& status, FinishReason reason, int prompt_tokens, int completion_tokens) override {
+    if (metrics_ != nullptr) {
+      const char* why = !status.ok()                         ? "error"
+                        : reason == FinishReason::kStop      ? "stop"
+                        : reason == FinishReason::kLength    ? "length"
+                                                             : "cancelled";
+      metrics_->ObserveFinish(why, Seconds(start_, Clock::now()), prompt_tokens, completion_tokens);
+    }
     stream_->Finish(index_, status, reason, prompt_tokens, completion_tokens);
   }
   bool Cancelled() const override { return stream_->Cancelled(); }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  static double Seconds(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  }
   std::shared_ptr<StreamSink> stream_;
   const uint32_t index_;
+  RouterMetrics* metrics_;
+  const Clock::time_point start_;
+  Clock::time_point last_;
+  int tokens_ = 0;
 };
 
 class GenerateReactor : public grpc::ServerWriteReactor<RouterGenerateResponse> {
@@ -216,7 +248,7 @@ grpc::ServerWriteReactor<RouterGenerateResponse>* RouterService::Generate(
     sample.sampling.sample_index = i;
     // Samples of one request are "id/i" so that the gateway can stop one.
     if (n > 1) sample.request_id = absl::StrCat(r->request_id, "/", i);
-    const absl::Status s = engine_->Submit(std::move(sample), std::make_shared<SampleSink>(stream, i));
+    const absl::Status s = engine_->Submit(std::move(sample), std::make_shared<SampleSink>(stream, i, metrics_));
     if (!s.ok()) {
       stream->Finish(i, s, FinishReason::kStop, 0, 0);
       break;

@@ -9,6 +9,7 @@
 
 #include "moe/internal/v1/router.grpc.pb.h"
 #include "router/engine.h"
+#include "router/router_metrics.h"
 
 namespace moe {
 
@@ -18,7 +19,9 @@ inline constexpr uint32_t kMaxSamplesPerRequest = 64;
 class RouterService final : public moe::internal::v1::Router::CallbackService {
  public:
   // `engine` must outlive the service. `info` answers GetInfo.
-  RouterService(Engine* engine, moe::v1::ModelInfo info) : engine_(engine), info_(std::move(info)) {}
+  // `metrics` (may be null) receives per-request latencies.
+  RouterService(Engine* engine, moe::v1::ModelInfo info, RouterMetrics* metrics = nullptr)
+      : engine_(engine), info_(std::move(info)), metrics_(metrics) {}
 
   grpc::ServerWriteReactor<moe::internal::v1::RouterGenerateResponse>* Generate(
       grpc::CallbackServerContext* context, const moe::internal::v1::RouterGenerateRequest* request) override;
@@ -35,6 +38,7 @@ class RouterService final : public moe::internal::v1::Router::CallbackService {
  private:
   Engine* engine_;
   const moe::v1::ModelInfo info_;
+  RouterMetrics* metrics_;
   std::atomic<uint64_t> next_id_{1};
 };
 
