@@ -17,7 +17,10 @@ struct Engine::Sequence {
   std::unique_ptr<SequenceKv> kv;  // set while running; positions [0, kv->length()) computed
   std::chrono::steady_clock::time_point submitted;
   bool admitted_before = false;
+  std::vector<GeneratedToken> prompt_logprobs;  // filled while the prompt is computed
+  bool prompt_logprobs_sent = false;
 
+  bool WantsPromptLogprobs() const { return request.prompt_logprobs >= 0 && !prompt_logprobs_sent; }
   int generated() const { return static_cast<int>(static_cast<int64_t>(tokens.size()) - prompt_tokens); }
 };
 
@@ -332,7 +335,7 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
     seq->kv = std::make_unique<SequenceKv>(cache_.get());
     const int64_t len = static_cast<int64_t>(seq->tokens.size());
     // The last token is always computed: its logits give the next token.
-    const int64_t hit = seq->kv->AttachCachedPrefix(seq->tokens, len - 1);
+    const int64_t hit = seq->WantsPromptLogprobs() ? 0 : seq->kv->AttachCachedPrefix(seq->tokens, len - 1);
     // The chunk shrinks to the free blocks above the watermark (kept for the
     // running sequences' next decode tokens).
     const int64_t free_positions = (static_cast<int64_t>(cache_->num_free_blocks()) - watermark) * bs;
@@ -377,8 +380,9 @@ void Engine::Step(const std::vector<ScheduledChunk>& chunks) {
     Sequence& s = *c.seq;
     const int64_t at = s.kv->length();
     const bool last = at + c.tokens == static_cast<int64_t>(s.tokens.size());
+    const bool scoring_prompt = s.WantsPromptLogprobs() && at < s.prompt_tokens;
     batch.push_back({s.kv.get(), absl::Span<const int32_t>(s.tokens).subspan(at, c.tokens),
-                     /*all_logits=*/false, /*no_logits=*/!last});
+                     /*all_logits=*/scoring_prompt, /*no_logits=*/!last && !scoring_prompt});
     // A decode step feeds the token sampled last step; anything else is prefill.
     const bool decode = c.tokens == 1 && last && at >= s.prompt_tokens;
     (decode ? counters_.decode_tokens_computed : counters_.prefill_tokens_computed) += static_cast<uint64_t>(c.tokens);
@@ -400,6 +404,28 @@ void Engine::Step(const std::vector<ScheduledChunk>& chunks) {
       Sequence& s = *chunks[i].seq;
       s.kv->RegisterFullBlocks(s.tokens);
       if (batch[i].no_logits) continue;
+      if (batch[i].all_logits) {
+        // Row j predicts the token at position at + j + 1.
+        const int64_t at = s.kv->length() - chunks[i].tokens;
+        if (at == 0) {  // also after a preemption: the prompt is scored again from the start
+          s.prompt_logprobs.clear();
+          s.prompt_logprobs.push_back(GeneratedToken{s.tokens[0], 0.0, {}});
+        }
+        for (int64_t j = 0; j < chunks[i].tokens; ++j) {
+          const int64_t pos = at + j + 1;
+          if (pos >= s.prompt_tokens) break;
+          s.prompt_logprobs.push_back(ScoreToken(absl::MakeConstSpan(&logits_[(row + j) * V], V), s.tokens[pos],
+                                                 s.request.prompt_logprobs));
+        }
+        row += chunks[i].tokens - 1;  // the last row samples, as usual
+        if (at + chunks[i].tokens < static_cast<int64_t>(s.tokens.size())) {
+          ++row;
+          continue;  // the prompt is not complete yet
+        }
+        s.sink->OnPromptLogprobs(s.prompt_logprobs);
+        s.prompt_logprobs_sent = true;
+        s.prompt_logprobs.clear();
+      }
       const GeneratedToken tok = s.sampler->Sample(absl::MakeConstSpan(&logits_[row * V], V));
       ++row;
       s.tokens.push_back(tok.id);

@@ -59,6 +59,10 @@ struct GenerationRequest {
   int max_tokens = 0;  // 0: up to the context limit
   std::vector<int32_t> stop_token_ids;
   SamplingOptions sampling;
+  // >= 0: report the log-probability of every prompt token with this many
+  // alternatives (0..20); the prompt is then computed in full (no prefix-cache
+  // reuse), since cached positions have no logits.
+  int prompt_logprobs = -1;
   // Past it the request ends with DEADLINE_EXCEEDED at the next step (waiting
   // or running).
   absl::Time deadline = absl::InfiniteFuture();
@@ -81,6 +85,9 @@ class GenerationSink {
   // The request left the waiting queue for the batch after `queue_seconds`
   // (once per request; resumptions after preemption are not reported).
   virtual void OnAdmitted(double /*queue_seconds*/) {}
+  // With prompt_logprobs: one entry per prompt token, before the first token
+  // (the first entry has no log-probability: 0 and no alternatives).
+  virtual void OnPromptLogprobs(const std::vector<GeneratedToken>& /*prompt*/) {}
 };
 
 struct EngineOptions {

@@ -46,6 +46,21 @@ class StreamSink {
     }
     Enqueue(std::move(msg), /*sample_done=*/false, absl::OkStatus());
   }
+  void PromptLogprobs(uint32_t index, const std::vector<GeneratedToken>& prompt) {
+    RouterGenerateResponse msg;
+    msg.set_index(index);
+    for (const GeneratedToken& t : prompt) {
+      auto* p = msg.add_prompt_logprobs();
+      p->set_id(static_cast<uint32_t>(t.id));
+      p->set_logprob(t.logprob);
+      for (const auto& [id, lp] : t.top_logprobs) {
+        auto* alt = p->add_top_logprobs();
+        alt->set_id(static_cast<uint32_t>(id));
+        alt->set_logprob(lp);
+      }
+    }
+    Enqueue(std::move(msg), /*sample_done=*/false, absl::OkStatus());
+  }
   void Finish(uint32_t index, const absl::Status& status, FinishReason reason, int prompt_tokens,
               int completion_tokens) {
     RouterGenerateResponse msg;
@@ -93,6 +108,7 @@ class SampleSink : public GenerationSink {
   void OnAdmitted(double queue_seconds) override {
     if (metrics_ != nullptr) metrics_->ObserveQueueTime(queue_seconds);
   }
+  void OnPromptLogprobs(const std::vector<GeneratedToken>& prompt) override { stream_->PromptLogprobs(index_, prompt); }
   void OnToken(const GeneratedToken& t) override {
     const auto now = Clock::now();
     if (metrics_ != nullptr) {
@@ -219,8 +235,12 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const RouterGenerateReques
   }
   r.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
   r.sampling = FromProto(request.sampling());
-  if (request.has_prompt_logprobs() && request.prompt_logprobs() >= 0) {
-    return absl::UnimplementedError("prompt_logprobs: not supported by this router yet");
+  if (request.has_prompt_logprobs()) {
+    if (request.prompt_logprobs() < 0 || request.prompt_logprobs() > 20) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("prompt_logprobs: must be in [0, 20], got ", request.prompt_logprobs()));
+    }
+    r.prompt_logprobs = request.prompt_logprobs();
   }
   return r;
 }
@@ -246,6 +266,7 @@ grpc::ServerWriteReactor<RouterGenerateResponse>* RouterService::Generate(
   for (uint32_t i = 0; i < n; ++i) {
     GenerationRequest sample = *r;
     sample.sampling.sample_index = i;
+    if (i > 0) sample.prompt_logprobs = -1;  // the prompt is scored once, with sample 0
     // Samples of one request are "id/i" so that the gateway can stop one.
     if (n > 1) sample.request_id = absl::StrCat(r->request_id, "/", i);
     const absl::Status s = engine_->Submit(std::move(sample), std::make_shared<SampleSink>(stream, i, metrics_));

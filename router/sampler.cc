@@ -33,6 +33,28 @@ Sampler::Sampler(const SamplingOptions& options, absl::Span<const int32_t> promp
   }
 }
 
+GeneratedToken ScoreToken(absl::Span<const float> raw, int32_t id, int top) {
+  const int64_t V = static_cast<int64_t>(raw.size());
+  const float mx = MaxValue(raw.data(), V);
+  const double lse = static_cast<double>(mx) + std::log(SumExp(raw.data(), V, mx, 1.0f));
+  GeneratedToken t;
+  t.id = id;
+  t.logprob = static_cast<double>(raw[id]) - lse;
+  const int k = static_cast<int>(std::min<int64_t>(top, V));
+  if (k > 0) {
+    std::vector<int32_t> ids(V);
+    int64_t n = 0;
+    for (float delta = 0.5f; n < k; delta *= 2) {
+      n = delta > 1e4f ? V : IndicesAbove(raw.data(), V, mx - delta, ids.data());
+      if (n == V) std::iota(ids.begin(), ids.end(), 0);
+    }
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.begin() + n,
+                      [&](int32_t a, int32_t b) { return raw[a] != raw[b] ? raw[a] > raw[b] : a < b; });
+    for (int i = 0; i < k; ++i) t.top_logprobs.emplace_back(ids[i], static_cast<double>(raw[ids[i]]) - lse);
+  }
+  return t;
+}
+
 double Sampler::Uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
 
 GeneratedToken Sampler::Sample(absl::Span<const float> raw) {

@@ -34,6 +34,10 @@ namespace moe {
 
 
 
+// The log-probability of `id` under the raw logits, with the `top` most likely
+// alternatives (prompt log-probabilities).
+GeneratedToken ScoreToken(absl::Span<const float> logits, int32_t id, int top);
+
 class Sampler {
  public:
   // `prompt` feeds the repetition penalty; `end_ids` (eos and stop ids) are

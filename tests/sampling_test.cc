@@ -208,5 +208,37 @@ TEST_F(SamplingTest, StreamingNSamplesInterleaveAndEachFinishes) {
   EXPECT_EQ(s.usage.completion_tokens(), 30u);
 }
 
+TEST_F(SamplingTest, PromptLogprobsScoreEveryPromptTokenLikeDecodingWould) {
+  // Greedy first token after the prompt, with its log-probability.
+  moe::v1::GenerateRequest g = Request(1);
+  g.mutable_sampling()->set_temperature(0);
+  grpc::Status st;
+  const moe::v1::CompleteResponse first = Complete(g, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(first.choices(0).tokens_size(), 1);
+  const uint32_t next = first.choices(0).tokens(0).id();
+  const double next_lp = first.choices(0).tokens(0).logprob();
+
+  // Score prompt + that token: its entry must carry the same log-probability.
+  moe::v1::GenerateRequest r = Request(2);
+  r.mutable_token_ids()->add_ids(next);
+  r.set_prompt_logprobs(3);
+  const moe::v1::CompleteResponse scored = Complete(r, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(scored.prompt_tokens_size(), r.token_ids().ids_size());
+  EXPECT_EQ(scored.prompt_tokens(0).logprob(), 0.0);
+  EXPECT_EQ(scored.prompt_tokens(0).top_logprobs_size(), 0);
+  for (int i = 1; i < scored.prompt_tokens_size(); ++i) {
+    const auto& t = scored.prompt_tokens(i);
+    EXPECT_EQ(t.id(), r.token_ids().ids(i));
+    EXPECT_LE(t.logprob(), 0.0);
+    ASSERT_EQ(t.top_logprobs_size(), 3);
+    EXPECT_GE(t.top_logprobs(0).logprob(), t.top_logprobs(1).logprob());
+    EXPECT_GE(t.top_logprobs(0).logprob(), t.logprob());
+  }
+  EXPECT_NEAR(scored.prompt_tokens(scored.prompt_tokens_size() - 1).logprob(), next_lp, 1e-9);
+  EXPECT_EQ(scored.prompt_tokens(scored.prompt_tokens_size() - 1).id(), next);
+}
+
 }  // namespace
 }  // namespace moe
