@@ -9,6 +9,13 @@ namespace moe {
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& options) {
   if (options.router_addresses.empty()) return absl::InvalidArgumentError("routers: at least one address is required");
   auto g = std::unique_ptr<Gateway>(new Gateway());
+  GatewayServiceOptions service_options = options.service;
+  if (!options.api_keys_file.empty()) {
+    ASSIGN_OR_RETURN(ApiKeys keys, ApiKeys::Load(options.api_keys_file));
+    g->api_keys_ = std::make_unique<ApiKeys>(std::move(keys));
+    service_options.api_keys = g->api_keys_.get();
+    LOG(INFO) << "authentication on: " << g->api_keys_->size() << " API key(s) from " << options.api_keys_file;
+  }
   ASSIGN_OR_RETURN(g->tokenizer_, tokenizer::Tokenizer::FromDirectory(options.model_dir));
   RouterPoolOptions po;
   po.addresses = options.router_addresses;
@@ -19,12 +26,33 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
                                                       g->tokenizer_->vocab_size(), " tokens, the model only ",
                                                       info.vocab_size()));
   }
-  g->service_ = std::make_unique<GatewayService>(g->tokenizer_.get(), g->routers_.get(), info, options.service);
+  g->service_ = std::make_unique<GatewayService>(g->tokenizer_.get(), g->routers_.get(), info, service_options);
   rpc::ServerOptions so;
   so.listen_address = options.listen_address;
   so.address_file = options.address_file;
   so.enable_reflection = true;
   ASSIGN_OR_RETURN(g->server_, rpc::RunningServer::Start(so, {g->service_.get()}));
+  if (!options.http_listen_address.empty()) {
+    HttpApiBackend backend;
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(rpc::kMaxMessageBytes);
+    args.SetMaxSendMessageSize(rpc::kMaxMessageBytes);
+    backend.gateway_channel = g->server_->server()->InProcessChannel(args);
+    backend.tokenizer = g->tokenizer_.get();
+    backend.model_info = info;
+    // A model without a usable template still serves completions; chat
+    // requests then fail with the reason.
+    backend.chat_template = chat::LoadChatTemplate(options.model_dir);
+    if (!backend.chat_template.ok()) {
+      LOG(WARNING) << "no chat template: /v1/chat/completions will fail: " << backend.chat_template.status();
+    }
+    backend.api_keys = g->api_keys_.get();
+    backend.router_addresses = options.router_addresses;
+    HttpServerOptions http_options = options.http;
+    http_options.listen_address = options.http_listen_address;
+    if (http_options.request_deadline_ms <= 0) http_options.request_deadline_ms = options.service.default_request_deadline_ms;
+    ASSIGN_OR_RETURN(g->http_, HttpServer::Start(http_options, std::move(backend)));
+  }
   g->server_->SetServing(true);
   LOG(INFO) << "gateway serving " << info.model_id() << " on " << g->server_->address() << " via "
             << options.router_addresses.size() << " router(s)";
@@ -34,10 +62,16 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
 Gateway::~Gateway() { Shutdown(); }
 
 void Gateway::Shutdown() {
-  if (server_ != nullptr) {
-    server_->Shutdown();
-    server_.reset();
+  // New HTTP connections stop first; the gRPC shutdown then cancels the calls
+  // that open HTTP requests wait on, so their handlers return and Join ends
+  // (the in-process channel is never used after its server is gone).
+  if (http_ != nullptr) http_->StopAccepting();
+  if (server_ != nullptr) server_->Shutdown();
+  if (http_ != nullptr) {
+    http_->Join();
+    http_.reset();
   }
+  server_.reset();
 }
 
 }  // namespace moe

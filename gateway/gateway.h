@@ -1,5 +1,6 @@
 // Gateway: the gateway process as a library. Loads the tokenizer, connects to
-// the routers, serves moe.v1.Inference (with health and reflection).
+// the routers, serves moe.v1.Inference (with health and reflection) and,
+// when asked, the OpenAI-compatible HTTP API (http_server.h) in front of it.
 #ifndef MOE_GATEWAY_GATEWAY_H_
 #define MOE_GATEWAY_GATEWAY_H_
 
@@ -8,7 +9,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "gateway/api_keys.h"
 #include "gateway/gateway_service.h"
+#include "gateway/http_server.h"
 #include "gateway/router_pool.h"
 #include "gateway/tokenizer/tokenizer.h"
 #include "proto/rpc_util.h"
@@ -21,7 +24,13 @@ struct GatewayOptions {
   std::string listen_address = "127.0.0.1:0";
   std::string address_file;
   int64_t connect_deadline_ms = 30000;  // waiting for a router at start-up
-  GatewayServiceOptions service;
+  GatewayServiceOptions service;  // its api_keys is set from api_keys_file
+  // Keys clients must present (one per line, '#' comments); empty: no
+  // authentication. Applies to gRPC and HTTP alike; health stays open.
+  std::string api_keys_file;
+  // OpenAI-compatible HTTP API: off when empty; "127.0.0.1:0" picks a port.
+  std::string http_listen_address;
+  HttpServerOptions http;  // listen_address is taken from http_listen_address
 };
 
 class Gateway {
@@ -30,14 +39,18 @@ class Gateway {
   static absl::StatusOr<std::unique_ptr<Gateway>> Create(const GatewayOptions& options);
   ~Gateway();
   const std::string& address() const { return server_->address(); }
+  // "host:port" of the HTTP API; empty when it is off.
+  std::string http_address() const { return http_ != nullptr ? http_->address() : std::string(); }
   void Shutdown();
 
  private:
   Gateway() = default;
+  std::unique_ptr<ApiKeys> api_keys_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   std::unique_ptr<RouterPool> routers_;
   std::unique_ptr<GatewayService> service_;
   std::unique_ptr<rpc::RunningServer> server_;
+  std::unique_ptr<HttpServer> http_;  // after server_: its handlers call into it
 };
 
 }  // namespace moe

@@ -238,22 +238,47 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
   TwoSidedLifetime lifetime_;
 };
 
+// A stream refused before it started (authentication).
+class RefusedWriteReactor : public grpc::ServerWriteReactor<moe::v1::GenerateResponse> {
+ public:
+  explicit RefusedWriteReactor(const absl::Status& status) { Finish(rpc::ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
+// A unary call finished at once with `status` (its default reactor).
+grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, const absl::Status& status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(rpc::ToGrpcStatus(status));
+  return reactor;
+}
+
 }  // namespace
+
+absl::Status GatewayService::Authorize(const grpc::CallbackServerContext& context) const {
+  if (options_.api_keys == nullptr) return absl::OkStatus();
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find("authorization");
+  if (it == metadata.end()) return options_.api_keys->Check("");
+  return options_.api_keys->Check(absl::string_view(it->second.data(), it->second.size()));
+}
 
 grpc::ServerWriteReactor<moe::v1::GenerateResponse>* GatewayService::Generate(
     grpc::CallbackServerContext* context, const moe::v1::GenerateRequest* request) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return new RefusedWriteReactor(s);
   return new GenerateReactor(this, context, *request);
 }
 
 grpc::ServerUnaryReactor* GatewayService::Complete(grpc::CallbackServerContext* context,
                                                    const moe::v1::GenerateRequest* request,
                                                    moe::v1::CompleteResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return Refuse(context, s);
   return new CompleteReactor(this, context, *request, response);
 }
 
 grpc::ServerUnaryReactor* GatewayService::Tokenize(grpc::CallbackServerContext* context,
                                                    const moe::v1::TokenizeRequest* request,
                                                    moe::v1::TokenizeResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return Refuse(context, s);
   auto* reactor = context->DefaultReactor();
   tokenizer::EncodeOptions eo;
   eo.add_special_tokens = request->add_special_tokens();
@@ -271,6 +296,7 @@ grpc::ServerUnaryReactor* GatewayService::Tokenize(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* GatewayService::Detokenize(grpc::CallbackServerContext* context,
                                                      const moe::v1::DetokenizeRequest* request,
                                                      moe::v1::DetokenizeResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return Refuse(context, s);
   auto* reactor = context->DefaultReactor();
   std::vector<int32_t> ids;
   for (uint32_t id : request->ids()) {
@@ -295,6 +321,7 @@ grpc::ServerUnaryReactor* GatewayService::Detokenize(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* GatewayService::GetModelInfo(grpc::CallbackServerContext* context,
                                                        const moe::v1::GetModelInfoRequest* /*request*/,
                                                        moe::v1::ModelInfo* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return Refuse(context, s);
   *response = info_;
   auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <string>
 
+#include "gateway/api_keys.h"
 #include "gateway/generate_call.h"
 #include "gateway/router_pool.h"
 #include "gateway/tokenizer/tokenizer.h"
@@ -20,6 +21,10 @@ struct GatewayServiceOptions {
   RequestLimits limits;
   // Deadline given to a router call when the client set none, ms.
   int64_t default_request_deadline_ms = 600000;
+  // When set, every moe.v1.Inference call needs the metadata
+  // `authorization: Bearer KEY` with one of these keys (UNAUTHENTICATED
+  // otherwise). Health and reflection stay open. Not owned.
+  const ApiKeys* api_keys = nullptr;
 };
 
 class GatewayService final : public moe::v1::Inference::CallbackService {
@@ -48,6 +53,8 @@ class GatewayService final : public moe::v1::Inference::CallbackService {
   const moe::v1::ModelInfo& info() const { return info_; }
   const GatewayServiceOptions& options() const { return options_; }
   std::string NextRequestId() { return "gw-" + std::to_string(next_id_.fetch_add(1)); }
+  // OK, or UNAUTHENTICATED when API keys are set and the call lacks a valid one.
+  absl::Status Authorize(const grpc::CallbackServerContext& context) const;
 
  private:
   const tokenizer::Tokenizer* tokenizer_;

@@ -1,4 +1,5 @@
-// moe-gateway: serves the public moe.v1.Inference API in front of routers.
+// moe-gateway: serves the public moe.v1.Inference API in front of routers
+// (and, with --http-listen, the OpenAI-compatible HTTP API).
 #include <iostream>
 #include <string>
 
@@ -18,6 +19,14 @@ ABSL_FLAG(std::string, address_file, "", "Write the bound address to this file o
 ABSL_FLAG(int64_t, connect_deadline_ms, 30000, "How long to wait for a router at start-up, ms.");
 ABSL_FLAG(int64_t, request_deadline_ms, 600000, "Deadline of a request whose client set none, ms.");
 ABSL_FLAG(int, max_n, 16, "Largest n and best_of a request may ask for.");
+ABSL_FLAG(std::string, http_listen, "",
+          "Serve the OpenAI-compatible HTTP API on this address (e.g. 127.0.0.1:8080; port 0: chosen by the OS). "
+          "Empty: no HTTP.");
+ABSL_FLAG(std::string, http_address_file, "", "Write the bound HTTP address to this file once serving.");
+ABSL_FLAG(int, http_threads, 64, "HTTP connections served at once (each open stream holds one).");
+ABSL_FLAG(std::string, api_keys_file, "",
+          "File of API keys, one per line ('#' comments). When set, gRPC calls and HTTP /v1/* requests need "
+          "'authorization: Bearer KEY'; health stays open.");
 
 int main(int argc, char** argv) {
   moe::rpc::BlockTerminationSignals();
@@ -41,6 +50,15 @@ int main(int argc, char** argv) {
   options.connect_deadline_ms = absl::GetFlag(FLAGS_connect_deadline_ms);
   options.service.default_request_deadline_ms = absl::GetFlag(FLAGS_request_deadline_ms);
   options.service.limits.max_n = absl::GetFlag(FLAGS_max_n);
+  options.http_listen_address = absl::GetFlag(FLAGS_http_listen);
+  options.http.address_file = absl::GetFlag(FLAGS_http_address_file);
+  options.http.num_threads = absl::GetFlag(FLAGS_http_threads);
+  options.http.request_deadline_ms = options.service.default_request_deadline_ms;
+  options.api_keys_file = absl::GetFlag(FLAGS_api_keys_file);
+  if (options.http.num_threads < 1 || options.http.num_threads > 4096) {
+    std::cerr << "moe-gateway: --http-threads must be in [1, 4096]\n";
+    return 2;
+  }
   if (options.service.limits.max_n < 1 || options.service.limits.max_n > 64) {
     std::cerr << "moe-gateway: --max-n must be in [1, 64]\n";
     return 2;

@@ -5,7 +5,9 @@
 # then keeps serving until Ctrl-C.
 #
 # Environment: MOE_MODEL_DIR (model), MOE_WORKERS (expert workers, default 2),
-# MOE_PORT (gateway port, default 50051; 0 = any free port), MOE_PROMPT,
+# MOE_PORT (gateway port, default 50051; 0 = any free port), MOE_HTTP_PORT
+# (the gateway's OpenAI-compatible HTTP API, default 8080; 0 = any free
+# port), MOE_PROMPT,
 # MOE_MAX_TOKENS, BUILD_DIR, MOE_SKIP_BUILD=1 (use the existing build as is).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,7 +25,7 @@ fi
 
 run_dir="$(mktemp -d /tmp/moe-run-local.XXXXXX)"
 "$bin/moe-cluster" up --model "$model" --workers "${MOE_WORKERS:-2}" --port "${MOE_PORT:-50051}" \
-  --run-dir "$run_dir" > "$run_dir/cluster.out" 2>&1 &
+  --http-port "${MOE_HTTP_PORT:-8080}" --run-dir "$run_dir" > "$run_dir/cluster.out" 2>&1 &
 cluster=$!
 stop() {
   kill -TERM "$cluster" 2>/dev/null || true
@@ -57,6 +59,11 @@ echo "Prompt: $prompt"
 echo "Answer (streamed, greedy):"
 "$bin/moe-client" --gateway "$gateway" --prompt "$prompt" --max-tokens "${MOE_MAX_TOKENS:-32}" --temperature 0
 echo
-echo "The cluster keeps serving at $gateway (gRPC, moe.v1.Inference). Ctrl-C stops it."
+http="$(sed -n 's/^http: //p' "$run_dir/cluster.out")"
+model_id="$(basename "$model")"
+echo "The cluster keeps serving at $gateway (gRPC, moe.v1.Inference) and http://$http/v1 (HTTP, OpenAI-compatible)."
+echo "Ctrl-C stops it."
 echo "Try: $bin/moe-client --gateway $gateway --prompt 'Once upon a time'"
+echo "  or: curl -s http://$http/v1/completions -H 'Content-Type: application/json' \\"
+echo "        -d '{\"model\": \"$model_id\", \"prompt\": \"Once upon a time\", \"max_tokens\": 16}'"
 wait "$cluster"

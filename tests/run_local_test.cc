@@ -55,6 +55,7 @@ TEST(RunLocalTest, StartsAnswersAndStopsCleanlyOnSigint) {
     setenv("MOE_SKIP_BUILD", "1", 1);
     setenv("MOE_MODEL_DIR", (std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral").c_str(), 1);
     setenv("MOE_PORT", "0", 1);
+    setenv("MOE_HTTP_PORT", "0", 1);
     setenv("MOE_MAX_TOKENS", "8", 1);
     execl("/bin/bash", "bash", MOE_SOURCE_DIR "/scripts/run-local.sh", nullptr);
     _exit(127);
@@ -76,6 +77,7 @@ TEST(RunLocalTest, StartsAnswersAndStopsCleanlyOnSigint) {
   }
   ASSERT_THAT(output, HasSubstr("keeps serving at")) << output;
   EXPECT_THAT(output, HasSubstr("gateway: 127.0.0.1:"));
+  EXPECT_THAT(output, HasSubstr("http: 127.0.0.1:"));  // the gateway's HTTP API, printed by moe-cluster
   EXPECT_THAT(output, HasSubstr("Answer"));
   EXPECT_THAT(output, HasSubstr("[FINISH_REASON_LENGTH, 10 prompt + 8 completion tokens]"));
   // The cluster is up: its processes share the script's session.

@@ -85,10 +85,23 @@ absl::Status LocalCluster::Up() {
   std::vector<std::string> gateway_argv = {bin + "/moe-gateway", "--model=" + options_.model_dir,
                                            "--routers=" + router_address_,
                                            absl::StrCat("--listen=127.0.0.1:", options_.gateway_port)};
+  const std::string http_addr_file = absl::StrCat(run_dir_, "/gateway.http.addr");
+  if (options_.http_port >= 0) {
+    std::filesystem::remove(http_addr_file);
+    gateway_argv.push_back(absl::StrCat("--http-listen=127.0.0.1:", options_.http_port));
+    gateway_argv.push_back("--http-address-file=" + http_addr_file);
+  }
   gateway_argv.insert(gateway_argv.end(), options_.extra_gateway_flags.begin(), options_.extra_gateway_flags.end());
   auto gateway = StartAndWait("gateway", gateway_argv);
   if (!gateway.ok()) return fail(gateway.status());
   gateway_address_ = *gateway;
+  if (options_.http_port >= 0) {
+    // The gateway writes it before it reports SERVING.
+    gateway_http_address_ = ReadFirstLine(http_addr_file);
+    if (gateway_http_address_.empty()) {
+      return fail(absl::InternalError(absl::StrCat("gateway serves but wrote no HTTP address to ", http_addr_file)));
+    }
+  }
   return absl::OkStatus();
 }
 

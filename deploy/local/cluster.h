@@ -15,6 +15,7 @@ struct LocalClusterOptions {
   std::string model_dir;
   int num_workers = 2;        // expert e of every layer goes to worker e mod N; 0 = experts in the router
   int gateway_port = 0;       // 0: chosen by the OS
+  int http_port = -1;         // the gateway's OpenAI-compatible HTTP API on 127.0.0.1; -1: off, 0: chosen by the OS
   std::string bin_dir;        // where moe-expert-worker, moe-router, moe-gateway are
   int worker_threads = 1;     // compute threads per worker process
   int router_threads = 0;     // 0: all CPUs
@@ -34,6 +35,8 @@ class LocalCluster {
   // points at its log).
   absl::Status Up();
   const std::string& gateway_address() const { return gateway_address_; }
+  // "127.0.0.1:PORT" of the HTTP API; empty when http_port is -1.
+  const std::string& gateway_http_address() const { return gateway_http_address_; }
   const std::string& router_address() const { return router_address_; }
   const std::vector<std::string>& worker_addresses() const { return worker_addresses_; }
   const std::string& run_dir() const { return run_dir_; }
@@ -46,7 +49,7 @@ class LocalCluster {
   LocalClusterOptions options_;
   ProcessGroup processes_;
   std::string run_dir_;
-  std::string gateway_address_, router_address_;
+  std::string gateway_address_, gateway_http_address_, router_address_;
   std::vector<std::string> worker_addresses_;
 };
 

@@ -1,5 +1,5 @@
 // moe-cluster: runs a whole cluster on loopback.
-//   moe-cluster up --model DIR [--workers N] [--port P]
+//   moe-cluster up --model DIR [--workers N] [--port P] [--http-port P] [--api-keys-file F]
 // Starts N expert workers, a router and a gateway, waits until every one
 // reports SERVING, prints the gateway address, and on Ctrl-C/SIGTERM (or when
 // a child dies) stops them all.
@@ -17,6 +17,9 @@
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
 ABSL_FLAG(int, workers, 2, "Expert-worker processes (0: experts inside the router).");
 ABSL_FLAG(int, port, 0, "Gateway port on 127.0.0.1 (0: chosen by the OS).");
+ABSL_FLAG(int, http_port, -1, "Port of the gateway's OpenAI-compatible HTTP API on 127.0.0.1 (0: chosen by the OS; "
+                              "-1: no HTTP).");
+ABSL_FLAG(std::string, api_keys_file, "", "API keys the gateway requires (one per line; empty: none).");
 ABSL_FLAG(std::string, bin_dir, "", "Directory of the moe-* binaries (default: next to moe-cluster, "
                                     "then the build tree).");
 ABSL_FLAG(int, worker_threads, 1, "Compute threads per expert worker.");
@@ -41,17 +44,21 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGCHLD);
   sigprocmask(SIG_BLOCK, &set, nullptr);
-  absl::SetProgramUsageMessage("moe-cluster up --model DIR [--workers N] [--port P]");
+  absl::SetProgramUsageMessage("moe-cluster up --model DIR [--workers N] [--port P] [--http-port P]");
   moe::NormalizedArgs args(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(args.argc(), args.argv());
   if (positional.size() != 2 || std::string(positional[1]) != "up") {
-    std::cerr << "usage: moe-cluster up --model DIR [--workers N] [--port P]\n";
+    std::cerr << "usage: moe-cluster up --model DIR [--workers N] [--port P] [--http-port P]\n";
     return 2;
   }
   moe::LocalClusterOptions options;
   options.model_dir = absl::GetFlag(FLAGS_model);
   options.num_workers = absl::GetFlag(FLAGS_workers);
   options.gateway_port = absl::GetFlag(FLAGS_port);
+  options.http_port = absl::GetFlag(FLAGS_http_port);
+  if (!absl::GetFlag(FLAGS_api_keys_file).empty()) {
+    options.extra_gateway_flags.push_back("--api-keys-file=" + absl::GetFlag(FLAGS_api_keys_file));
+  }
   options.bin_dir = absl::GetFlag(FLAGS_bin_dir).empty() ? DefaultBinDir() : absl::GetFlag(FLAGS_bin_dir);
   options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
   options.router_threads = absl::GetFlag(FLAGS_router_threads);
@@ -62,8 +69,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (options.num_workers < 0 || options.num_workers > 256 || options.gateway_port < 0 ||
-      options.gateway_port > 65535 || options.worker_threads < 0 || options.router_threads < 0) {
-    std::cerr << "moe-cluster: --workers must be in [0, 256], --port in [0, 65535], threads >= 0\n";
+      options.gateway_port > 65535 || options.http_port < -1 || options.http_port > 65535 ||
+      options.worker_threads < 0 || options.router_threads < 0) {
+    std::cerr << "moe-cluster: --workers must be in [0, 256], --port in [0, 65535], --http-port in [-1, 65535], "
+                 "threads >= 0\n";
     return 2;
   }
   moe::LocalCluster cluster(options);
@@ -73,7 +82,9 @@ int main(int argc, char** argv) {
   }
   std::cout << "workers: " << cluster.worker_addresses().size() << "\n"
             << "router: " << cluster.router_address() << "\n"
-            << "gateway: " << cluster.gateway_address() << "\n"
+            << "gateway: " << cluster.gateway_address() << "\n";
+  if (!cluster.gateway_http_address().empty()) std::cout << "http: " << cluster.gateway_http_address() << "\n";
+  std::cout
             << "logs: " << cluster.run_dir() << "\n"
             << "serving; Ctrl-C stops the cluster" << std::endl;
   int code = 0;
