@@ -50,7 +50,6 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
     backend.router_addresses = options.router_addresses;
     HttpServerOptions http_options = options.http;
     http_options.listen_address = options.http_listen_address;
-    if (http_options.request_deadline_ms <= 0) http_options.request_deadline_ms = options.service.default_request_deadline_ms;
     ASSIGN_OR_RETURN(g->http_, HttpServer::Start(http_options, std::move(backend)));
   }
   g->server_->SetServing(true);

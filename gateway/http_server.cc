@@ -79,7 +79,10 @@ class HttpServer::Handlers {
         stub_(moe::v1::Inference::NewStub(backend_.gateway_channel)),
         created_(UnixSeconds()) {
     for (const std::string& a : backend_.router_addresses) health_.push_back({"router", a, nullptr});
-    for (const std::string& a : backend_.model_info.workers()) health_.push_back({"worker", a, nullptr});
+    for (const std::string& a : backend_.model_info.workers()) {
+      // "local": the experts run inside the router, which is checked already.
+      if (a.find(':') != std::string::npos) health_.push_back({"worker", a, nullptr});
+    }
     for (HealthTarget& t : health_) t.stub = grpc::health::v1::Health::NewStub(rpc::MakeChannel(t.address));
   }
 
@@ -93,18 +96,20 @@ class HttpServer::Handlers {
     server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) { Models(req, res); });
     server.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) { Models(req, res); });
     server.Get("/health", [this](const httplib::Request&, httplib::Response& res) { Health(res); });
-    // Unknown paths and methods: the OpenAI error shape instead of an empty body.
-    server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                                      httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-      SendJson(res, res.status,
-               ToHttpError(absl::Status(res.status == 404 ? absl::StatusCode::kUnimplemented : absl::StatusCode::kUnknown,
-                                        absl::StrCat(req.method, " ", req.path, ": ",
-                                                     res.status == 404 ? "no such endpoint" : "request failed")),
-                           nullptr)
-                   .body);
-      return httplib::Server::HandlerResponse::Handled;
-    }));
+    // Answers httplib makes itself (unknown path 404, body too large 413,
+    // malformed request 400): the OpenAI error shape instead of an empty body.
+    server.set_error_handler(
+        httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+          if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // one of ours
+          const int status = res.status;
+          HttpError e = ToHttpError(absl::UnknownError(absl::StrCat(req.method, " ", req.path, ": ",
+                                                                    status == 404 ? "no such endpoint"
+                                                                                  : "request refused")),
+                                    nullptr);
+          e.body["error"]["type"] = status < 500 ? "invalid_request_error" : "server_error";
+          SendJson(res, status, e.body);
+          return httplib::Server::HandlerResponse::Handled;
+        }));
     server.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
       std::string what = "unknown exception";
       try {

@@ -506,7 +506,7 @@ def self_test(bin_dir, objects_by_overlay):
         container(objs, "StatefulSet", "moe-router")["args"].append("--no-such-flag=1")
 
     def m_future_flag(objs):
-        container(objs, "Deployment", "moe-gateway")["args"].append("--api-keys-file=/etc/moe/api-keys/keys")
+        container(objs, "Deployment", "moe-gateway")["args"].append("--tls-cert-file=/etc/moe/tls/tls.crt")
 
     def m_bad_value(objs):
         container(objs, "StatefulSet", "moe-expert-worker")["args"].append("--threads=many")
@@ -535,7 +535,7 @@ def self_test(bin_dir, objects_by_overlay):
         (m_unknown_nested, "Additional properties are not allowed ('limit'"),
         (m_wrong_type, "'two' is not of type 'integer'"),
         (m_unknown_flag, "Unknown command line flag 'no_such_flag'"),
-        (m_future_flag, "Unknown command line flag 'api_keys_file'"),
+        (m_future_flag, "Unknown command line flag 'tls_cert_file'"),
         (m_bad_value, "Illegal value 'many' specified for flag 'threads'"),
         (m_replicas, "the placement ConfigMap says workers=2"),
         (m_two_sources, "has 2 sources"),
