@@ -48,6 +48,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
     }
     backend.api_keys = g->api_keys_.get();
     backend.router_addresses = options.router_addresses;
+    GatewayService* service = g->service_.get();
+    backend.render_metrics = [service] { return service->metrics().Render(); };
     HttpServerOptions http_options = options.http;
     http_options.listen_address = options.http_listen_address;
     ASSIGN_OR_RETURN(g->http_, HttpServer::Start(http_options, std::move(backend)));

@@ -1,8 +1,10 @@
 #include "gateway/gateway_service.h"
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/generate_call.h"
 #include "glog/logging.h"
@@ -102,16 +104,42 @@ void AbortSample(RouterPool::Router* router, const std::string& request_id, uint
   router->stub->async()->Abort(&call->ctx, &call->req, &call->resp, [call](grpc::Status) { delete call; });
 }
 
+// Times one public call for the gateway's metrics.
+class CallClock {
+ public:
+  explicit CallClock(GatewayMetrics* metrics) : metrics_(metrics), start_(std::chrono::steady_clock::now()) {}
+  void Token() {
+    if (first_token_seen_) return;
+    first_token_seen_ = true;
+    metrics_->ObserveFirstToken(Elapsed());
+  }
+  void Done(const grpc::Status& status, const moe::v1::Usage& usage) {
+    metrics_->ObserveRequest(std::string(absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))),
+                             Elapsed(), usage.prompt_tokens(), usage.completion_tokens());
+  }
+
+ private:
+  double Elapsed() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  GatewayMetrics* metrics_;
+  const std::chrono::steady_clock::time_point start_;
+  bool first_token_seen_ = false;
+};
+
 // Streaming Generate: client <- gateway <- router, one message in flight.
 class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateResponse>, public RouterCall::Owner {
  public:
   GenerateReactor(GatewayService* service, grpc::CallbackServerContext* context,
-                  const moe::v1::GenerateRequest& request) {
+                  const moe::v1::GenerateRequest& request)
+      : clock_(&service->metrics()) {
     const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
     absl::StatusOr<PreparedRequest> prepared = PrepareRequest(request, *service->tokenizer(), service->info(), id,
                                                               service->options().limits, /*streaming=*/true);
     if (!prepared.ok()) {
-      Finish(rpc::ToGrpcStatus(prepared.status()));
+      const grpc::Status s = rpc::ToGrpcStatus(prepared.status());
+      clock_.Done(s, moe::v1::Usage());
+      Finish(s);
       return;
     }
     translator_.emplace(service->tokenizer(), *prepared);
@@ -143,6 +171,8 @@ class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateRespons
       return;
     }
     out_ = std::move(*out->message);
+    if (out_.tokens_size() > 0) clock_.Token();
+    if (out_.has_usage()) usage_ = out_.usage();
     StartWrite(&out_);
   }
   void OnWriteDone(bool ok) override {
@@ -150,7 +180,9 @@ class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateRespons
     router_->ReadNext();
   }
   void OnRouterDone(const grpc::Status& status) override {
-    Finish(!error_.ok() ? error_ : all_done_ ? grpc::Status::OK : status);
+    const grpc::Status final = !error_.ok() ? error_ : all_done_ ? grpc::Status::OK : status;
+    clock_.Done(final, usage_);
+    Finish(final);
     MaybeDelete(/*router_done=*/true, /*server_done=*/false);
   }
   void OnCancel() override {
@@ -169,6 +201,8 @@ class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateRespons
   moe::v1::GenerateResponse out_;
   grpc::Status error_;
   bool all_done_ = false;
+  CallClock clock_;
+  moe::v1::Usage usage_;
   TwoSidedLifetime lifetime_;
 };
 
@@ -177,12 +211,14 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
  public:
   CompleteReactor(GatewayService* service, grpc::CallbackServerContext* context,
                   const moe::v1::GenerateRequest& request, moe::v1::CompleteResponse* response)
-      : response_(response) {
+      : response_(response), clock_(&service->metrics()) {
     const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
     absl::StatusOr<PreparedRequest> prepared = PrepareRequest(request, *service->tokenizer(), service->info(), id,
                                                               service->options().limits, /*streaming=*/false);
     if (!prepared.ok()) {
-      Finish(rpc::ToGrpcStatus(prepared.status()));
+      const grpc::Status s = rpc::ToGrpcStatus(prepared.status());
+      clock_.Done(s, moe::v1::Usage());
+      Finish(s);
       return;
     }
     translator_.emplace(service->tokenizer(), *prepared);
@@ -198,6 +234,7 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
       error_ = rpc::ToGrpcStatus(out.status());
       router_->Cancel();
     } else {
+      if (out->message.has_value() && out->message->tokens_size() > 0) clock_.Token();
       if (out->stopped_sample.has_value() && !out->all_done) {
         AbortSample(router_->router(), request_id_, *out->stopped_sample);
       }
@@ -210,11 +247,14 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
   }
   void OnRouterDone(const grpc::Status& status) override {
     if (!error_.ok()) {
+      clock_.Done(error_, moe::v1::Usage());
       Finish(error_);
     } else if (all_done_ || status.ok()) {
       *response_ = translator_->Result();
+      clock_.Done(grpc::Status::OK, response_->usage());
       Finish(grpc::Status::OK);
     } else {
+      clock_.Done(status, moe::v1::Usage());
       Finish(status);
     }
     MaybeDelete(true, false);
@@ -230,6 +270,7 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
   }
 
   moe::v1::CompleteResponse* response_;
+  CallClock clock_;
   std::optional<ResponseTranslator> translator_;
   std::unique_ptr<RouterCall> router_;
   std::string request_id_;

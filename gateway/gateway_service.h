@@ -10,6 +10,7 @@
 #include <string>
 
 #include "gateway/api_keys.h"
+#include "gateway/gateway_metrics.h"
 #include "gateway/generate_call.h"
 #include "gateway/router_pool.h"
 #include "gateway/tokenizer/tokenizer.h"
@@ -55,6 +56,7 @@ class GatewayService final : public moe::v1::Inference::CallbackService {
   std::string NextRequestId() { return "gw-" + std::to_string(next_id_.fetch_add(1)); }
   // OK, or UNAUTHENTICATED when API keys are set and the call lacks a valid one.
   absl::Status Authorize(const grpc::CallbackServerContext& context) const;
+  GatewayMetrics& metrics() { return metrics_; }
 
  private:
   const tokenizer::Tokenizer* tokenizer_;
@@ -62,6 +64,7 @@ class GatewayService final : public moe::v1::Inference::CallbackService {
   const moe::v1::ModelInfo info_;
   const GatewayServiceOptions options_;
   std::atomic<uint64_t> next_id_{1};
+  GatewayMetrics metrics_;
 };
 
 }  // namespace moe

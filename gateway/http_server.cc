@@ -96,6 +96,11 @@ class HttpServer::Handlers {
     server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) { Models(req, res); });
     server.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) { Models(req, res); });
     server.Get("/health", [this](const httplib::Request&, httplib::Response& res) { Health(res); });
+    if (backend_.render_metrics) {
+      server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        res.set_content(backend_.render_metrics(), "text/plain; version=0.0.4; charset=utf-8");
+      });
+    }
     // Answers httplib makes itself (unknown path 404, body too large 413,
     // malformed request 400): the OpenAI error shape instead of an empty body.
     server.set_error_handler(

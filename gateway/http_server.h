@@ -23,6 +23,7 @@
 #ifndef MOE_GATEWAY_HTTP_SERVER_H_
 #define MOE_GATEWAY_HTTP_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -64,6 +65,7 @@ struct HttpApiBackend {
   absl::StatusOr<chat::ChatTemplate> chat_template = absl::NotFoundError("no chat template loaded");
   const ApiKeys* api_keys = nullptr;                // null: no authentication
   std::vector<std::string> router_addresses;        // checked by /health (with model_info.workers)
+  std::function<std::string()> render_metrics;      // GET /metrics (open, like /health); unset: no /metrics
 };
 
 class HttpServer {

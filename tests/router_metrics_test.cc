@@ -28,7 +28,7 @@ std::string RunCommand(const std::string& cmd, int* code) {
   return out;
 }
 
-TEST(RouterMetricsTest, LiveScrapeHasTheMetricsAndPassesPromtool) {
+TEST(MetricsTest, LiveRouterAndGatewayScrapesHaveTheMetricsAndPassPromtool) {
   const std::string dir = (std::filesystem::temp_directory_path() / ("moe_metrics_" + std::to_string(getpid()))).string();
   std::filesystem::create_directories(dir);
   LocalClusterOptions o;
@@ -38,6 +38,7 @@ TEST(RouterMetricsTest, LiveScrapeHasTheMetricsAndPassesPromtool) {
   o.worker_threads = 1;
   o.router_threads = 1;
   o.extra_router_flags = {"--metrics-listen=127.0.0.1:0", "--metrics-address-file=" + dir + "/metrics.addr"};
+  o.http_port = 0;
   LocalCluster cluster(o);
   ASSERT_TRUE(cluster.Up().ok());
   auto stub = moe::v1::Inference::NewStub(rpc::MakeChannel(cluster.gateway_address()));
@@ -73,6 +74,18 @@ TEST(RouterMetricsTest, LiveScrapeHasTheMetricsAndPassesPromtool) {
   int code = 0;
   const std::string out = RunCommand("promtool check metrics < " + file, &code);
   EXPECT_EQ(code, 0) << out;
+
+  // The gateway's own figures, on its HTTP listener.
+  httplib::Client gw("http://" + cluster.gateway_http_address());
+  auto gres = gw.Get("/metrics");
+  ASSERT_TRUE(gres);
+  ASSERT_EQ(gres->status, 200);
+  EXPECT_THAT(gres->body, HasSubstr("moe_gateway_requests_total{code=\"OK\"} 3"));
+  EXPECT_THAT(gres->body, HasSubstr("moe_time_to_first_token_seconds_count 3"));
+  EXPECT_THAT(gres->body, HasSubstr("moe_generation_tokens_total 15"));
+  std::ofstream(dir + "/gateway.txt") << gres->body;
+  const std::string gout = RunCommand("promtool check metrics < " + dir + "/gateway.txt", &code);
+  EXPECT_EQ(code, 0) << gout;
   std::filesystem::remove_all(dir);
 }
 
