@@ -319,6 +319,11 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
 
   // 2. Admission: preempted sequences first, then waiting requests.
   const int32_t watermark = running_.empty() ? 0 : std::max<int32_t>(1, cache_->num_blocks() / 100);
+  // Prompts admitted in this step. A waiting request with the same prompt (the
+  // n samples of one request, or a repeated prompt) waits one step so that it
+  // finds the first one's full blocks in the prefix cache instead of
+  // computing them again.
+  std::vector<const std::vector<int32_t>*> admitted_prompts;
   while (budget > 0 && static_cast<int>(running_.size()) < options_.max_running_seqs) {
     std::unique_ptr<Sequence> seq;
     const bool resumed = !preempted_.empty();
@@ -328,6 +333,11 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
     } else {
       std::lock_guard<std::mutex> lock(mu_);
       if (waiting_.empty()) break;
+      if (cache_->prefix_caching() && static_cast<int64_t>(waiting_.front()->tokens.size()) > bs &&
+          std::any_of(admitted_prompts.begin(), admitted_prompts.end(),
+                      [&](const std::vector<int32_t>* p) { return *p == waiting_.front()->tokens; })) {
+        break;
+      }
       seq = std::move(waiting_.front());
       waiting_.pop_front();
       waiting_tokens_ -= seq->prompt_tokens;
@@ -367,6 +377,7 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
     VLOG(1) << "request " << seq->request.request_id << (resumed ? ": resumed, " : ": admitted, ") << hit
             << " of " << len << " tokens from the prefix cache";
     chunks.push_back({seq.get(), n});
+    if (!resumed) admitted_prompts.push_back(&seq->tokens);
     budget -= n;
     running_.push_back(std::move(seq));
   }

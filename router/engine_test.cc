@@ -187,6 +187,29 @@ TEST_F(EngineTest, CancelAndAbortEndRequestsAndOthersComplete) {
   EXPECT_EQ(engine->Load().running, 0);
 }
 
+TEST_F(EngineTest, SamplesOfOnePromptShareItsFullKvBlocks) {
+  // The n samples of one request arrive together with the same prompt: the
+  // later ones wait a step and take the first one's full blocks from the
+  // prefix cache (40 tokens = 2 full blocks of 16).
+  auto engine = MakeEngine();
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 40; ++i) prompt.push_back(100 + i);
+  std::vector<std::shared_ptr<CollectingSink>> sinks;
+  for (int i = 0; i < 4; ++i) {
+    sinks.push_back(std::make_shared<CollectingSink>());
+    GenerationRequest r = Greedy("n", prompt, 4);
+    r.sampling.temperature = 1.0f;
+    r.sampling.seed = 5;
+    r.sampling.sample_index = static_cast<uint64_t>(i);
+    ASSERT_TRUE(engine->Submit(r, sinks.back()).ok());
+  }
+  for (auto& s : sinks) s->Wait();
+  for (int i = 0; i < 200 && engine->Stats().prefix_cache_hit_tokens < 96; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(engine->Stats().prefix_cache_hit_tokens, 3u * 32u);
+}
+
 TEST_F(EngineTest, RejectsBadRequestsNamingTheField) {
   auto engine = MakeEngine();
   auto sink = std::make_shared<CollectingSink>();
