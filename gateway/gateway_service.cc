@@ -40,6 +40,11 @@ class RouterCall : public grpc::ClientReadReactor<RouterGenerateResponse> {
 
   void Start() {
     router_->stub->async()->Generate(&context_, &request_, this);
+    // The owner calls ReadNext from its own reactions (OnWriteDone), outside
+    // this reactor's: the hold keeps the stream (and OnDone) from ending
+    // between a message and the owner's next read. Released by the read that
+    // finds the stream over; every owner reads until then.
+    AddHold();
     StartRead(&message_);
     StartCall();
   }
@@ -49,8 +54,12 @@ class RouterCall : public grpc::ClientReadReactor<RouterGenerateResponse> {
   const std::string& address() const { return router_->address; }
 
   void OnReadDone(bool ok) override {
-    if (ok) owner_->OnRouterMessage(message_);
-    // !ok: the stream is over; OnDone follows with the status.
+    if (ok) {
+      owner_->OnRouterMessage(message_);
+      return;
+    }
+    // The stream is over: no more reads; OnDone follows with the status.
+    RemoveHold();
   }
   void OnDone(const grpc::Status& status) override {
     service_->routers()->Release(router_);
