@@ -67,6 +67,9 @@ Generation Generate(const std::string& gateway, const moe::v1::GenerateRequest& 
   auto stub = moe::v1::Inference::NewStub(rpc::MakeChannel(gateway));
   grpc::ClientContext ctx;
   ctx.set_deadline(rpc::DeadlineIn(timeout_ms));
+  // The cluster just started and the machine may be busy: wait for the
+  // connection instead of failing fast on a transient connect error.
+  ctx.set_wait_for_ready(true);
   Generation g;
   auto reader = stub->Generate(&ctx, req);
   moe::v1::GenerateResponse msg;
@@ -175,6 +178,9 @@ TEST(ClusterTest, ClientCancelAndDeadlineFreeTheRouterWithinAStep) {
   auto running = [&] {
     grpc::ClientContext ctx;
     ctx.set_deadline(rpc::DeadlineIn(5000));
+    // The cluster just started and the machine may be busy: wait for the
+    // connection instead of failing fast on a transient connect error.
+    ctx.set_wait_for_ready(true);
     moe::internal::v1::LoadReport load;
     EXPECT_TRUE(router->GetLoad(&ctx, moe::internal::v1::GetLoadRequest(), &load).ok());
     return load.running_requests() + load.waiting_requests();
@@ -239,6 +245,9 @@ TEST(ClusterTest, UnaryCompleteTokenizeDetokenizeAndModelInfo) {
   {
     grpc::ClientContext ctx;
     ctx.set_deadline(rpc::DeadlineIn(30000));
+    // The cluster just started and the machine may be busy: wait for the
+    // connection instead of failing fast on a transient connect error.
+    ctx.set_wait_for_ready(true);
     moe::v1::CompleteResponse resp;
     ASSERT_TRUE(stub->Complete(&ctx, GreedyRequest(c["prompt_ids"].get<std::vector<uint32_t>>(), 16), &resp).ok());
     ASSERT_EQ(resp.choices_size(), 1);
@@ -285,6 +294,9 @@ std::vector<std::string> ReflectionListServices(const std::string& address) {
   grpc::GenericStub stub(rpc::MakeChannel(address));
   grpc::ClientContext ctx;
   ctx.set_deadline(rpc::DeadlineIn(10000));
+  // The cluster just started and the machine may be busy: wait for the
+  // connection instead of failing fast on a transient connect error.
+  ctx.set_wait_for_ready(true);
   grpc::CompletionQueue cq;
   auto call = stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   void* tag;

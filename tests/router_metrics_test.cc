@@ -45,6 +45,9 @@ TEST(MetricsTest, LiveRouterAndGatewayScrapesHaveTheMetricsAndPassPromtool) {
   for (int i = 0; i < 3; ++i) {
     grpc::ClientContext ctx;
     ctx.set_deadline(rpc::DeadlineIn(30000));
+    // The cluster just started and the machine may be busy: wait for the
+    // connection instead of failing fast on a transient connect error.
+    ctx.set_wait_for_ready(true);
     moe::v1::GenerateRequest req;
     for (uint32_t id : {1u, 2u, 3u}) req.mutable_token_ids()->add_ids(id);
     req.set_max_tokens(5);

@@ -54,6 +54,9 @@ class SamplingTest : public ::testing::Test {
     auto stub = Stub();
     grpc::ClientContext ctx;
     ctx.set_deadline(rpc::DeadlineIn(60000));
+    // The cluster just started and the machine may be busy: wait for the
+    // connection instead of failing fast on a transient connect error.
+    ctx.set_wait_for_ready(true);
     auto reader = stub->Generate(&ctx, req);
     Stream s;
     moe::v1::GenerateResponse m;
@@ -70,6 +73,9 @@ class SamplingTest : public ::testing::Test {
     auto stub = Stub();
     grpc::ClientContext ctx;
     ctx.set_deadline(rpc::DeadlineIn(60000));
+    // The cluster just started and the machine may be busy: wait for the
+    // connection instead of failing fast on a transient connect error.
+    ctx.set_wait_for_ready(true);
     moe::v1::CompleteResponse resp;
     *status = stub->Complete(&ctx, req, &resp);
     return resp;
