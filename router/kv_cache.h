@@ -6,8 +6,10 @@
 // layer: block b, layer l is [K: block_size x kv_dim][V: block_size x kv_dim],
 // contiguous. Position p of a sequence lives in block table[p / block_size] at
 // slot p % block_size. The arena is allocated once (capacity in bytes) and
-// its pages are touched only as blocks are first used, so resident memory
-// follows the peak number of blocks in use, never more than the capacity.
+// its pages are touched only as blocks are first used: resident memory grows
+// with use (freed blocks that hold prefix-cache entries keep their pages, so
+// under varied traffic it reaches the capacity) and never exceeds it. The
+// capacity is therefore the memory budget of the cache.
 //
 // Prefix caching: a FULL block whose positions are all computed can be
 // registered under the hash of every token up to and including it (a chain:

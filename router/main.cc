@@ -29,7 +29,8 @@ ABSL_FLAG(int64_t, max_waiting_tokens, int64_t{1} << 20,
           "Prompt tokens that may wait for admission, summed (beyond: RESOURCE_EXHAUSTED).");
 ABSL_FLAG(int64_t, kv_block_size, 16, "Tokens per KV-cache block.");
 ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{1} << 30,
-          "KV-cache capacity in bytes (pages are committed as blocks are first used).");
+          "KV-cache capacity in bytes: its memory budget (pages are committed as blocks are first used, "
+          "and the prefix cache keeps them, so plan for all of it to become resident).");
 ABSL_FLAG(bool, prefix_caching, true,
           "Reuse the KV blocks of a repeated prefix (--noprefix_caching / --prefix-caching=false: off).");
 
