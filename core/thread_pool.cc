@@ -37,7 +37,8 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true);
-    epoch_.fetch_add(1);
+    const uint64_t s = state_.load();
+    state_.store((static_cast<uint64_t>(EpochOf(s) + 1) << 32) | kClosed);
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -74,17 +75,21 @@ void ThreadPool::ParallelFor(int64_t n, int64_t chunk,
   n_ = n;
   chunk_ = chunk;
   next_chunk_.store(0, std::memory_order_relaxed);
-  pending_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  epoch_.fetch_add(1, std::memory_order_seq_cst);
+  finished_.store(0, std::memory_order_relaxed);
+  // Open the loop: a new epoch with nobody joined.
+  const uint64_t epoch = EpochOf(state_.load(std::memory_order_relaxed)) + 1;
+  state_.store(static_cast<uint64_t>(static_cast<uint32_t>(epoch)) << 32, std::memory_order_seq_cst);
   if (sleeping_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
   }
   RunChunks();
-  // Workers normally finish within microseconds of the caller; when the CPUs
-  // are oversubscribed a descheduled worker is waited for with yields.
-  for (int spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins) {
-    if (spins < 4096) {
+  // Every chunk is taken: close the loop and wait for the workers that joined
+  // (they may still be running their last chunk). Workers that did not join
+  // by now never touch this loop.
+  const int joined = static_cast<int>(state_.fetch_or(kClosed, std::memory_order_acq_rel) & kJoinedMask);
+  for (int spins = 0; finished_.load(std::memory_order_acquire) != joined; ++spins) {
+    if (spins < 128) {
       CpuRelax();
     } else {
       std::this_thread::yield();
@@ -94,26 +99,35 @@ void ThreadPool::ParallelFor(int64_t n, int64_t chunk,
 }
 
 void ThreadPool::WorkerLoop() {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
     auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
-    uint64_t e;
+    uint64_t s;
     int spins = 0;
-    while ((e = epoch_.load(std::memory_order_acquire)) == seen) {
+    while (EpochOf(s = state_.load(std::memory_order_acquire)) == seen) {
       CpuRelax();
       if (++spins < 256) continue;
       spins = 0;
       if (std::chrono::steady_clock::now() < spin_until && !quiesce_.load(std::memory_order_relaxed)) continue;
       std::unique_lock<std::mutex> lock(mu_);
       sleeping_.fetch_add(1, std::memory_order_seq_cst);
-      cv_.wait(lock, [&] { return epoch_.load(std::memory_order_seq_cst) != seen; });
+      cv_.wait(lock, [&] { return EpochOf(state_.load(std::memory_order_seq_cst)) != seen; });
       sleeping_.fetch_sub(1, std::memory_order_seq_cst);
       spin_until = std::chrono::steady_clock::now() + kSpinTime;
     }
-    seen = e;
+    seen = EpochOf(s);
     if (stop_.load()) return;
+    // Join the loop unless the caller closed it (or opened a later one).
+    bool joined = false;
+    while (EpochOf(s) == seen && (s & kClosed) == 0) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        joined = true;
+        break;
+      }
+    }
+    if (!joined) continue;
     RunChunks();
-    pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    finished_.fetch_add(1, std::memory_order_release);
   }
 }
 

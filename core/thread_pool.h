@@ -6,6 +6,12 @@
 // chunk. Workers spin briefly after a loop (decode issues thousands of short
 // loops per second) and then sleep, so an idle pool costs no CPU.
 //
+// A worker joins a loop only while it is open; once the caller has taken the
+// last chunk it closes the loop and waits only for the workers that joined.
+// So a worker that is asleep or descheduled (CPUs shared with other
+// processes, such as expert workers next to a router) never delays a loop: the
+// threads that run do its share.
+//
 // Thread-safety: ParallelFor may be called by one thread at a time (the engine
 // thread that owns the pool); nested calls from inside `fn` run inline.
 #ifndef MOE_CORE_THREAD_POOL_H_
@@ -49,14 +55,21 @@ class ThreadPool {
   void WorkerLoop();
   void RunChunks();
 
+  // state_ packs the loop's epoch (high 32 bits), a closed flag (bit 31) and
+  // how many workers joined it (low 31 bits).
+  static constexpr uint64_t kClosed = uint64_t{1} << 31;
+  static constexpr uint64_t kJoinedMask = kClosed - 1;
+  static uint32_t EpochOf(uint64_t state) { return static_cast<uint32_t>(state >> 32); }
+
   std::vector<std::thread> workers_;
-  // The current loop; written by the caller before bumping epoch_.
+  // The current loop; written by the caller before it opens the next epoch,
+  // read by workers only after they joined it.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
   int64_t chunk_ = 1;
   std::atomic<int64_t> next_chunk_{0};
-  std::atomic<int> pending_workers_{0};
-  std::atomic<uint64_t> epoch_{0};
+  std::atomic<uint64_t> state_{kClosed};
+  std::atomic<int> finished_{0};  // joined workers done with the current loop
   std::atomic<bool> stop_{false};
   std::atomic<int> sleeping_{0};
   std::mutex mu_;

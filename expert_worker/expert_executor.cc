@@ -60,8 +60,25 @@ ExpertExecutor::~ExpertExecutor() {
 }
 
 void ExpertExecutor::Post(Job job) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (busy_ || !queue_.empty() || stopping_) {
+      queue_.push_back(std::move(job));
+      return;
+    }
+    busy_ = true;
+  }
+  job(*this);
+  AfterJob();
+}
+
+void ExpertExecutor::AfterJob() {
   absl::MutexLock lock(&mu_);
-  queue_.push_back(std::move(job));
+  // Nothing more to compute until the router's next layer: let the pool's
+  // threads sleep instead of spinning on CPUs other processes need. (Under
+  // the lock: once busy_ is clear the destructor may proceed.)
+  if (queue_.empty()) pool_.Quiesce();
+  busy_ = false;  // the compute thread takes whatever was queued meanwhile
 }
 
 void ExpertExecutor::Loop() {
@@ -73,19 +90,17 @@ void ExpertExecutor::Loop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &ExpertExecutor::HasWork));
-      if (queue_.empty()) return;  // stopping, and nothing left to run
+      if (queue_.empty() && !busy_) return;  // stopping, and nothing left to run
+      if (busy_) {  // stopping while a job runs on a gRPC thread
+        mu_.Await(absl::Condition(+[](bool* busy) { return !*busy; }, &busy_));
+        if (queue_.empty()) return;
+      }
       job = std::move(queue_.front());
       queue_.pop_front();
+      busy_ = true;
     }
     job(*this);
-    // Nothing more to compute until the router's next layer: let the pool's
-    // threads sleep instead of spinning on CPUs other processes need.
-    bool idle;
-    {
-      absl::MutexLock lock(&mu_);
-      idle = queue_.empty();
-    }
-    if (idle) pool_.Quiesce();
+    AfterJob();
   }
 }
 

@@ -1,5 +1,6 @@
 #include "expert_worker/worker_service.h"
 
+#include <chrono>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,11 @@ namespace moe {
 namespace {
 
 namespace pb = ::moe::internal::v1;
+using Clock = std::chrono::steady_clock;
+
+uint32_t MicrosSince(Clock::time_point t) {
+  return static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
+}
 
 ExpertRowsView ViewOf(const pb::ExpertRequest& r) {
   ExpertRowsView v;
@@ -40,12 +46,17 @@ absl::Status Prepare(const ExpertShard& shard, const pb::ExpertRequest& request,
   return absl::OkStatus();
 }
 
-// On the compute thread: fills response->outputs.
-absl::Status Compute(ExpertExecutor& executor, const pb::ExpertRequest& request, pb::ExpertResponse* response) {
+// On the compute thread: fills response->outputs and the timings; `arrived`
+// is when the request was handed to the worker.
+absl::Status Compute(ExpertExecutor& executor, const pb::ExpertRequest& request, pb::ExpertResponse* response,
+                     Clock::time_point arrived) {
   VLOG(1) << "step " << request.step() << " layer " << request.layer() << ": " << request.num_rows() << " rows";
+  response->set_queue_us(MicrosSince(arrived));
+  const Clock::time_point start = Clock::now();
   std::string* out = response->mutable_outputs();
   out->resize(request.rows().size());
   absl::Status s = executor.Run(ViewOf(request), out->data());
+  response->set_compute_us(MicrosSince(start));
   if (!s.ok()) return absl::InternalError(InRequest(request, s).message());
   return absl::OkStatus();
 }
@@ -72,8 +83,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<pb::ExpertRequest, pb
       StartWrite(&response_);
       return;
     }
-    executor_->Post([this](ExpertExecutor& executor) {
-      absl::Status st = Compute(executor, request_, &response_);
+    executor_->Post([this, arrived = Clock::now()](ExpertExecutor& executor) {
+      absl::Status st = Compute(executor, request_, &response_, arrived);
       if (!st.ok()) {
         Finish(rpc::ToGrpcStatus(st));
       } else {
@@ -130,8 +141,8 @@ grpc::ServerUnaryReactor* ExpertWorkerService::RunExperts(grpc::CallbackServerCo
     reactor->Finish(rpc::ToGrpcStatus(s));
     return reactor;
   }
-  executor_->Post([reactor, request, response](ExpertExecutor& executor) {
-    reactor->Finish(rpc::ToGrpcStatus(Compute(executor, *request, response)));
+  executor_->Post([reactor, request, response, arrived = Clock::now()](ExpertExecutor& executor) {
+    reactor->Finish(rpc::ToGrpcStatus(Compute(executor, *request, response, arrived)));
   });
   return reactor;
 }

@@ -342,6 +342,15 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
       waiting_.pop_front();
       waiting_tokens_ -= seq->prompt_tokens;
     }
+    // Submitted after this step's DropCancelled with a deadline already
+    // passed: it ends here rather than running a step first.
+    if (!resumed && absl::Now() >= seq->request.deadline) {
+      Finish(*seq,
+             absl::DeadlineExceededError(absl::StrCat("request ", seq->request.request_id,
+                                                      ": deadline passed before it was admitted")),
+             FinishReason::kCancelled);
+      continue;
+    }
     seq->kv = std::make_unique<SequenceKv>(cache_.get());
     const int64_t len = static_cast<int64_t>(seq->tokens.size());
     // The last token is always computed: its logits give the next token.

@@ -333,6 +333,8 @@ absl::Status RemoteExpertBackend::Compute(const ExpertBatch& b, float* outputs) 
       w.stats.bytes_sent += call->request.ByteSizeLong();
       w.stats.bytes_received += call->response.ByteSizeLong();
       w.stats.total_latency_s += call->latency_s;
+      w.stats.total_worker_queue_s += call->response.queue_us() * 1e-6;
+      w.stats.total_worker_compute_s += call->response.compute_us() * 1e-6;
       w.stats.failures += call->status.ok() ? 0 : 1;
       w.stats.up = call->status.ok();
     }

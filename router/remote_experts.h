@@ -86,6 +86,8 @@ class RemoteExpertBackend : public ExpertBackend {
     uint64_t bytes_sent = 0;      // serialized request bytes
     uint64_t bytes_received = 0;  // serialized reply bytes
     double total_latency_s = 0;   // sum over calls of send-to-reply time
+    double total_worker_queue_s = 0;    // of which the worker waited for its compute thread
+    double total_worker_compute_s = 0;  // of which the worker computed
     uint64_t failures = 0;        // exchanges that failed or missed the deadline
     bool up = true;               // the last exchange succeeded (true before any)
     Histogram::Snapshot latency;  // send-to-reply time of every exchange

@@ -44,6 +44,8 @@ ABSL_FLAG(int, bandwidth_mib, 1024, "Buffer size for the bandwidth measurement, 
 ABSL_FLAG(bool, json, false, "Print the figures as one JSON object.");
 ABSL_FLAG(std::string, workers, "local",
           "Expert workers to dispatch to (comma-separated addresses), or 'local' for in-process experts.");
+ABSL_FLAG(std::string, expert_transport, "unary",
+          "With remote workers: 'unary' (one call per layer) or 'stream' (one persistent stream per worker).");
 ABSL_FLAG(int64_t, dispatch_deadline_ms, 5000, "Deadline of one MoE-layer exchange with a worker, ms.");
 ABSL_FLAG(std::string, concurrency, "",
           "Comma-separated request counts (e.g. 1,8,32,64): measure the engine with that many concurrent "
@@ -198,6 +200,7 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<moe::ExpertShard> shard;
   std::unique_ptr<moe::ExpertBackend> experts;
+  moe::RemoteExpertBackend* remote = nullptr;
   const std::string workers = absl::GetFlag(FLAGS_workers);
   if (workers == "local") {
     auto s = moe::ExpertShard::Load(**checkpoint, {});
@@ -208,8 +211,14 @@ int main(int argc, char** argv) {
     moe::RemoteExpertsOptions ro;
     for (absl::string_view w : absl::StrSplit(workers, ',', absl::SkipWhitespace())) ro.worker_addresses.emplace_back(w);
     ro.dispatch_deadline_ms = absl::GetFlag(FLAGS_dispatch_deadline_ms);
+    const std::string transport = absl::GetFlag(FLAGS_expert_transport);
+    if (transport != "unary" && transport != "stream") {
+      return Fail("--expert-transport: '" + transport + "' is neither 'unary' nor 'stream'");
+    }
+    ro.transport = transport == "stream" ? moe::ExpertTransport::kStream : moe::ExpertTransport::kUnary;
     auto r = moe::RemoteExpertBackend::Connect(cfg, ro);
     if (!r.ok()) return Fail(std::string(r.status().message()));
+    remote = r->get();
     experts = std::move(*r);
   }
   moe::ForwardPass forward(dense->get(), experts.get(), &pool);
@@ -322,7 +331,28 @@ int main(int argc, char** argv) {
     }
     return static_cast<double>(nseq) * steps / Seconds(t0, Clock::now());
   };
+  // Send-to-reply time of the per-layer exchanges, per worker, over a phase.
+  auto dispatch_since = [&](const std::vector<moe::RemoteExpertBackend::WorkerStats>& before) {
+    nlohmann::json out = nlohmann::json::array();
+    if (remote == nullptr) return out;
+    const auto now = remote->Stats();
+    for (size_t w = 0; w < now.size(); ++w) {
+      const uint64_t calls = now[w].calls - before[w].calls;
+      auto mean_us = [&](double total_now, double total_before) {
+        return calls ? (total_now - total_before) / calls * 1e6 : 0.0;
+      };
+      out.push_back({{"worker", now[w].address},
+                     {"calls", calls},
+                     {"mean_us", mean_us(now[w].total_latency_s, before[w].total_latency_s)},
+                     {"worker_queue_mean_us", mean_us(now[w].total_worker_queue_s, before[w].total_worker_queue_s)},
+                     {"worker_compute_mean_us",
+                      mean_us(now[w].total_worker_compute_s, before[w].total_worker_compute_s)}});
+    }
+    return out;
+  };
+  const auto before1 = remote ? remote->Stats() : std::vector<moe::RemoteExpertBackend::WorkerStats>{};
   const double decode1 = decode(1);
+  const nlohmann::json dispatch1 = dispatch_since(before1);
   const double decodeN = decode(batch);
   const double bound = bandwidth / static_cast<double>(active_bytes);
   const double efficiency = decode1 / bound;
@@ -341,6 +371,7 @@ int main(int argc, char** argv) {
                         {"active_weight_bytes_per_token", active_bytes},
                         {"bandwidth_bound_tokens_per_s", bound},
                         {"decode_efficiency", efficiency}};
+    if (remote != nullptr) j["dispatch_batch1"] = dispatch1;
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << absl::StrFormat("model                      %s\n", dir)
@@ -353,6 +384,12 @@ int main(int argc, char** argv) {
               << absl::StrFormat("active weight bytes/token  %.1f MB\n", active_bytes / 1e6)
               << absl::StrFormat("bandwidth bound (batch 1)  %.2f tokens/s\n", bound)
               << absl::StrFormat("decode efficiency          %.1f%%\n", efficiency * 100);
+    for (const auto& d : dispatch1) {
+      std::cout << absl::StrFormat(
+          "dispatch %-17s %d exchanges at batch 1, mean %.0f us (worker: %.0f us queued, %.0f us computing)\n",
+          d["worker"].get<std::string>(), d["calls"].get<uint64_t>(), d["mean_us"].get<double>(),
+          d["worker_queue_mean_us"].get<double>(), d["worker_compute_mean_us"].get<double>());
+    }
   }
   return 0;
 }
