@@ -13,6 +13,7 @@
 #include "expert_worker/worker_server.h"
 #include "glog/logging.h"
 #include "proto/rpc_util.h"
+#include "proto/tls_flags.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout). Required.");
 ABSL_FLAG(std::string, experts, "all",
@@ -25,7 +26,8 @@ ABSL_FLAG(int, threads, 0, "Kernel threads, counting the compute thread (0: ever
 int main(int argc, char** argv) {
   moe::rpc::BlockTerminationSignals();  // before any thread starts
   absl::SetProgramUsageMessage(
-      "moe-expert-worker --model DIR --experts SPEC --listen ADDR [--address-file PATH] [--threads N]");
+      "moe-expert-worker --model DIR --experts SPEC --listen ADDR [--address-file PATH] [--threads N]\n"
+      "                  [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]");
   moe::NormalizedArgs args(argc, argv);
   absl::ParseCommandLine(args.argc(), args.argv());
   google::InitGoogleLogging(argv[0]);
@@ -39,6 +41,12 @@ int main(int argc, char** argv) {
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.address_file = absl::GetFlag(FLAGS_address_file);
   options.compute_threads = absl::GetFlag(FLAGS_threads);
+  auto tls = moe::rpc::TlsFromFlags(moe::rpc::TlsRole::kServer);
+  if (!tls.ok()) {
+    std::cerr << "moe-expert-worker: " << tls.status().message() << "\n";
+    return 2;
+  }
+  options.tls = *std::move(tls);
   auto worker = moe::ExpertWorkerServer::Start(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_experts), options);
   if (!worker.ok()) {
     std::cerr << "moe-expert-worker: " << worker.status().message() << "\n";

@@ -32,6 +32,8 @@ struct ExpertWorkerOptions {
   std::string address_file;
   // Kernel threads, counting the compute thread; 0: every CPU available.
   int compute_threads = 0;
+  // TLS; with a CA, clients (routers) must present a certificate it issued.
+  rpc::TlsConfig tls;
 };
 
 class ExpertWorkerServer {

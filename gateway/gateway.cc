@@ -19,6 +19,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
   ASSIGN_OR_RETURN(g->tokenizer_, tokenizer::Tokenizer::FromDirectory(options.model_dir));
   RouterPoolOptions po;
   po.addresses = options.router_addresses;
+  po.tls = options.tls;
   g->routers_ = std::make_unique<RouterPool>(po);
   ASSIGN_OR_RETURN(moe::v1::ModelInfo info, g->routers_->FetchModelInfo(options.connect_deadline_ms));
   if (g->tokenizer_->vocab_size() > info.vocab_size()) {
@@ -31,6 +32,18 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
   so.listen_address = options.listen_address;
   so.address_file = options.address_file;
   so.enable_reflection = true;
+  if (!options.tls_client_ca_file.empty() && !options.tls.has_identity()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  rpc::TlsConfig public_tls = options.tls;
+  public_tls.ca_pem.clear();
+  if (!options.tls_client_ca_file.empty()) {
+    rpc::TlsFiles f;
+    f.ca_file = options.tls_client_ca_file;
+    ASSIGN_OR_RETURN(rpc::TlsConfig client_ca, rpc::LoadTls(f, rpc::TlsRole::kClient));
+    public_tls.ca_pem = client_ca.ca_pem;
+  }
+  so.credentials = rpc::ServerCredentials(public_tls, /*verify_clients=*/!options.tls_client_ca_file.empty());
   ASSIGN_OR_RETURN(g->server_, rpc::RunningServer::Start(so, {g->service_.get()}));
   if (!options.http_listen_address.empty()) {
     HttpApiBackend backend;
@@ -48,10 +61,16 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
     }
     backend.api_keys = g->api_keys_.get();
     backend.router_addresses = options.router_addresses;
+    backend.tls = options.tls;
     GatewayService* service = g->service_.get();
     backend.render_metrics = [service] { return service->metrics().Render(); };
     HttpServerOptions http_options = options.http;
     http_options.listen_address = options.http_listen_address;
+    if (options.tls.has_identity()) {
+      http_options.tls_cert_file = options.tls.files.cert_file;
+      http_options.tls_key_file = options.tls.files.key_file;
+      http_options.tls_client_ca_file = options.tls_client_ca_file;
+    }
     ASSIGN_OR_RETURN(g->http_, HttpServer::Start(http_options, std::move(backend)));
   }
   g->server_->SetServing(true);

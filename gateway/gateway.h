@@ -30,7 +30,14 @@ struct GatewayOptions {
   std::string api_keys_file;
   // OpenAI-compatible HTTP API: off when empty; "127.0.0.1:0" picks a port.
   std::string http_listen_address;
-  HttpServerOptions http;  // listen_address is taken from http_listen_address
+  HttpServerOptions http;  // listen_address and TLS files are taken from here
+  // TLS: with a certificate, gRPC and HTTP are served over TLS with it, and
+  // it is the client certificate toward the routers; the CA verifies the
+  // routers (and workers, for /health).
+  rpc::TlsConfig tls;
+  // When set (PEM file), clients of the public gRPC and HTTP APIs must
+  // present a certificate issued by one of these CAs.
+  std::string tls_client_ca_file;
 };
 
 class Gateway {

@@ -83,7 +83,7 @@ class HttpServer::Handlers {
       // "local": the experts run inside the router, which is checked already.
       if (a.find(':') != std::string::npos) health_.push_back({"worker", a, nullptr});
     }
-    for (HealthTarget& t : health_) t.stub = grpc::health::v1::Health::NewStub(rpc::MakeChannel(t.address));
+    for (HealthTarget& t : health_) t.stub = grpc::health::v1::Health::NewStub(rpc::MakeChannel(t.address, &backend_.tls));
   }
 
   void Register(httplib::Server& server) {
@@ -323,7 +323,24 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   if (options.num_threads < 1) return absl::InvalidArgumentError("http threads: must be >= 1");
   auto server = std::unique_ptr<HttpServer>(new HttpServer());
   server->handlers_ = std::make_unique<Handlers>(options, std::move(backend));
-  server->server_ = std::make_unique<httplib::Server>();
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("http: a TLS certificate needs its key and a key its certificate");
+  }
+  if (!options.tls_cert_file.empty()) {
+    auto ssl = std::make_unique<httplib::SSLServer>(
+        options.tls_cert_file.c_str(), options.tls_key_file.c_str(),
+        options.tls_client_ca_file.empty() ? nullptr : options.tls_client_ca_file.c_str());
+    if (!ssl->is_valid()) {
+      return absl::InvalidArgumentError(absl::StrCat("http: cannot serve TLS with certificate ", options.tls_cert_file,
+                                                     " and key ", options.tls_key_file,
+                                                     options.tls_client_ca_file.empty()
+                                                         ? std::string()
+                                                         : absl::StrCat(" (client CA ", options.tls_client_ca_file, ")")));
+    }
+    server->server_ = std::move(ssl);
+  } else {
+    server->server_ = std::make_unique<httplib::Server>();
+  }
   httplib::Server& http = *server->server_;
   const size_t threads = static_cast<size_t>(options.num_threads);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };

@@ -35,6 +35,7 @@
 #include "gateway/tokenizer/tokenizer.h"
 #include "grpcpp/grpcpp.h"
 #include "moe/v1/inference.pb.h"
+#include "proto/tls.h"
 
 namespace httplib {
 class Server;
@@ -55,6 +56,9 @@ struct HttpServerOptions {
   size_t max_body_bytes = 32 << 20;
   // Each backend health check in /health, ms.
   int64_t health_check_timeout_ms = 1000;
+  // HTTPS with this certificate chain and key (PEM files) when set. With
+  // tls_client_ca_file, clients must present a certificate it issued.
+  std::string tls_cert_file, tls_key_file, tls_client_ca_file;
 };
 
 // What the HTTP API serves from; every pointer must outlive the server.
@@ -65,6 +69,7 @@ struct HttpApiBackend {
   absl::StatusOr<chat::ChatTemplate> chat_template = absl::NotFoundError("no chat template loaded");
   const ApiKeys* api_keys = nullptr;                // null: no authentication
   std::vector<std::string> router_addresses;        // checked by /health (with model_info.workers)
+  rpc::TlsConfig tls;                               // for those health checks
   std::function<std::string()> render_metrics;      // GET /metrics (open, like /health); unset: no /metrics
 };
 

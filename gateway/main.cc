@@ -11,6 +11,7 @@
 #include "gateway/gateway.h"
 #include "glog/logging.h"
 #include "proto/rpc_util.h"
+#include "proto/tls_flags.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory holding tokenizer.json (and tokenizer_config.json).");
 ABSL_FLAG(std::string, routers, "", "Comma-separated router addresses.");
@@ -27,6 +28,10 @@ ABSL_FLAG(int, http_threads, 64, "HTTP connections served at once (each open str
 ABSL_FLAG(std::string, api_keys_file, "",
           "File of API keys, one per line ('#' comments). When set, gRPC calls and HTTP /v1/* requests need "
           "'authorization: Bearer KEY'; health stays open.");
+
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: clients of the public gRPC and HTTP APIs must present a certificate they issued "
+          "(needs --tls-cert). Without it, clients are not asked for one.");
 
 int main(int argc, char** argv) {
   moe::rpc::BlockTerminationSignals();
@@ -67,6 +72,13 @@ int main(int argc, char** argv) {
     std::cerr << "moe-gateway: deadlines must be >= 1 ms\n";
     return 2;
   }
+  auto tls = moe::rpc::TlsFromFlags(moe::rpc::TlsRole::kClient);  // --tls-ca alone: verify the routers only
+  if (!tls.ok()) {
+    std::cerr << "moe-gateway: " << tls.status().message() << "\n";
+    return 2;
+  }
+  options.tls = *std::move(tls);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   auto gateway = moe::Gateway::Create(options);
   if (!gateway.ok()) {
     std::cerr << "moe-gateway: " << gateway.status().message() << "\n";

@@ -13,7 +13,7 @@ RouterPool::RouterPool(const RouterPoolOptions& options) : options_(options) {
   for (const std::string& a : options.addresses) {
     auto r = std::make_unique<Router>();
     r->address = a;
-    r->stub = moe::internal::v1::Router::NewStub(rpc::MakeChannel(a));
+    r->stub = moe::internal::v1::Router::NewStub(rpc::MakeChannel(a, &options.tls));
     routers_.push_back(std::move(r));
   }
   poller_ = std::thread([this] { PollLoop(); });

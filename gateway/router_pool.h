@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "moe/internal/v1/router.grpc.pb.h"
+#include "proto/tls.h"
 
 namespace moe {
 
@@ -24,6 +25,7 @@ struct RouterPoolOptions {
   std::vector<std::string> addresses;
   int64_t load_poll_interval_ms = 200;
   int64_t rpc_deadline_ms = 2000;  // GetLoad / GetInfo calls
+  rpc::TlsConfig tls;              // to the routers (the gateway's certificate is its client certificate)
 };
 
 class RouterPool {

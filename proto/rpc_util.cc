@@ -29,7 +29,9 @@ absl::StatusOr<std::unique_ptr<RunningServer>> RunningServer::Start(
   if (options.enable_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options.listen_address,
+                           options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
+                           &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   for (grpc::Service* s : services) builder.RegisterService(s);
@@ -70,7 +72,7 @@ void RunningServer::Shutdown(std::chrono::milliseconds grace) {
   server_->Shutdown(std::chrono::system_clock::now() + grace);
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const TlsConfig* tls) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -80,11 +82,13 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  if (tls == nullptr || !tls->enabled) return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  if (!tls->files.server_name.empty()) args.SetSslTargetNameOverride(tls->files.server_name);
+  return grpc::CreateCustomChannel(address, ChannelCredentials(*tls), args);
 }
 
-bool IsServing(const std::string& address, int64_t timeout_ms) {
-  auto stub = grpc::health::v1::Health::NewStub(MakeChannel(address));
+bool IsServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls) {
+  auto stub = grpc::health::v1::Health::NewStub(MakeChannel(address, tls));
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineIn(timeout_ms));
   grpc::health::v1::HealthCheckResponse resp;
@@ -92,8 +96,8 @@ bool IsServing(const std::string& address, int64_t timeout_ms) {
   return s.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
 }
 
-absl::Status WaitForServing(const std::string& address, int64_t timeout_ms) {
-  auto stub = grpc::health::v1::Health::NewStub(MakeChannel(address));
+absl::Status WaitForServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls) {
+  auto stub = grpc::health::v1::Health::NewStub(MakeChannel(address, tls));
   const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::string last = "no answer";
   while (std::chrono::steady_clock::now() < end) {

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/tls.h"
 
 namespace moe::rpc {
 
@@ -28,6 +29,8 @@ struct ServerOptions {
   // When set, the bound address ("127.0.0.1:PORT") is written here once the
   // server is listening (how launchers and tests learn OS-chosen ports).
   std::string address_file;
+  // TLS (see proto/tls.h); null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
 };
 
 // A started server. Health reports NOT_SERVING until SetServing(true).
@@ -50,15 +53,16 @@ class RunningServer {
   std::string address_;
 };
 
-// An insecure channel with our message limits and reconnect back-off settings.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+// A channel with our message limits and reconnect back-off settings;
+// plaintext unless `tls` is given and enabled.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const TlsConfig* tls = nullptr);
 
 // Asks `address` (grpc.health.v1, overall service) until it answers SERVING
 // or `timeout_ms` passes; DEADLINE_EXCEEDED naming the address and the last
 // answer otherwise.
-absl::Status WaitForServing(const std::string& address, int64_t timeout_ms);
+absl::Status WaitForServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls = nullptr);
 // One health check: true when SERVING.
-bool IsServing(const std::string& address, int64_t timeout_ms);
+bool IsServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls = nullptr);
 
 // Deadline `ms` from now.
 std::chrono::system_clock::time_point DeadlineIn(int64_t ms);

@@ -10,6 +10,7 @@
 #include "core/command_line.h"
 #include "glog/logging.h"
 #include "proto/rpc_util.h"
+#include "proto/tls_flags.h"
 #include "router/router.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
@@ -76,6 +77,12 @@ int main(int argc, char** argv) {
     std::cerr << "moe-router: --threads and waiting limits must be >= 0, deadlines and batch limits >= 1\n";
     return 2;
   }
+  auto tls = moe::rpc::TlsFromFlags(moe::rpc::TlsRole::kServer);
+  if (!tls.ok()) {
+    std::cerr << "moe-router: " << tls.status().message() << "\n";
+    return 2;
+  }
+  options.tls = *std::move(tls);
 
   auto router = moe::Router::Create(options);
   if (!router.ok()) {

@@ -176,7 +176,7 @@ absl::StatusOr<std::unique_ptr<RemoteExpertBackend>> RemoteExpertBackend::Connec
   for (const std::string& address : options.worker_addresses) {
     auto w = std::make_unique<Worker>();
     w->address = address;
-    w->channel = rpc::MakeChannel(address);
+    w->channel = rpc::MakeChannel(address, &options.tls);
     w->stub = pb::ExpertWorker::NewStub(w->channel);
     w->stats.address = address;
     backend->workers_.push_back(std::move(w));

@@ -41,6 +41,7 @@
 #include "core/expert_backend.h"
 #include "core/metrics.h"
 #include "core/model_config.h"
+#include "proto/tls.h"
 
 namespace moe {
 
@@ -60,6 +61,8 @@ struct RemoteExpertsOptions {
   int64_t connect_deadline_ms = 10000;
   // How the per-layer requests travel; failures and results are the same.
   ExpertTransport transport = ExpertTransport::kUnary;
+  // TLS to the workers (this router's certificate is its client certificate).
+  rpc::TlsConfig tls;
 };
 
 class RemoteExpertBackend : public ExpertBackend {

@@ -41,6 +41,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
     ro.worker_addresses = options.worker_addresses;
     ro.dispatch_deadline_ms = options.dispatch_deadline_ms;
     ro.connect_deadline_ms = options.connect_deadline_ms;
+    ro.tls = options.tls;
     ASSIGN_OR_RETURN(std::unique_ptr<RemoteExpertBackend> remote, RemoteExpertBackend::Connect(config, ro));
     r->remote_ = remote.get();
     r->experts_ = std::move(remote);
@@ -67,6 +68,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
   rpc::ServerOptions so;
   so.listen_address = options.listen_address;
   so.address_file = options.address_file;
+  so.credentials = rpc::ServerCredentials(options.tls);
   ASSIGN_OR_RETURN(r->server_, rpc::RunningServer::Start(so, {r->service_.get()}));
   r->server_->SetServing(true);
   LOG(INFO) << "router serving " << options.model_dir << " on " << r->server_->address() << " with "

@@ -33,6 +33,10 @@ struct RouterOptions {
   // metrics_address_file when set.
   std::string metrics_listen_address;
   std::string metrics_address_file;
+  // TLS for the gRPC server (with a CA: gateways must present a certificate
+  // it issued) and, with the same certificate as client identity, to the
+  // expert workers.
+  rpc::TlsConfig tls;
 };
 
 class Router {

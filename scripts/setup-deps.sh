@@ -13,6 +13,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   python3-jsonschema python3-yaml iproute2
   libcpp-httplib-dev prometheus
+  libssl-dev openssl
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include "moe/v1/inference.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "proto/rpc_util.h"
+#include "proto/tls_flags.h"
 
 ABSL_FLAG(std::string, gateway, "127.0.0.1:50051", "Gateway address.");
 ABSL_FLAG(std::string, prompt, "", "Prompt text.");
@@ -27,12 +28,19 @@ ABSL_FLAG(bool, ignore_eos, false, "Keep generating after an end-of-sequence tok
 ABSL_FLAG(bool, json, false, "Print every stream message as one JSON line.");
 ABSL_FLAG(bool, info, false, "Print the model description and exit.");
 ABSL_FLAG(int64_t, timeout_ms, 300000, "Deadline of the request, ms.");
+ABSL_FLAG(bool, tls, false, "Connect with TLS (implied by --tls-ca or --tls-cert); the server's certificate is "
+          "verified against --tls-ca, or the system's roots without it.");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("moe-client --gateway ADDR --prompt TEXT [--max-tokens N] [--temperature T]");
   moe::NormalizedArgs args(argc, argv);
   absl::ParseCommandLine(args.argc(), args.argv());
-  auto stub = moe::v1::Inference::NewStub(moe::rpc::MakeChannel(absl::GetFlag(FLAGS_gateway)));
+  auto tls = moe::rpc::TlsFromFlags(moe::rpc::TlsRole::kClient, absl::GetFlag(FLAGS_tls));
+  if (!tls.ok()) {
+    std::cerr << "moe-client: " << tls.status().message() << "\n";
+    return 2;
+  }
+  auto stub = moe::v1::Inference::NewStub(moe::rpc::MakeChannel(absl::GetFlag(FLAGS_gateway), &*tls));
   grpc::ClientContext ctx;
   ctx.set_deadline(moe::rpc::DeadlineIn(absl::GetFlag(FLAGS_timeout_ms)));
   if (absl::GetFlag(FLAGS_info)) {

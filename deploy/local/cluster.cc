@@ -34,6 +34,11 @@ absl::StatusOr<std::string> LocalCluster::StartAndWait(const std::string& name, 
   const std::string log = absl::StrCat(run_dir_, "/", name, ".log");
   std::filesystem::remove(addr_file);
   argv.push_back("--address-file=" + addr_file);
+  const rpc::TlsFiles& t = options_.tls;
+  if (!t.cert_file.empty()) argv.push_back("--tls-cert=" + t.cert_file);
+  if (!t.key_file.empty()) argv.push_back("--tls-key=" + t.key_file);
+  if (!t.ca_file.empty()) argv.push_back("--tls-ca=" + t.ca_file);
+  if (!t.server_name.empty()) argv.push_back("--tls-server-name=" + t.server_name);
   auto pid = processes_.Spawn(name, argv, log);
   if (!pid.ok()) return pid.status();
   const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.startup_timeout_ms);
@@ -44,7 +49,7 @@ absl::StatusOr<std::string> LocalCluster::StartAndWait(const std::string& name, 
                                                  ") during start-up; see ", run_dir_, "/", c.name, ".log"));
     }
     if (address.empty() && std::filesystem::exists(addr_file)) address = ReadFirstLine(addr_file);
-    if (!address.empty() && rpc::IsServing(address, 500)) return address;
+    if (!address.empty() && rpc::IsServing(address, 500, &tls_)) return address;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return absl::DeadlineExceededError(absl::StrCat(name, " did not report SERVING within ",
@@ -53,6 +58,11 @@ absl::StatusOr<std::string> LocalCluster::StartAndWait(const std::string& name, 
 
 absl::Status LocalCluster::Up() {
   if (options_.num_workers < 0) return absl::InvalidArgumentError("workers: must be >= 0");
+  // Checked here first: the same files go to every process, which would
+  // otherwise each fail with the same message.
+  auto tls = rpc::LoadTls(options_.tls, rpc::TlsRole::kServer);
+  if (!tls.ok()) return tls.status();
+  tls_ = *std::move(tls);
   run_dir_ = options_.run_dir;
   if (run_dir_.empty()) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "moe-cluster.XXXXXX").string();

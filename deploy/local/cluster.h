@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "deploy/local/process_group.h"
+#include "proto/tls.h"
 
 namespace moe {
 
@@ -23,6 +24,10 @@ struct LocalClusterOptions {
   int64_t startup_timeout_ms = 120000;
   std::vector<std::string> extra_router_flags;
   std::vector<std::string> extra_gateway_flags;
+  // PEM files given to every process as --tls-cert/--tls-key/--tls-ca (and
+  // --tls-server-name): TLS on every listener and mutual TLS between gateway,
+  // router and workers. Empty: plaintext.
+  rpc::TlsFiles tls;
 };
 
 class LocalCluster {
@@ -47,6 +52,7 @@ class LocalCluster {
   absl::StatusOr<std::string> StartAndWait(const std::string& name, std::vector<std::string> argv);
 
   LocalClusterOptions options_;
+  rpc::TlsConfig tls_;  // the launcher's own health checks
   ProcessGroup processes_;
   std::string run_dir_;
   std::string gateway_address_, gateway_http_address_, router_address_;

@@ -1,5 +1,6 @@
 // moe-cluster: runs a whole cluster on loopback.
 //   moe-cluster up --model DIR [--workers N] [--port P] [--http-port P] [--api-keys-file F]
+//                  [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]
 // Starts N expert workers, a router and a gateway, waits until every one
 // reports SERVING, prints the gateway address, and on Ctrl-C/SIGTERM (or when
 // a child dies) stops them all.
@@ -13,6 +14,7 @@
 #include "absl/flags/usage.h"
 #include "core/command_line.h"
 #include "deploy/local/cluster.h"
+#include "proto/tls_flags.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
 ABSL_FLAG(int, workers, 2, "Expert-worker processes (0: experts inside the router).");
@@ -64,6 +66,9 @@ int main(int argc, char** argv) {
   options.router_threads = absl::GetFlag(FLAGS_router_threads);
   options.run_dir = absl::GetFlag(FLAGS_run_dir);
   options.startup_timeout_ms = absl::GetFlag(FLAGS_startup_timeout_ms);
+  // Every process gets the same files: one certificate for the whole local
+  // cluster (its names must cover 127.0.0.1), and with --tls-ca mutual TLS.
+  options.tls = moe::rpc::TlsFilesFromFlags();
   if (options.model_dir.empty()) {
     std::cerr << "moe-cluster: --model is required\n";
     return 2;
@@ -83,7 +88,11 @@ int main(int argc, char** argv) {
   std::cout << "workers: " << cluster.worker_addresses().size() << "\n"
             << "router: " << cluster.router_address() << "\n"
             << "gateway: " << cluster.gateway_address() << "\n";
-  if (!cluster.gateway_http_address().empty()) std::cout << "http: " << cluster.gateway_http_address() << "\n";
+  const bool tls = !options.tls.cert_file.empty();
+  if (tls) std::cout << "tls: " << (options.tls.ca_file.empty() ? "on" : "on, mutual between services") << "\n";
+  if (!cluster.gateway_http_address().empty()) {
+    std::cout << "http: " << cluster.gateway_http_address() << (tls ? " (https)" : "") << "\n";
+  }
   std::cout
             << "logs: " << cluster.run_dir() << "\n"
             << "serving; Ctrl-C stops the cluster" << std::endl;

@@ -12,10 +12,12 @@
 #include "absl/status/status.h"
 #include "core/command_line.h"
 #include "proto/rpc_util.h"
+#include "proto/tls_flags.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "HOST:PORT of the server to ask.");
 ABSL_FLAG(int64_t, timeout_ms, 2000, "Deadline of one health check, ms.");
 ABSL_FLAG(int64_t, wait_ms, 0, "Keep asking until SERVING or this many ms have passed (0: ask once).");
+ABSL_FLAG(bool, tls, false, "Connect with TLS (implied by --tls-ca or --tls-cert).");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("moe-health-probe --address HOST:PORT [--timeout-ms N] [--wait-ms N]");
@@ -23,13 +25,18 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(args.argc(), args.argv());
   const std::string address = absl::GetFlag(FLAGS_address);
   const int64_t wait_ms = absl::GetFlag(FLAGS_wait_ms);
+  auto tls = moe::rpc::TlsFromFlags(moe::rpc::TlsRole::kClient, absl::GetFlag(FLAGS_tls));
+  if (!tls.ok()) {
+    std::cerr << "moe-health-probe: " << tls.status().message() << "\n";
+    return 2;
+  }
   if (wait_ms > 0) {
-    const absl::Status s = moe::rpc::WaitForServing(address, wait_ms);
+    const absl::Status s = moe::rpc::WaitForServing(address, wait_ms, &*tls);
     if (!s.ok()) {
       std::cerr << "moe-health-probe: " << s.message() << "\n";
       return 1;
     }
-  } else if (!moe::rpc::IsServing(address, absl::GetFlag(FLAGS_timeout_ms))) {
+  } else if (!moe::rpc::IsServing(address, absl::GetFlag(FLAGS_timeout_ms), &*tls)) {
     std::cerr << "moe-health-probe: " << address << " is not SERVING\n";
     return 1;
   }
