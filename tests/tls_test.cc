@@ -278,6 +278,37 @@ TEST_F(TlsTest, GatewayWithTlsClientCaRequiresClientCertificates) {
   EXPECT_FALSE(without_cert.Get("/health"));
 }
 
+TEST_F(TlsTest, LoadgenOverGrpcTlsAndHttps) {
+  const std::string bin = std::string(MOE_BIN_DIR) + "/moe-loadgen";
+  const std::string common = " --vocab-size 512 --concurrency 2 --num-requests 6 --input-len 8 --output-len 4";
+  // gRPC with the CA, and the router's GetLoad over mutual TLS for the MoE figures.
+  const std::string grpc_json = File("grpc.json");
+  const CommandResult g = RunShell("timeout 120 " + bin + " --gateway " + cluster_->gateway_address() +
+                                   " --router " + cluster_->router_address() + " --tls-ca " + File("ca.pem") +
+                                   " --tls-cert " + File("leaf.pem") + " --tls-key " + File("leaf.key") + common +
+                                   " --json " + grpc_json);
+  ASSERT_EQ(g.exit_code, 0) << g.output;
+  std::ifstream grpc_in(grpc_json);
+  const nlohmann::json gj = nlohmann::json::parse(grpc_in);
+  EXPECT_EQ(gj["completed"], 6);
+  EXPECT_EQ(gj["failed"], 0);
+  EXPECT_EQ(gj["moe"]["status"], "ok") << gj["moe"];
+  // HTTPS, verified against the CA.
+  const std::string http_json = File("http.json");
+  const CommandResult h = RunShell("timeout 120 " + bin + " --backend http --base-url https://" +
+                                   cluster_->gateway_http_address() + " --tls-ca " + File("ca.pem") + common +
+                                   " --json " + http_json);
+  ASSERT_EQ(h.exit_code, 0) << h.output;
+  std::ifstream http_in(http_json);
+  const nlohmann::json hj = nlohmann::json::parse(http_in);
+  EXPECT_EQ(hj["completed"], 6);
+  EXPECT_EQ(hj["failed"], 0);
+  // Without the CA nothing gets through: every request fails.
+  const CommandResult u = RunShell("timeout 120 " + bin + " --gateway " + cluster_->gateway_address() +
+                                   " --tls" + common + " --json " + File("untrusted.json"));
+  EXPECT_NE(u.exit_code, 0) << u.output;
+}
+
 TEST_F(TlsTest, BadTlsFilesStopStartUpNamingFlagAndFile) {
   const std::string worker = std::string(MOE_BIN_DIR) + "/moe-expert-worker --model " + kModel +
                              " --experts all --listen 127.0.0.1:0";

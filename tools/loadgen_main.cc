@@ -26,10 +26,14 @@
 #include "tools/loadgen/stats.h"
 #include "tools/loadgen/svg.h"
 #include "tools/loadgen/workload.h"
+#include "proto/tls_flags.h"
 
 ABSL_FLAG(std::string, backend, "grpc", "grpc (moe.v1.Inference/Generate) or http (POST /v1/completions, SSE).");
 ABSL_FLAG(std::string, gateway, "127.0.0.1:50051", "gRPC gateway address (--backend grpc).");
-ABSL_FLAG(std::string, base_url, "", "HTTP server, http://HOST:PORT (--backend http).");
+ABSL_FLAG(std::string, base_url, "", "HTTP server, http://HOST:PORT or https://HOST:PORT (--backend http).");
+ABSL_FLAG(bool, tls, false,
+          "gRPC: connect with TLS (implied by --tls-ca or --tls-cert), verified against --tls-ca or the system's "
+          "roots. HTTP: TLS follows the scheme of --base-url; --tls-ca, --tls-cert and --tls-key apply to https.");
 ABSL_FLAG(std::string, endpoint, "/v1/completions", "HTTP path of the completions API.");
 ABSL_FLAG(std::string, model, "", "\"model\" of the HTTP requests (default: the first of GET /v1/models).");
 ABSL_FLAG(int, http_connections, 0, "HTTP sending threads, each with a keep-alive connection (0: max(64, --concurrency)).");
@@ -115,15 +119,18 @@ int main(int argc, char** argv) {
   wo.temperature = absl::GetFlag(FLAGS_temperature);
   wo.timeout_ms = static_cast<int64_t>(absl::GetFlag(FLAGS_request_timeout_s) * 1000);
   wo.seed = absl::GetFlag(FLAGS_seed);
+  // The same checks as the servers make: a bad file is named before any request.
+  auto tls = moe::rpc::TlsFromFlags(moe::rpc::TlsRole::kClient, absl::GetFlag(FLAGS_tls));
+  if (!tls.ok()) return Fail(2, std::string(tls.status().message()));
   if (backend_name == "grpc") {
     const std::string gateway = absl::GetFlag(FLAGS_gateway);
     if (wo.jsonl_path.empty()) {
-      auto facts = QueryModelFacts(gateway, kInfoTimeoutMs);
+      auto facts = QueryModelFacts(gateway, kInfoTimeoutMs, *tls);
       if (!facts.ok()) return Fail(1, facts.status().ToString());
       if (wo.vocab_size == 0) wo.vocab_size = facts->vocab_size;
       wo.excluded_ids = facts->eos_token_ids;
     }
-    backend = GrpcBackend::Create(gateway);
+    backend = GrpcBackend::Create(gateway, *tls);
   } else {
     if (wo.jsonl_path.empty() && wo.vocab_size == 0) {
       return Fail(2, "synthetic prompts over HTTP need --vocab-size (or give --jsonl)");
@@ -132,10 +139,14 @@ int main(int argc, char** argv) {
     ho.base_url = absl::GetFlag(FLAGS_base_url);
     while (!ho.base_url.empty() && ho.base_url.back() == '/') ho.base_url.pop_back();
     ho.endpoint = absl::GetFlag(FLAGS_endpoint);
+    const moe::rpc::TlsFiles tls_files = moe::rpc::TlsFilesFromFlags();
+    ho.tls_ca_file = tls_files.ca_file;
+    ho.tls_cert_file = tls_files.cert_file;
+    ho.tls_key_file = tls_files.key_file;
     ho.model = absl::GetFlag(FLAGS_model);
     if (ho.model.empty()) {
       // OpenAI-style servers want "model": take the first one served.
-      auto model = QueryHttpModel(ho.base_url, kInfoTimeoutMs);
+      auto model = QueryHttpModel(ho, kInfoTimeoutMs);
       if (model.ok()) {
         ho.model = *model;
       } else {
@@ -164,7 +175,7 @@ int main(int argc, char** argv) {
   // GetLoad and/or a scrape of /metrics; the first error is kept.
   auto read_router = [&](RouterLoad* load) {
     if (!router.empty()) {
-      auto l = QueryRouterLoad(router, kInfoTimeoutMs);
+      auto l = QueryRouterLoad(router, kInfoTimeoutMs, *tls);
       if (!l.ok()) {
         router_error = std::string(l.status().message());
         return false;

@@ -9,8 +9,9 @@
 
 namespace moe::loadgen {
 
-absl::StatusOr<ModelFacts> QueryModelFacts(const std::string& address, int64_t timeout_ms) {
-  auto stub = moe::v1::Inference::NewStub(rpc::MakeChannel(address));
+absl::StatusOr<ModelFacts> QueryModelFacts(const std::string& address, int64_t timeout_ms,
+                                           const rpc::TlsConfig& tls) {
+  auto stub = moe::v1::Inference::NewStub(rpc::MakeChannel(address, &tls));
   grpc::ClientContext ctx;
   ctx.set_deadline(rpc::DeadlineIn(timeout_ms));
   moe::v1::ModelInfo info;
@@ -115,10 +116,10 @@ struct GrpcBackend::Impl {
 GrpcBackend::GrpcBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GrpcBackend::~GrpcBackend() = default;
 
-std::unique_ptr<GrpcBackend> GrpcBackend::Create(const std::string& address) {
+std::unique_ptr<GrpcBackend> GrpcBackend::Create(const std::string& address, const rpc::TlsConfig& tls) {
   auto impl = std::make_unique<Impl>();
   impl->address = address;
-  impl->stub = moe::v1::Inference::NewStub(rpc::MakeChannel(address));
+  impl->stub = moe::v1::Inference::NewStub(rpc::MakeChannel(address, &tls));
   return std::unique_ptr<GrpcBackend>(new GrpcBackend(std::move(impl)));
 }
 

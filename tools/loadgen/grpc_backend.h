@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "tools/loadgen/request.h"
+#include "proto/tls.h"
 
 namespace moe::loadgen {
 
@@ -22,12 +23,13 @@ struct ModelFacts {
 };
 
 // GetModelInfo on the gateway at `address`.
-absl::StatusOr<ModelFacts> QueryModelFacts(const std::string& address, int64_t timeout_ms);
+absl::StatusOr<ModelFacts> QueryModelFacts(const std::string& address, int64_t timeout_ms,
+                                           const rpc::TlsConfig& tls = {});
 
 class GrpcBackend : public Backend {
  public:
   // One channel to the gateway at `address` (connects lazily).
-  static std::unique_ptr<GrpcBackend> Create(const std::string& address);
+  static std::unique_ptr<GrpcBackend> Create(const std::string& address, const rpc::TlsConfig& tls = {});
   ~GrpcBackend() override;
 
   void Start(const RequestSpec& spec, Clock::time_point origin, DoneCallback done) override;

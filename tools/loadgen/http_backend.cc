@@ -14,8 +14,17 @@
 
 namespace moe::loadgen {
 
-absl::StatusOr<std::string> QueryHttpModel(const std::string& base_url, int64_t timeout_ms) {
-  httplib::Client client(base_url);
+std::unique_ptr<httplib::Client> MakeHttpClient(const HttpBackendOptions& options) {
+  auto client = std::make_unique<httplib::Client>(options.base_url, options.tls_cert_file, options.tls_key_file);
+  if (!options.tls_ca_file.empty()) client->set_ca_cert_path(options.tls_ca_file.c_str());
+  client->enable_server_certificate_verification(true);
+  return client;
+}
+
+absl::StatusOr<std::string> QueryHttpModel(const HttpBackendOptions& options, int64_t timeout_ms) {
+  const std::string& base_url = options.base_url;
+  std::unique_ptr<httplib::Client> owned = MakeHttpClient(options);
+  httplib::Client& client = *owned;
   client.set_connection_timeout(std::chrono::milliseconds(timeout_ms));
   client.set_read_timeout(std::chrono::milliseconds(timeout_ms));
   const std::string url = absl::StrCat(base_url, "/v1/models");
@@ -179,7 +188,8 @@ struct HttpBackend::Impl {
   std::vector<std::thread> threads;
 
   void Loop() {
-    httplib::Client client(options.base_url);
+    std::unique_ptr<httplib::Client> owned = MakeHttpClient(options);
+    httplib::Client& client = *owned;
     client.set_keep_alive(true);
     client.set_connection_timeout(10);
     for (;;) {

@@ -16,6 +16,10 @@
 #include "nlohmann/json.hpp"
 #include "tools/loadgen/request.h"
 
+namespace httplib {
+class Client;
+}  // namespace httplib
+
 namespace moe::loadgen {
 
 struct HttpBackendOptions {
@@ -23,11 +27,17 @@ struct HttpBackendOptions {
   std::string endpoint = "/v1/completions";
   std::string model;                     // the request's "model" (omitted when empty)
   int connections = 64;                  // sending threads: the most requests in flight
+  // https:// only: PEM CA file the server's certificate is verified against
+  // (empty: the system's roots), and a client certificate and key (PEM).
+  std::string tls_ca_file, tls_cert_file, tls_key_file;
 };
 
 // The first model id of GET {base_url}/v1/models (OpenAI's list format), for
 // servers that require "model"; an error naming the URL when there is none.
-absl::StatusOr<std::string> QueryHttpModel(const std::string& base_url, int64_t timeout_ms);
+absl::StatusOr<std::string> QueryHttpModel(const HttpBackendOptions& options, int64_t timeout_ms);
+
+// A client for options.base_url with its TLS settings.
+std::unique_ptr<httplib::Client> MakeHttpClient(const HttpBackendOptions& options);
 
 // The JSON body of `spec`'s request: token ids as an array of integers, a text
 // prompt as a string; vLLM's "ignore_eos" extension when asked for.

@@ -188,10 +188,13 @@ TEST(HttpBackendTest, ConnectionRefused) {
 
 TEST(HttpBackendTest, FirstModelOfTheList) {
   SseServer server;
-  auto model = QueryHttpModel(server.url(), 5000);
+  HttpBackendOptions options;
+  options.base_url = server.url();
+  auto model = QueryHttpModel(options, 5000);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ(*model, "tiny");
-  EXPECT_FALSE(QueryHttpModel(server.url() + "/nothing", 5000).ok());
+  options.base_url = server.url() + "/nothing";
+  EXPECT_FALSE(QueryHttpModel(options, 5000).ok());
 }
 
 TEST(HttpBackendTest, RejectsBadUrls) {

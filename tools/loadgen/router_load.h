@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "proto/tls.h"
 
 namespace moe::loadgen {
 
@@ -50,7 +51,8 @@ struct RouterLoad {
 
 // GetLoad(include_expert_tokens) on the router at `address`; the gRPC status
 // (with the address) on failure.
-absl::StatusOr<RouterLoad> QueryRouterLoad(const std::string& address, int64_t timeout_ms);
+absl::StatusOr<RouterLoad> QueryRouterLoad(const std::string& address, int64_t timeout_ms,
+                                           const rpc::TlsConfig& tls = {});
 
 struct MoeFigures {
   std::string router_address;  // GetLoad from here; empty: not asked for

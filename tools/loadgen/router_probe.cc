@@ -6,8 +6,9 @@
 
 namespace moe::loadgen {
 
-absl::StatusOr<RouterLoad> QueryRouterLoad(const std::string& address, int64_t timeout_ms) {
-  auto stub = moe::internal::v1::Router::NewStub(rpc::MakeChannel(address));
+absl::StatusOr<RouterLoad> QueryRouterLoad(const std::string& address, int64_t timeout_ms,
+                                           const rpc::TlsConfig& tls) {
+  auto stub = moe::internal::v1::Router::NewStub(rpc::MakeChannel(address, &tls));
   grpc::ClientContext ctx;
   ctx.set_deadline(rpc::DeadlineIn(timeout_ms));
   moe::internal::v1::GetLoadRequest request;
