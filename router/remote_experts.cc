@@ -40,8 +40,9 @@ struct RemoteExpertBackend::Call {
   grpc::Status status;  // OK once a reply arrived
   bool timed_out = false;
   double latency_s = 0;
-  // Unary transport: the call's context, and when it was sent.
+  // Unary transport: the call's context, its reader, and when it was sent.
   std::unique_ptr<grpc::ClientContext> context;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<pb::ExpertResponse>> reader;
   Clock::time_point start;
 };
 
@@ -160,6 +161,13 @@ RemoteExpertBackend::~RemoteExpertBackend() {
     if (w->stream == nullptr) continue;
     w->stream->Cancel();
     w->stream->Close();
+  }
+  if (cq_ != nullptr) {
+    cq_->Shutdown();  // no call is in flight between Compute calls
+    void* tag;
+    bool ok;
+    while (cq_->Next(&tag, &ok)) {
+    }
   }
 }
 
@@ -372,25 +380,25 @@ absl::Status RemoteExpertBackend::Compute(const ExpertBatch& b, float* outputs) 
 }
 
 void RemoteExpertBackend::RunUnary(const std::vector<Call*>& calls) {
-  {
-    absl::MutexLock lock(&mu_);
-    pending_ = static_cast<int>(calls.size());
-  }
+  if (cq_ == nullptr) cq_ = std::make_unique<grpc::CompletionQueue>();
   for (Call* c : calls) {
     Worker& w = *workers_[c->worker];
     c->context = std::make_unique<grpc::ClientContext>();
     c->context->set_deadline(rpc::DeadlineIn(options_.dispatch_deadline_ms));
     c->context->set_wait_for_ready(w.WaitForReady());
     c->start = Clock::now();
-    w.stub->async()->RunExperts(c->context.get(), &c->request, &c->response, [this, c](grpc::Status s) {
-      c->latency_s = std::chrono::duration<double>(Clock::now() - c->start).count();
-      absl::MutexLock lock(&mu_);
-      c->status = std::move(s);
-      --pending_;
-    });
+    c->reader = w.stub->PrepareAsyncRunExperts(c->context.get(), c->request, cq_.get());
+    c->reader->StartCall();
+    c->reader->Finish(&c->response, &c->status, c);
   }
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(+[](int* p) { return *p == 0; }, &pending_));
+  // Every Finish delivers exactly one event, by its deadline at the latest.
+  for (size_t remaining = calls.size(); remaining > 0; --remaining) {
+    void* tag = nullptr;
+    bool ok = false;
+    CHECK(cq_->Next(&tag, &ok)) << "completion queue shut down with exchanges in flight";
+    Call* c = static_cast<Call*>(tag);
+    c->latency_s = std::chrono::duration<double>(Clock::now() - c->start).count();
+  }
 }
 
 void RemoteExpertBackend::ExchangeOnStreams(const std::vector<Call*>& calls, absl::Time deadline) {

@@ -119,6 +119,9 @@ class RemoteExpertBackend : public ExpertBackend {
   absl::Mutex mu_;  // guards the exchanges in flight (pending_ and the streams' flags)
   int pending_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t step_ = 0;  // requests sent, for the workers' logs
+  // Unary transport: the engine thread waits on this queue itself, so that
+  // a reply wakes it directly (no hand-off from a gRPC callback thread).
+  std::unique_ptr<grpc::CompletionQueue> cq_;
   // Compute scratch (engine thread only).
   std::vector<std::vector<int64_t>> choices_of_worker_;
 };
