@@ -19,12 +19,19 @@ what can be checked without them:
    (present in --bin-dir) and that the images ship (MOE_BINARIES of both
    Dockerfiles), and the program itself must accept every flag and value
    (it is run with those flags plus --helpfull: absl rejects unknown flags
-   and bad values before printing usage).
+   and bad values before printing usage). Exec probes' commands get the
+   same check.
 4. Wiring: references between objects resolve (ConfigMaps, Secrets, PVCs,
    Service selectors and named ports, NetworkPolicy ports, HPA and PDB
    targets, ServiceMonitor), probes and --listen agree with the container
    ports, StatefulSet replicas agree with the placement ConfigMap, each
-   volume has exactly one source, pods run as non-root.
+   volume has exactly one source, pods run as non-root. Files named by
+   flags (--tls-*, --api-keys-file) lie under a volumeMount of the
+   container and are keys of the mounted Secret or ConfigMap. Probes are
+   gRPC probes, or exec probes running moe-health-probe; a server with
+   --tls-cert needs the latter (the kubelet's gRPC probe cannot speak TLS),
+   with TLS flags, and with a client certificate where the server requires
+   one (--tls-ca on routers and workers, --tls-client-ca on the gateway).
 5. Images: both Dockerfiles run as a numeric non-root USER, copy the
    entrypoint, ship every program the entrypoint can start, and their
    HEALTHCHECK command passes check 3; runtime-packages.sh resolves every
@@ -55,6 +62,9 @@ RENDERED = os.path.join(HERE, "rendered")
 SCHEMA_FILES = [os.path.join(HERE, "schemas", f) for f in ("kubernetes-strict.json", "servicemonitor-strict.json")]
 DOCKERFILES = [os.path.join(DOCKER, f) for f in ("Dockerfile.cpu", "Dockerfile.cuda")]
 PLACEMENT_MOUNT = "/etc/moe/placement"
+# Flags whose value is a file the process reads at start-up.
+FILE_FLAGS = ("tls-cert", "tls-key", "tls-ca", "tls-client-ca", "api-keys-file")
+HEALTH_PROBE = "moe-health-probe"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 
 
@@ -273,6 +283,90 @@ def listen_port(argv):
     return None
 
 
+def flag_values(argv):
+    """{flag name with '-': value} of the --name=value and bare --name arguments
+    (bare ones: "true"); the last one wins, as with absl."""
+    flags = {}
+    for a in argv[1:]:
+        m = re.fullmatch(r"--?([A-Za-z0-9_-]+)(?:=(.*))?", a, re.S)
+        if m:
+            flags[m.group(1).replace("_", "-")] = "true" if m.group(2) is None else m.group(2)
+    return flags
+
+
+def check_files(report, where, cluster, pod_spec, container, argv):
+    """Every FILE_FLAGS value must lie under one of the container's
+    volumeMounts and, for a Secret or ConfigMap volume, be one of its keys."""
+    volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
+    for name, path in flag_values(argv).items():
+        if name not in FILE_FLAGS or not path:
+            continue
+        mounts = [m for m in container.get("volumeMounts", [])
+                  if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")]
+        if not mounts:
+            report.fail(where, f"--{name}={path} is not under any volumeMount of the container")
+            continue
+        m = max(mounts, key=lambda m: len(m["mountPath"]))
+        v = volumes.get(m["name"], {})
+        if m.get("subPath"):
+            key = m["subPath"] if path == m["mountPath"] else None
+        else:
+            key = path[len(m["mountPath"].rstrip("/")) + 1:]
+        for kind, src, ref in (("Secret", v.get("secret"), "secretName"), ("ConfigMap", v.get("configMap"), "name")):
+            if src is None:
+                continue
+            obj = cluster.get(kind, src.get(ref))
+            if obj is None:
+                continue  # check_pod reports the volume
+            keys = {i["path"]: i["key"] for i in src["items"]} if src.get("items") else {
+                k: k for k in list(obj.get("data", {})) + list(obj.get("stringData", {})) + list(obj.get("binaryData", {}))}
+            if key not in keys:
+                report.fail(where, f"--{name}={path}: {kind} {src.get(ref)} (volume {m['name']}) has no key "
+                            f"'{key}' (it has {', '.join(sorted(keys)) or 'none'})")
+
+
+def check_exec_probe(report, where, cluster, pod_spec, container, server_argv, port, command, bin_dir, shipped):
+    """An exec probe: its program is built and shipped and accepts its flags;
+    moe-health-probe must ask the server's port on loopback, speak TLS when
+    the server does and present a client certificate when it requires one."""
+    if not command:
+        report.fail(where, "exec probe without a command")
+        return
+    for a in command:
+        if "$(" in a:
+            report.fail(where, f"'{a}': the kubelet does not expand $(VAR) in exec probes")
+    prog = os.path.basename(command[0])
+    for df, progs in shipped.items():
+        if prog not in progs:
+            report.fail(where, f"runs {prog}, which {os.path.relpath(df, ROOT)} does not ship (MOE_BINARIES)")
+    flag_check(report, where, bin_dir, command)
+    check_files(report, where, cluster, pod_spec, container, command)
+    if prog != HEALTH_PROBE:
+        return
+    probe = flag_values(command)
+    server = flag_values(server_argv)
+    m = re.fullmatch(r"(.*):(\d+)", probe.get("address", "127.0.0.1:50051"))
+    if m is None:
+        report.fail(where, f"{HEALTH_PROBE} --address={probe.get('address')} is not HOST:PORT")
+    else:
+        if port is not None and int(m.group(2)) != port:
+            report.fail(where, f"asks port {m.group(2)}, the process listens on {port}")
+        if m.group(1) not in ("127.0.0.1", "localhost", "[::1]"):
+            report.fail(where, f"asks {m.group(1)}: an exec probe runs in the pod, ask 127.0.0.1")
+    probe_tls = probe.get("tls", "false") in ("true", "1", "yes") or bool(probe.get("tls-ca") or probe.get("tls-cert"))
+    server_tls = bool(server.get("tls-cert"))
+    server_prog = os.path.basename(server_argv[0])
+    client_ca = server.get("tls-client-ca") if server_prog == "moe-gateway" else server.get("tls-ca")
+    if server_tls and not probe_tls:
+        report.fail(where, f"speaks plaintext to {server_prog}, which serves TLS (--tls-cert): give it --tls-ca")
+    elif probe_tls and not server_tls:
+        report.fail(where, f"speaks TLS to {server_prog}, which serves plaintext (no --tls-cert)")
+    if server_tls and client_ca and not (probe.get("tls-cert") and probe.get("tls-key")):
+        report.fail(where, f"{server_prog} requires a client certificate (mutual TLS: "
+                    f"--{'tls-client-ca' if server_prog == 'moe-gateway' else 'tls-ca'}): "
+                    "give the probe --tls-cert and --tls-key")
+
+
 def check_pod(report, cluster, owner, pod_spec, pod_names, namespace, bin_dir, shipped):
     where0 = f"{cluster.name}: {owner['kind']}/{owner['metadata']['name']}"
     sec = pod_spec.get("securityContext", {})
@@ -308,6 +402,7 @@ def check_pod(report, cluster, owner, pod_spec, pod_names, namespace, bin_dir, s
         if csec.get("allowPrivilegeEscalation") is not False or not csec.get("readOnlyRootFilesystem"):
             report.fail(where, "set allowPrivilegeEscalation: false and readOnlyRootFilesystem: true")
         seen = set()
+        probes_seen = set()
         for pod_name in pod_names:
             env = pod_env(report, where, cluster, c, pod_name, namespace)
             argv = container_argv(report, where, cluster, pod_spec, c, env, bin_dir)
@@ -321,21 +416,35 @@ def check_pod(report, cluster, owner, pod_spec, pod_names, namespace, bin_dir, s
             if key not in seen:
                 seen.add(key)
                 flag_check(report, f"{where} [{pod_name}]", bin_dir, argv)
+                check_files(report, where, cluster, pod_spec, c, argv)
             if section != "containers":
                 continue
             port = listen_port(argv)
             cports = {p["containerPort"]: p.get("name") for p in c.get("ports", [])}
             if port is not None and port not in cports:
                 report.fail(where, f"--listen port {port} is not a containerPort ({sorted(cports)})")
+            tls = bool(flag_values(argv).get("tls-cert"))
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 p = c.get(probe)
                 if p is None:
                     report.fail(where, f"no {probe}")
                     continue
-                if "grpc" not in p:
-                    report.fail(where, f"{probe} must use the gRPC health service (grpc:)")
-                elif port is not None and p["grpc"]["port"] != port:
-                    report.fail(where, f"{probe} asks port {p['grpc']['port']}, the process listens on {port}")
+                if "grpc" in p:
+                    if tls:
+                        report.fail(where, f"{probe}: the kubelet's gRPC probe cannot speak TLS, and {prog} serves "
+                                    f"TLS (--tls-cert): use an exec probe running {HEALTH_PROBE} with TLS flags")
+                    elif port is not None and p["grpc"]["port"] != port:
+                        report.fail(where, f"{probe} asks port {p['grpc']['port']}, the process listens on {port}")
+                elif "exec" in p:
+                    command = p["exec"].get("command", [])
+                    sflags = flag_values(argv)
+                    pkey = (tuple(command), prog, port) + tuple(sflags.get(f) for f in FILE_FLAGS)
+                    if pkey not in probes_seen:
+                        probes_seen.add(pkey)
+                        check_exec_probe(report, f"{where} {probe}", cluster, pod_spec, c, argv, port, command,
+                                         bin_dir, shipped)
+                else:
+                    report.fail(where, f"{probe} must ask the gRPC health service (grpc:, or exec: {HEALTH_PROBE})")
             res = c.get("resources", {})
             if not res.get("requests") or "memory" not in res.get("limits", {}):
                 report.fail(where, "needs resource requests and a memory limit")
@@ -480,11 +589,12 @@ def check_images(report, bin_dir, shipped):
 
 
 def self_test(bin_dir, objects_by_overlay):
-    """Breaks a copy of the tiny-cpu render in known ways; each must be caught."""
+    """Breaks copies of the tiny-cpu render (and, for TLS, of the
+    all-components render) in known ways; each must be caught."""
     import copy
-    base = objects_by_overlay.get("tiny-cpu")
-    if base is None:
-        return ["self-test: no tiny-cpu render"]
+    for name in ("tiny-cpu", "all-components"):
+        if name not in objects_by_overlay:
+            return [f"self-test: no {name} render"]
     shipped = {df: dockerfile_binaries(df) for df in DOCKERFILES}
 
     def find(objs, kind, name):
@@ -522,7 +632,7 @@ def self_test(bin_dir, objects_by_overlay):
         container(objs, "StatefulSet", "moe-router")["readinessProbe"]["grpc"]["port"] = 7101
 
     def m_target_port(objs):
-        find(objs, "Service", "moe-gateway")["spec"]["ports"][0]["targetPort"] = "http"
+        find(objs, "Service", "moe-gateway")["spec"]["ports"][0]["targetPort"] = "metrics"
 
     def m_unbuilt(objs):
         container(objs, "Deployment", "moe-gateway")["command"] = ["moe-openai-proxy"]
@@ -530,27 +640,68 @@ def self_test(bin_dir, objects_by_overlay):
     def m_root(objs):
         find(objs, "Deployment", "moe-gateway")["spec"]["template"]["spec"]["securityContext"]["runAsUser"] = 0
 
+    tls_flags = ["--tls-cert=/etc/moe/tls/tls.crt", "--tls-key=/etc/moe/tls/tls.key"]
+
+    def m_tls_grpc_probe(objs):
+        container(objs, "Deployment", "moe-gateway")["args"] += tls_flags
+
+    def m_unmounted_file(objs):
+        container(objs, "StatefulSet", "moe-router")["args"].append("--tls-ca=/etc/moe/tls/ca.crt")
+
+    def m_missing_key(objs):
+        container(objs, "Deployment", "moe-gateway")["args"].append("--api-keys-file=/etc/moe/api-keys/api-keys.txt")
+
+    # On the all-components render (components/tls: exec probes, mutual TLS).
+    def probe_command(objs, kind, name, probe):
+        return container(objs, kind, name)[probe]["exec"]["command"]
+
+    def m_exec_probe_port(objs):
+        cmd = probe_command(objs, "StatefulSet", "moe-expert-worker", "readinessProbe")
+        cmd[:] = [a.replace("127.0.0.1:7001", "127.0.0.1:7002") for a in cmd]
+
+    def m_exec_probe_flag(objs):
+        probe_command(objs, "StatefulSet", "moe-router", "startupProbe").append("--timeout=1500")
+
+    def m_probe_plaintext(objs):
+        cmd = probe_command(objs, "Deployment", "moe-gateway", "livenessProbe")
+        cmd[:] = [a for a in cmd if not a.startswith("--tls")]
+
+    def m_probe_no_client_cert(objs):
+        cmd = probe_command(objs, "StatefulSet", "moe-router", "livenessProbe")
+        cmd[:] = [a for a in cmd if not a.startswith(("--tls-cert", "--tls-key"))]
+
+    def m_probe_not_shipped(objs):
+        probe_command(objs, "StatefulSet", "moe-expert-worker", "startupProbe")[0] = "grpc_health_probe"
+
     cases = [
-        (m_unknown_field, "Additional properties are not allowed ('livenessProbes'"),
-        (m_unknown_nested, "Additional properties are not allowed ('limit'"),
-        (m_wrong_type, "'two' is not of type 'integer'"),
-        (m_unknown_flag, "Unknown command line flag 'no_such_flag'"),
-        (m_future_flag, "Unknown command line flag 'tls_cert_file'"),
-        (m_bad_value, "Illegal value 'many' specified for flag 'threads'"),
-        (m_replicas, "the placement ConfigMap says workers=2"),
-        (m_two_sources, "has 2 sources"),
-        (m_probe_port, "readinessProbe asks port 7101"),
-        (m_target_port, "targetPort 'http' is not a named container port"),
-        (m_unbuilt, "which the project does not build"),
-        (m_root, "non-zero runAsUser"),
+        ("tiny-cpu", m_unknown_field, "Additional properties are not allowed ('livenessProbes'"),
+        ("tiny-cpu", m_unknown_nested, "Additional properties are not allowed ('limit'"),
+        ("tiny-cpu", m_wrong_type, "'two' is not of type 'integer'"),
+        ("tiny-cpu", m_unknown_flag, "Unknown command line flag 'no_such_flag'"),
+        ("tiny-cpu", m_future_flag, "Unknown command line flag 'tls_cert_file'"),
+        ("tiny-cpu", m_bad_value, "Illegal value 'many' specified for flag 'threads'"),
+        ("tiny-cpu", m_replicas, "the placement ConfigMap says workers=2"),
+        ("tiny-cpu", m_two_sources, "has 2 sources"),
+        ("tiny-cpu", m_probe_port, "readinessProbe asks port 7101"),
+        ("tiny-cpu", m_target_port, "targetPort 'metrics' is not a named container port"),
+        ("tiny-cpu", m_unbuilt, "which the project does not build"),
+        ("tiny-cpu", m_root, "non-zero runAsUser"),
+        ("tiny-cpu", m_tls_grpc_probe, "the kubelet's gRPC probe cannot speak TLS"),
+        ("tiny-cpu", m_unmounted_file, "--tls-ca=/etc/moe/tls/ca.crt is not under any volumeMount"),
+        ("tiny-cpu", m_missing_key, "has no key 'api-keys.txt'"),
+        ("all-components", m_exec_probe_port, "readinessProbe: asks port 7002, the process listens on 7001"),
+        ("all-components", m_exec_probe_flag, "moe-health-probe rejects its arguments: Unknown command line flag 'timeout'"),
+        ("all-components", m_probe_plaintext, "speaks plaintext to moe-gateway"),
+        ("all-components", m_probe_no_client_cert, "moe-router requires a client certificate"),
+        ("all-components", m_probe_not_shipped, "runs grpc_health_probe, which deploy/docker/Dockerfile.cpu does not ship"),
     ]
     problems = []
-    for mutate, want in cases:
-        objs = copy.deepcopy(base)
+    for overlay, mutate, want in cases:
+        objs = copy.deepcopy(objects_by_overlay[overlay])
         mutate(objs)
         report = Report()
-        validate_schemas(report, {"tiny-cpu": objs})
-        check_wiring(report, Cluster("tiny-cpu", objs), bin_dir, shipped)
+        validate_schemas(report, {overlay: objs})
+        check_wiring(report, Cluster(overlay, objs), bin_dir, shipped)
         if not any(want in f for f in report.failures):
             problems.append(f"self-test {mutate.__name__}: want a failure containing {want!r}, got "
                             f"{report.failures or 'none'}")
@@ -566,7 +717,8 @@ def main():
     ap.add_argument("--kubectl", default=None, help="kubectl to render with (default: from PATH)")
     ap.add_argument("--update", action="store_true", help="rewrite deploy/k8s/rendered/ from the overlays")
     ap.add_argument("--self-test", action="store_true",
-                    help="also break copies of the tiny-cpu render in known ways and require each to be caught")
+                    help="also break copies of the tiny-cpu and all-components renders in known ways and require "
+                    "each to be caught")
     a = ap.parse_args()
     bin_dir = os.path.abspath(a.bin_dir)
     report = Report()
