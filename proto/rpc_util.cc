@@ -116,7 +116,10 @@ std::chrono::system_clock::time_point DeadlineIn(int64_t ms) {
   return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
 }
 
+void IgnoreBrokenPipes() { signal(SIGPIPE, SIG_IGN); }
+
 void BlockTerminationSignals() {
+  IgnoreBrokenPipes();
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);

@@ -69,7 +69,12 @@ std::chrono::system_clock::time_point DeadlineIn(int64_t ms);
 
 // Blocks SIGINT/SIGTERM in the calling thread (call first in main, before any
 // thread starts) and returns once one arrives; used by the servers' main.cc.
+// Also ignores SIGPIPE (IgnoreBrokenPipes).
 void BlockTerminationSignals();
+// A peer that closes a TLS connection while OpenSSL writes to it raises
+// SIGPIPE (OpenSSL writes with write(2), not send(MSG_NOSIGNAL)), which would
+// kill the process; with this the write fails with EPIPE instead.
+void IgnoreBrokenPipes();
 int WaitForTerminationSignal();
 
 }  // namespace moe::rpc

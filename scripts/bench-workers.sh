@@ -8,7 +8,7 @@ bin="${BUILD_DIR:-$root/build}/bin"
 model="${1:-$root/models/bench-1024}"
 workers="${2:-2}"
 runs="${3:-3}"
-threads="${WORKER_THREADS:-1}"
+threads="${WORKER_THREADS:-0}"  # 0: every CPU (the pools sleep while idle)
 if [ ! -f "$model/config.json" ]; then
   "$bin/moe-model" make-tiny --out "$model" --hidden 1024 --layers 8 --heads 16 --kv-heads 4 \
     --experts 8 --top-k 2 --ffn 2816 --vocab 32000
@@ -29,12 +29,25 @@ for ((i = 0; i < workers; i++)); do
 done
 list="$(IFS=,; echo "${addrs[*]}")"
 echo "workers: $list (threads each: $threads)"
+ratios1=()
+ratios16=()
 for ((r = 1; r <= runs; r++)); do
   for mode in "$list" local; do
     line="$("$bin/moe-bench" --model "$model" --workers "$mode" --decode-steps 48 --bandwidth-mib 64 --json)"
     b1="$(echo "$line" | sed -n 's/.*"decode_batch1_tokens_per_s": \([0-9.]*\).*/\1/p')"
     b16="$(echo "$line" | sed -n 's/.*"decode_batchN_tokens_per_s": \([0-9.]*\).*/\1/p')"
-    label=$([ "$mode" = local ] && echo "local  " || echo "workers")
-    printf 'run %d %s  decode batch 1: %8.2f tok/s   batch 16: %8.2f tok/s\n' "$r" "$label" "$b1" "$b16"
+    if [ "$mode" = local ]; then
+      printf 'run %d local    decode batch 1: %8.2f tok/s   batch 16: %8.2f tok/s' "$r" "$b1" "$b16"
+      ratios1+=("$(echo "$w1 $b1" | awk '{printf "%.3f", $1 / $2}')")
+      ratios16+=("$(echo "$w16 $b16" | awk '{printf "%.3f", $1 / $2}')")
+      printf '   workers/local: %s, %s\n' "${ratios1[-1]}" "${ratios16[-1]}"
+    else
+      w1="$b1"
+      w16="$b16"
+      printf 'run %d workers  decode batch 1: %8.2f tok/s   batch 16: %8.2f tok/s\n' "$r" "$b1" "$b16"
+    fi
   done
 done
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+echo "workers/local over $runs runs: batch 1 median $(median "${ratios1[@]}") (${ratios1[*]});" \
+  "batch 16 median $(median "${ratios16[@]}") (${ratios16[*]})"

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "deploy/local/cluster.h"
@@ -100,6 +101,8 @@ echo "not a certificate" > garbage.pem
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // The HTTPS clients here write to servers that refuse them mid-handshake.
+    rpc::IgnoreBrokenPipes();
     char dir[] = "/tmp/moe-tls-test.XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
@@ -241,6 +244,38 @@ TEST_F(TlsTest, HttpsServesTheApiAndPlainHttpGetsNoAnswer) {
   plain.set_read_timeout(5, 0);
   auto r = plain.Get("/health");
   EXPECT_TRUE(!r || r->status != 200);
+}
+
+TEST_F(TlsTest, GatewaySurvivesHttpsClientsThatLeaveMidStream) {
+  const std::string& a = cluster_->gateway_http_address();
+  const std::string host = a.substr(0, a.rfind(':'));
+  const int port = std::stoi(a.substr(a.rfind(':') + 1));
+  const nlohmann::json body = {{"model", "tiny-mixtral"}, {"prompt", "Hello"}, {"max_tokens", 400},
+                               {"ignore_eos", true}, {"stream", true}};
+  for (int i = 0; i < 4; ++i) {
+    httplib::SSLClient https(host, port);
+    https.set_ca_cert_path(File("ca.pem").c_str());
+    https.enable_server_certificate_verification(true);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = body.dump();
+    req.set_header("Content-Type", "application/json");
+    int chunks = 0;
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 2; };
+    https.send(req);  // ends with Canceled once the receiver says stop
+    EXPECT_GE(chunks, 1);
+  }  // each client closes its connection with the stream still running
+  // The gateway (which ignores SIGPIPE, as TLS writes to a closed peer raise
+  // it) is still serving, and no process of the cluster exited.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  httplib::SSLClient https(host, port);
+  https.set_ca_cert_path(File("ca.pem").c_str());
+  https.enable_server_certificate_verification(true);
+  auto health = https.Get("/health");
+  ASSERT_TRUE(health) << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200);
+  EXPECT_TRUE(cluster_->processes().Reap().empty());
 }
 
 TEST_F(TlsTest, GatewayWithTlsClientCaRequiresClientCertificates) {

@@ -26,6 +26,7 @@
 #include "tools/loadgen/stats.h"
 #include "tools/loadgen/svg.h"
 #include "tools/loadgen/workload.h"
+#include "proto/rpc_util.h"
 #include "proto/tls_flags.h"
 
 ABSL_FLAG(std::string, backend, "grpc", "grpc (moe.v1.Inference/Generate) or http (POST /v1/completions, SSE).");
@@ -84,6 +85,7 @@ bool WriteFile(const std::string& path, const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  moe::rpc::IgnoreBrokenPipes();  // https: a server closing mid-write must not kill the run
   absl::SetProgramUsageMessage(
       "moe-loadgen [--backend grpc --gateway ADDR | --backend http --base-url URL] "
       "(--request-rate R [--burstiness B] | --concurrency C) (--num-requests N | --duration S) "
