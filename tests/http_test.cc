@@ -2,8 +2,10 @@
 // (one expert worker, a router, a gateway with --http-listen 127.0.0.1:0 and
 // --api-keys-file), driven with cpp-httplib's client as an HTTP user would.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -372,6 +374,58 @@ TEST_F(HttpTest, AuthMatrix) {
 
 // Last: it stops the expert worker. An error after the stream started ends
 // it with an {"error": ...} event and [DONE]; /health then answers 503.
+// moe-client and moe-loadgen against the keyed gateway: --api-key (or
+// MOE_API_KEY) gets through on gRPC and HTTP, no key gets UNAUTHENTICATED/401.
+TEST_F(HttpTest, ClientToolsSendTheApiKey) {
+  auto run = [](const std::string& command) {
+    std::string out;
+    FILE* p = popen((command + " 2>&1").c_str(), "r");
+    if (p == nullptr) return std::make_pair(-1, out);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int status = pclose(p);
+    return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, out);
+  };
+  const std::string bin = MOE_BIN_DIR;
+  const std::string client = "timeout 60 " + bin + "/moe-client --gateway " + cluster_->gateway_address() +
+                             " --prompt Hello --max-tokens 3 --temperature 0";
+  auto [with_key, out1] = run(client + " --api-key " + kKey);
+  EXPECT_EQ(with_key, 0) << out1;
+  EXPECT_THAT(out1, HasSubstr("3 completion tokens"));
+  auto [from_env, out2] = run("MOE_API_KEY=" + std::string(kKey) + " " + client);
+  EXPECT_EQ(from_env, 0) << out2;
+  auto [no_key, out3] = run("env -u MOE_API_KEY " + client);
+  EXPECT_EQ(no_key, 1) << out3;
+  EXPECT_THAT(out3, HasSubstr("UNAUTHENTICATED"));
+
+  const std::string json = run_dir_ + "/loadgen-key.json";
+  const std::string common = " --vocab-size 512 --concurrency 2 --num-requests 4 --input-len 8 --output-len 3 --json " +
+                             json;
+  for (const std::string& target :
+       {" --gateway " + cluster_->gateway_address(), " --backend http --base-url http://" +
+                                                         cluster_->gateway_http_address()}) {
+    SCOPED_TRACE(target);
+    std::filesystem::remove(json);
+    auto [rc, out] = run("timeout 120 " + bin + "/moe-loadgen" + target + " --api-key " + kKey + common);
+    ASSERT_EQ(rc, 0) << out;
+    std::ifstream in(json);
+    const Json j = Json::parse(in);
+    EXPECT_EQ(j["completed"], 4) << out;
+    EXPECT_EQ(j["failed"], 0) << out;
+  }
+  // Without a key every HTTP request is refused with 401.
+  std::filesystem::remove(json);
+  auto [rc, out] = run("env -u MOE_API_KEY timeout 120 " + bin + "/moe-loadgen --backend http --base-url http://" +
+                       cluster_->gateway_http_address() + " --model tiny-mixtral" + common);
+  std::ifstream in(json);
+  ASSERT_TRUE(in.good()) << out;
+  const Json j = Json::parse(in);
+  EXPECT_EQ(j["completed"], 0) << out;
+  EXPECT_EQ(j["failed"], 4) << out;
+  EXPECT_THAT(j.dump(), HasSubstr("401")) << out;
+}
+
 TEST_F(HttpTest, WorkerLossMidStreamAndHealth) {
   pid_t worker = -1;
   for (const auto& c : cluster_->processes().children()) {

@@ -1,4 +1,5 @@
 // moe-client: sends one prompt to a gateway and prints the answer as it streams.
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -28,6 +29,9 @@ ABSL_FLAG(bool, ignore_eos, false, "Keep generating after an end-of-sequence tok
 ABSL_FLAG(bool, json, false, "Print every stream message as one JSON line.");
 ABSL_FLAG(bool, info, false, "Print the model description and exit.");
 ABSL_FLAG(int64_t, timeout_ms, 300000, "Deadline of the request, ms.");
+ABSL_FLAG(std::string, api_key, "",
+          "Key for a gateway started with --api-keys-file (sent as 'authorization: Bearer KEY'); default: the "
+          "MOE_API_KEY environment variable.");
 ABSL_FLAG(bool, tls, false, "Connect with TLS (implied by --tls-ca or --tls-cert); the server's certificate is "
           "verified against --tls-ca, or the system's roots without it.");
 
@@ -43,6 +47,9 @@ int main(int argc, char** argv) {
   auto stub = moe::v1::Inference::NewStub(moe::rpc::MakeChannel(absl::GetFlag(FLAGS_gateway), &*tls));
   grpc::ClientContext ctx;
   ctx.set_deadline(moe::rpc::DeadlineIn(absl::GetFlag(FLAGS_timeout_ms)));
+  std::string api_key = absl::GetFlag(FLAGS_api_key);
+  if (const char* env = std::getenv("MOE_API_KEY"); api_key.empty() && env != nullptr) api_key = env;
+  if (!api_key.empty()) ctx.AddMetadata("authorization", "Bearer " + api_key);
   if (absl::GetFlag(FLAGS_info)) {
     moe::v1::ModelInfo info;
     const grpc::Status s = stub->GetModelInfo(&ctx, moe::v1::GetModelInfoRequest(), &info);

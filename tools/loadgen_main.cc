@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -32,6 +33,9 @@
 ABSL_FLAG(std::string, backend, "grpc", "grpc (moe.v1.Inference/Generate) or http (POST /v1/completions, SSE).");
 ABSL_FLAG(std::string, gateway, "127.0.0.1:50051", "gRPC gateway address (--backend grpc).");
 ABSL_FLAG(std::string, base_url, "", "HTTP server, http://HOST:PORT or https://HOST:PORT (--backend http).");
+ABSL_FLAG(std::string, api_key, "",
+          "Key for a gateway started with --api-keys-file (sent as 'authorization: Bearer KEY'); default: the "
+          "MOE_API_KEY environment variable.");
 ABSL_FLAG(bool, tls, false,
           "gRPC: connect with TLS (implied by --tls-ca or --tls-cert), verified against --tls-ca or the system's "
           "roots. HTTP: TLS follows the scheme of --base-url; --tls-ca, --tls-cert and --tls-key apply to https.");
@@ -124,15 +128,17 @@ int main(int argc, char** argv) {
   // The same checks as the servers make: a bad file is named before any request.
   auto tls = moe::rpc::TlsFromFlags(moe::rpc::TlsRole::kClient, absl::GetFlag(FLAGS_tls));
   if (!tls.ok()) return Fail(2, std::string(tls.status().message()));
+  std::string api_key = absl::GetFlag(FLAGS_api_key);
+  if (const char* env = std::getenv("MOE_API_KEY"); api_key.empty() && env != nullptr) api_key = env;
   if (backend_name == "grpc") {
     const std::string gateway = absl::GetFlag(FLAGS_gateway);
     if (wo.jsonl_path.empty()) {
-      auto facts = QueryModelFacts(gateway, kInfoTimeoutMs, *tls);
+      auto facts = QueryModelFacts(gateway, kInfoTimeoutMs, *tls, api_key);
       if (!facts.ok()) return Fail(1, facts.status().ToString());
       if (wo.vocab_size == 0) wo.vocab_size = facts->vocab_size;
       wo.excluded_ids = facts->eos_token_ids;
     }
-    backend = GrpcBackend::Create(gateway, *tls);
+    backend = GrpcBackend::Create(gateway, *tls, api_key);
   } else {
     if (wo.jsonl_path.empty() && wo.vocab_size == 0) {
       return Fail(2, "synthetic prompts over HTTP need --vocab-size (or give --jsonl)");
@@ -145,6 +151,7 @@ int main(int argc, char** argv) {
     ho.tls_ca_file = tls_files.ca_file;
     ho.tls_cert_file = tls_files.cert_file;
     ho.tls_key_file = tls_files.key_file;
+    ho.api_key = api_key;
     ho.model = absl::GetFlag(FLAGS_model);
     if (ho.model.empty()) {
       // OpenAI-style servers want "model": take the first one served.

@@ -10,9 +10,10 @@
 namespace moe::loadgen {
 
 absl::StatusOr<ModelFacts> QueryModelFacts(const std::string& address, int64_t timeout_ms,
-                                           const rpc::TlsConfig& tls) {
+                                           const rpc::TlsConfig& tls, const std::string& api_key) {
   auto stub = moe::v1::Inference::NewStub(rpc::MakeChannel(address, &tls));
   grpc::ClientContext ctx;
+  if (!api_key.empty()) ctx.AddMetadata("authorization", "Bearer " + api_key);
   ctx.set_deadline(rpc::DeadlineIn(timeout_ms));
   moe::v1::ModelInfo info;
   const grpc::Status status = stub->GetModelInfo(&ctx, moe::v1::GetModelInfoRequest(), &info);
@@ -32,8 +33,10 @@ namespace {
 // One Generate stream; deletes itself after reporting.
 class GenerateCall final : public grpc::ClientReadReactor<moe::v1::GenerateResponse> {
  public:
-  GenerateCall(const RequestSpec& spec, Clock::time_point origin, Backend::DoneCallback done)
+  GenerateCall(const RequestSpec& spec, const std::string& api_key, Clock::time_point origin,
+               Backend::DoneCallback done)
       : origin_(origin), done_(std::move(done)) {
+    if (!api_key.empty()) context_.AddMetadata("authorization", "Bearer " + api_key);
     record_.index = spec.index;
     record_.warmup = spec.warmup;
     record_.scheduled_s = spec.scheduled_s;
@@ -110,21 +113,24 @@ class GenerateCall final : public grpc::ClientReadReactor<moe::v1::GenerateRespo
 
 struct GrpcBackend::Impl {
   std::string address;
+  std::string api_key;
   std::unique_ptr<moe::v1::Inference::Stub> stub;
 };
 
 GrpcBackend::GrpcBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GrpcBackend::~GrpcBackend() = default;
 
-std::unique_ptr<GrpcBackend> GrpcBackend::Create(const std::string& address, const rpc::TlsConfig& tls) {
+std::unique_ptr<GrpcBackend> GrpcBackend::Create(const std::string& address, const rpc::TlsConfig& tls,
+                                                 const std::string& api_key) {
   auto impl = std::make_unique<Impl>();
   impl->address = address;
+  impl->api_key = api_key;
   impl->stub = moe::v1::Inference::NewStub(rpc::MakeChannel(address, &tls));
   return std::unique_ptr<GrpcBackend>(new GrpcBackend(std::move(impl)));
 }
 
 void GrpcBackend::Start(const RequestSpec& spec, Clock::time_point origin, DoneCallback done) {
-  (new GenerateCall(spec, origin, std::move(done)))->Start(impl_->stub.get());
+  (new GenerateCall(spec, impl_->api_key, origin, std::move(done)))->Start(impl_->stub.get());
 }
 
 std::string GrpcBackend::Describe() const { return absl::StrCat("grpc ", impl_->address); }

@@ -23,13 +23,15 @@ struct ModelFacts {
 };
 
 // GetModelInfo on the gateway at `address`.
+// `api_key`, when set, goes out as "authorization: Bearer KEY".
 absl::StatusOr<ModelFacts> QueryModelFacts(const std::string& address, int64_t timeout_ms,
-                                           const rpc::TlsConfig& tls = {});
+                                           const rpc::TlsConfig& tls = {}, const std::string& api_key = "");
 
 class GrpcBackend : public Backend {
  public:
   // One channel to the gateway at `address` (connects lazily).
-  static std::unique_ptr<GrpcBackend> Create(const std::string& address, const rpc::TlsConfig& tls = {});
+  static std::unique_ptr<GrpcBackend> Create(const std::string& address, const rpc::TlsConfig& tls = {},
+                                             const std::string& api_key = "");
   ~GrpcBackend() override;
 
   void Start(const RequestSpec& spec, Clock::time_point origin, DoneCallback done) override;

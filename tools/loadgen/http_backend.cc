@@ -18,6 +18,7 @@ std::unique_ptr<httplib::Client> MakeHttpClient(const HttpBackendOptions& option
   auto client = std::make_unique<httplib::Client>(options.base_url, options.tls_cert_file, options.tls_key_file);
   if (!options.tls_ca_file.empty()) client->set_ca_cert_path(options.tls_ca_file.c_str());
   client->enable_server_certificate_verification(true);
+  if (!options.api_key.empty()) client->set_bearer_token_auth(options.api_key);
   return client;
 }
 

@@ -30,6 +30,7 @@ struct HttpBackendOptions {
   // https:// only: PEM CA file the server's certificate is verified against
   // (empty: the system's roots), and a client certificate and key (PEM).
   std::string tls_ca_file, tls_cert_file, tls_key_file;
+  std::string api_key;  // sent as "Authorization: Bearer KEY" when set
 };
 
 // The first model id of GET {base_url}/v1/models (OpenAI's list format), for
