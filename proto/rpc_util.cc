@@ -12,6 +12,13 @@
 #include "grpcpp/health_check_service_interface.h"
 
 namespace moe::rpc {
+namespace {
+
+std::string CodeName(grpc::StatusCode code) {
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+}
+
+}  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -87,13 +94,24 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const Tls
   return grpc::CreateCustomChannel(address, ChannelCredentials(*tls), args);
 }
 
-bool IsServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls) {
+absl::Status CheckServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls) {
   auto stub = grpc::health::v1::Health::NewStub(MakeChannel(address, tls));
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineIn(timeout_ms));
   grpc::health::v1::HealthCheckResponse resp;
   const grpc::Status s = stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
-  return s.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat(address, ": ", CodeName(s.error_code()), ": ", s.error_message()));
+  }
+  if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+    return absl::UnavailableError(absl::StrCat(
+        address, " answers ", grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status())));
+  }
+  return absl::OkStatus();
+}
+
+bool IsServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls) {
+  return CheckServing(address, timeout_ms, tls).ok();
 }
 
 absl::Status WaitForServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls) {

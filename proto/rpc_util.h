@@ -61,6 +61,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const Tls
 // or `timeout_ms` passes; DEADLINE_EXCEEDED naming the address and the last
 // answer otherwise.
 absl::Status WaitForServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls = nullptr);
+// One health check: OK when SERVING; otherwise UNAVAILABLE with what came
+// back (the serving status, or the call's error, e.g. a failed handshake).
+absl::Status CheckServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls = nullptr);
 // One health check: true when SERVING.
 bool IsServing(const std::string& address, int64_t timeout_ms, const TlsConfig* tls = nullptr);
 

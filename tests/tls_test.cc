@@ -210,6 +210,15 @@ TEST_F(TlsTest, RouterAndWorkersAcceptOnlyClientCertificatesFromTheCa) {
     EXPECT_EQ(Check(address, ClientTls("ca")).error_code(), grpc::StatusCode::UNAVAILABLE);   // no certificate
     // A certificate for the right names from another CA.
     EXPECT_EQ(Check(address, ClientTls("ca", "rogue")).error_code(), grpc::StatusCode::UNAVAILABLE);
+    // moe-health-probe, as the Kubernetes exec probes run it.
+    const std::string probe = "timeout 30 " + std::string(MOE_BIN_DIR) + "/moe-health-probe --timeout-ms 5000" +
+                              " --address " + address + " --tls-ca " + File("ca.pem");
+    const CommandResult ok = RunShell(probe + " --tls-cert " + File("leaf.pem") + " --tls-key " + File("leaf.key"));
+    EXPECT_EQ(ok.exit_code, 0) << ok.output;
+    EXPECT_THAT(ok.output, HasSubstr("SERVING"));
+    const CommandResult refused = RunShell(probe);
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_THAT(refused.output, HasSubstr(address + ": UNAVAILABLE"));
   }
 }
 

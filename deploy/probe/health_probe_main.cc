@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
       std::cerr << "moe-health-probe: " << s.message() << "\n";
       return 1;
     }
-  } else if (!moe::rpc::IsServing(address, absl::GetFlag(FLAGS_timeout_ms), &*tls)) {
-    std::cerr << "moe-health-probe: " << address << " is not SERVING\n";
+  } else if (absl::Status s = moe::rpc::CheckServing(address, absl::GetFlag(FLAGS_timeout_ms), &*tls); !s.ok()) {
+    std::cerr << "moe-health-probe: " << s.message() << "\n";
     return 1;
   }
   std::cout << address << " SERVING\n";
