@@ -37,10 +37,11 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
   }
   rpc::TlsConfig public_tls = options.tls;
   public_tls.ca_pem.clear();
+  public_tls.files.ca_file = options.tls_client_ca_file;
   if (!options.tls_client_ca_file.empty()) {
     rpc::TlsFiles f;
     f.ca_file = options.tls_client_ca_file;
-    ASSIGN_OR_RETURN(rpc::TlsConfig client_ca, rpc::LoadTls(f, rpc::TlsRole::kClient));
+    ASSIGN_OR_RETURN(rpc::TlsConfig client_ca, rpc::LoadTls(f, rpc::TlsRole::kClient));  // checked like the others
     public_tls.ca_pem = client_ca.ca_pem;
   }
   so.credentials = rpc::ServerCredentials(public_tls, /*verify_clients=*/!options.tls_client_ca_file.empty());

@@ -6,11 +6,14 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 
 namespace moe::rpc {
 namespace {
@@ -117,21 +120,33 @@ absl::StatusOr<TlsConfig> LoadTls(const TlsFiles& files, TlsRole role) {
 
 std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const TlsConfig& tls, bool verify_clients) {
   if (!tls.enabled || !tls.has_identity()) return grpc::InsecureServerCredentials();
-  grpc::SslServerCredentialsOptions options(
-      verify_clients && tls.has_ca() ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  if (verify_clients && tls.has_ca()) options.pem_root_certs = tls.ca_pem;
-  options.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
-  return grpc::SslServerCredentials(options);
+  const bool verify = verify_clients && !tls.files.ca_file.empty();
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      tls.files.key_file, tls.files.cert_file, verify ? tls.files.ca_file : std::string(),
+      std::max(1u, tls.files.reload_interval_s));
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (verify) {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  } else {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const TlsConfig& tls) {
   if (!tls.enabled) return grpc::InsecureChannelCredentials();
-  grpc::SslCredentialsOptions options;
-  options.pem_root_certs = tls.ca_pem;  // empty: the system's roots
-  options.pem_private_key = tls.key_pem;
-  options.pem_cert_chain = tls.cert_pem;
-  return grpc::SslCredentials(options);
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  const TlsFiles& f = tls.files;
+  if (!f.cert_file.empty() || !f.ca_file.empty()) {
+    options.set_certificate_provider(std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        f.key_file, f.cert_file, f.ca_file, std::max(1u, f.reload_interval_s)));
+    if (!f.ca_file.empty()) options.watch_root_certs();  // else the system's roots
+    if (!f.cert_file.empty()) options.watch_identity_key_cert_pairs();
+  }
+  options.set_verify_server_certs(true);
+  return grpc::experimental::TlsCredentials(options);
 }
 
 }  // namespace moe::rpc

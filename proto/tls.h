@@ -18,6 +18,12 @@
 //
 // The internal services are both: the router serves gateways and dials
 // workers, and presents the same certificate in both roles.
+//
+// gRPC re-reads the three files every `reload_interval_s` (--tls-reload-
+// interval-s), so a renewed certificate (a cert-manager renewal, an updated
+// Kubernetes Secret volume) is used for new connections without a restart.
+// Files that stop parsing are ignored (gRPC logs it) and the last good ones
+// stay in use. The gateway's HTTPS listener reads its files at start-up only.
 #ifndef MOE_PROTO_TLS_H_
 #define MOE_PROTO_TLS_H_
 
@@ -35,6 +41,7 @@ struct TlsFiles {
   std::string ca_file;      // PEM CA certificates that peers must chain to
   std::string server_name;  // clients: name expected in the server's certificate
   bool client_tls = false;  // clients: TLS even with no file (system roots)
+  unsigned reload_interval_s = 60;  // how often gRPC re-reads the files
 };
 
 struct TlsConfig {

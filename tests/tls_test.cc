@@ -6,6 +6,7 @@
 //   leaf.pem     issued by it for 127.0.0.1 / localhost (server and client use)
 //   other-ca.pem a second CA, and rogue.pem issued by it for the same names
 //   expired.pem  issued by ca.pem, valid only in January 2020
+//   renewed.pem  issued by ca.pem for the same names, CN "moe-renewed"
 //
 // Checks: the golden greedy ids through TLS; plaintext and untrusting
 // clients refused; the router and the workers refuse clients without a
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "deploy/local/cluster.h"
+#include "deploy/local/process_group.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -89,6 +91,9 @@ EOF
 echo 1000 > serial
 openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in leaf.csr -out expired.pem -notext \
   -startdate 20200101000000Z -enddate 20200201000000Z
+openssl req -newkey rsa:2048 -nodes -keyout renewed.key -out renewed.csr -subj "/CN=moe-renewed"
+openssl x509 -req -in renewed.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out renewed.pem -days 2 \
+  -extfile leaf.ext
 echo "not a certificate" > garbage.pem
 )";
   const std::string path = dir + "/make-certs.sh";
@@ -197,6 +202,12 @@ TEST_F(TlsTest, GatewayRefusesPlaintextAndClientsThatDoNotTrustIt) {
   EXPECT_EQ(plain.error_code(), grpc::StatusCode::UNAVAILABLE) << plain.error_message();
   const grpc::Status untrusting = Check(cluster_->gateway_address(), ClientTls("other-ca"));
   EXPECT_EQ(untrusting.error_code(), grpc::StatusCode::UNAVAILABLE) << untrusting.error_message();
+  // The name is checked: the certificate covers localhost, not other.example.
+  rpc::TlsConfig named = ClientTls("ca");
+  named.files.server_name = "localhost";
+  EXPECT_TRUE(Check(cluster_->gateway_address(), named).ok());
+  named.files.server_name = "other.example";
+  EXPECT_EQ(Check(cluster_->gateway_address(), named).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(TlsTest, RouterAndWorkersAcceptOnlyClientCertificatesFromTheCa) {
@@ -351,6 +362,58 @@ TEST_F(TlsTest, LoadgenOverGrpcTlsAndHttps) {
   const CommandResult u = RunShell("timeout 120 " + bin + " --gateway " + cluster_->gateway_address() +
                                    " --tls" + common + " --json " + File("untrusted.json"));
   EXPECT_NE(u.exit_code, 0) << u.output;
+}
+
+// A renewed certificate written over the files is served to new connections
+// without a restart (the files are read again every --tls-reload-interval-s).
+TEST_F(TlsTest, RenewedCertificateIsUsedWithoutRestart) {
+  const std::string dir = dir_ + "/rotation";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(File("leaf.pem"), dir + "/tls.crt");
+  std::filesystem::copy_file(File("leaf.key"), dir + "/tls.key");
+  ProcessGroup processes;
+  ASSERT_TRUE(processes
+                  .Spawn("worker",
+                         {std::string(MOE_BIN_DIR) + "/moe-expert-worker", "--model=" + kModel, "--experts=all",
+                          "--listen=127.0.0.1:0", "--threads=1", "--address-file=" + dir + "/addr",
+                          "--tls-cert=" + dir + "/tls.crt", "--tls-key=" + dir + "/tls.key",
+                          "--tls-ca=" + File("ca.pem"), "--tls-reload-interval-s=1"},
+                         dir + "/worker.log")
+                  .ok());
+  std::string address;
+  for (int i = 0; i < 600 && address.empty(); ++i) {
+    std::ifstream in(dir + "/addr");
+    std::getline(in, address);
+    if (address.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(address.empty());
+  // The common name of the certificate the server presents to a new channel.
+  auto served_name = [&]() -> std::string {
+    const rpc::TlsConfig tls = ClientTls("ca", "leaf");
+    auto stub = grpc::health::v1::Health::NewStub(rpc::MakeChannel(address, &tls));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(rpc::DeadlineIn(10000));
+    ctx.set_wait_for_ready(true);
+    grpc::health::v1::HealthCheckResponse resp;
+    const grpc::Status s = stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
+    if (!s.ok()) return "error: " + s.error_message();
+    const auto names = ctx.auth_context()->FindPropertyValues("x509_common_name");
+    return names.empty() ? "no name" : std::string(names[0].data(), names[0].size());
+  };
+  EXPECT_EQ(served_name(), "moe");
+  // Renewal: new files replace the old ones whole (as a Secret volume update does).
+  std::filesystem::copy_file(File("renewed.key"), dir + "/tls.key.new");
+  std::filesystem::copy_file(File("renewed.pem"), dir + "/tls.crt.new");
+  std::filesystem::rename(dir + "/tls.key.new", dir + "/tls.key");
+  std::filesystem::rename(dir + "/tls.crt.new", dir + "/tls.crt");
+  std::string now;
+  for (int i = 0; i < 100; ++i) {  // 10 s at most; the reload interval is 1 s
+    now = served_name();
+    if (now == "moe-renewed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(now, "moe-renewed");
+  EXPECT_TRUE(processes.Reap().empty());  // the same process throughout
 }
 
 TEST_F(TlsTest, BadTlsFilesStopStartUpNamingFlagAndFile) {
