@@ -71,6 +71,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
       http_options.tls_cert_file = options.tls.files.cert_file;
       http_options.tls_key_file = options.tls.files.key_file;
       http_options.tls_client_ca_file = options.tls_client_ca_file;
+      http_options.tls_reload_interval_s = static_cast<int>(options.tls.files.reload_interval_s);
     }
     ASSIGN_OR_RETURN(g->http_, HttpServer::Start(http_options, std::move(backend)));
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/status_macros.h"
 #include "gateway/openai_request.h"
 #include "gateway/openai_response.h"
 #include "glog/logging.h"
@@ -327,9 +328,21 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
     return absl::InvalidArgumentError("http: a TLS certificate needs its key and a key its certificate");
   }
   if (!options.tls_cert_file.empty()) {
-    auto ssl = std::make_unique<httplib::SSLServer>(
-        options.tls_cert_file.c_str(), options.tls_key_file.c_str(),
-        options.tls_client_ca_file.empty() ? nullptr : options.tls_client_ca_file.c_str());
+    ASSIGN_OR_RETURN(server->certificate_,
+                     ReloadingCertificate::Load(options.tls_cert_file, options.tls_key_file,
+                                                std::chrono::seconds(options.tls_reload_interval_s)));
+    ReloadingCertificate* certificate = server->certificate_.get();
+    const std::string client_ca = options.tls_client_ca_file;
+    auto ssl = std::make_unique<httplib::SSLServer>([certificate, client_ca](SSL_CTX& ctx) {
+      SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
+      SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+      certificate->Install(&ctx);
+      if (!client_ca.empty()) {
+        if (SSL_CTX_load_verify_locations(&ctx, client_ca.c_str(), nullptr) != 1) return false;
+        SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+      }
+      return true;
+    });
     if (!ssl->is_valid()) {
       return absl::InvalidArgumentError(absl::StrCat("http: cannot serve TLS with certificate ", options.tls_cert_file,
                                                      " and key ", options.tls_key_file,

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "gateway/api_keys.h"
 #include "gateway/chat_template/chat_template.h"
+#include "gateway/reloading_certificate.h"
 #include "gateway/tokenizer/tokenizer.h"
 #include "grpcpp/grpcpp.h"
 #include "moe/v1/inference.pb.h"
@@ -59,6 +60,8 @@ struct HttpServerOptions {
   // HTTPS with this certificate chain and key (PEM files) when set. With
   // tls_client_ca_file, clients must present a certificate it issued.
   std::string tls_cert_file, tls_key_file, tls_client_ca_file;
+  // How often the certificate files are checked for a renewal.
+  int tls_reload_interval_s = 60;
 };
 
 // What the HTTP API serves from; every pointer must outlive the server.
@@ -90,6 +93,7 @@ class HttpServer {
   HttpServer() = default;
 
   std::unique_ptr<Handlers> handlers_;
+  std::unique_ptr<ReloadingCertificate> certificate_;  // HTTPS; outlives server_'s SSL_CTX
   std::unique_ptr<httplib::Server> server_;
   std::thread listener_;
   std::string address_;

@@ -23,7 +23,8 @@
 // interval-s), so a renewed certificate (a cert-manager renewal, an updated
 // Kubernetes Secret volume) is used for new connections without a restart.
 // Files that stop parsing are ignored (gRPC logs it) and the last good ones
-// stay in use. The gateway's HTTPS listener reads its files at start-up only.
+// stay in use. The gateway's HTTPS listener does the same with its
+// certificate and key (gateway/reloading_certificate.h).
 #ifndef MOE_PROTO_TLS_H_
 #define MOE_PROTO_TLS_H_
 

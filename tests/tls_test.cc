@@ -416,6 +416,57 @@ TEST_F(TlsTest, RenewedCertificateIsUsedWithoutRestart) {
   EXPECT_TRUE(processes.Reap().empty());  // the same process throughout
 }
 
+// The gateway's HTTPS listener picks up a renewed certificate too.
+TEST_F(TlsTest, GatewayHttpsServesARenewedCertificateWithoutRestart) {
+  const std::string dir = dir_ + "/https-rotation";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(File("leaf.pem"), dir + "/tls.crt");
+  std::filesystem::copy_file(File("leaf.key"), dir + "/tls.key");
+  LocalClusterOptions o;
+  o.model_dir = kModel;
+  o.num_workers = 0;
+  o.bin_dir = MOE_BIN_DIR;
+  o.router_threads = 1;
+  o.http_port = 0;
+  o.startup_timeout_ms = 60000;
+  o.run_dir = dir + "/cluster";
+  o.tls.cert_file = dir + "/tls.crt";
+  o.tls.key_file = dir + "/tls.key";
+  o.tls.ca_file = File("ca.pem");
+  o.extra_router_flags = {"--tls-reload-interval-s=1"};
+  o.extra_gateway_flags = {"--tls-reload-interval-s=1"};
+  LocalCluster cluster(o);
+  const absl::Status up = cluster.Up();
+  ASSERT_TRUE(up.ok()) << up;
+  // The subject of the certificate the HTTPS listener presents, as openssl sees it.
+  auto https_subject = [&] {
+    return RunShell("openssl s_client -connect " + cluster.gateway_http_address() + " -CAfile " + File("ca.pem") +
+                    " </dev/null 2>/dev/null | openssl x509 -noout -subject")
+        .output;
+  };
+  EXPECT_THAT(https_subject(), HasSubstr("CN = moe\n"));
+  std::filesystem::copy_file(File("renewed.key"), dir + "/tls.key.new");
+  std::filesystem::copy_file(File("renewed.pem"), dir + "/tls.crt.new");
+  std::filesystem::rename(dir + "/tls.key.new", dir + "/tls.key");
+  std::filesystem::rename(dir + "/tls.crt.new", dir + "/tls.crt");
+  std::string subject;
+  for (int i = 0; i < 100; ++i) {  // 10 s at most; the check interval is 1 s
+    subject = https_subject();
+    if (subject.find("moe-renewed") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_THAT(subject, HasSubstr("CN = moe-renewed"));
+  // And it still answers over HTTPS.
+  const std::string& a = cluster.gateway_http_address();
+  httplib::SSLClient https(a.substr(0, a.rfind(':')), std::stoi(a.substr(a.rfind(':') + 1)));
+  https.set_ca_cert_path(File("ca.pem").c_str());
+  https.enable_server_certificate_verification(true);
+  auto health = https.Get("/health");
+  ASSERT_TRUE(health) << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200);
+  EXPECT_TRUE(cluster.processes().Reap().empty());
+}
+
 TEST_F(TlsTest, BadTlsFilesStopStartUpNamingFlagAndFile) {
   const std::string worker = std::string(MOE_BIN_DIR) + "/moe-expert-worker --model " + kModel +
                              " --experts all --listen 127.0.0.1:0";
