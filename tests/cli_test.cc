@@ -13,27 +13,15 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/shell_command.h"
 
 namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using Result = moe::test::ShellResult;  // stdout and stderr
 
-Result RunCommand(const std::string& command) {
-  Result r;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+Result RunCommand(const std::string& command) { return moe::test::RunShellCommand(command); }
 
 const std::string kBin = MOE_TOOLS_DIR;
 const std::string kFixture = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";

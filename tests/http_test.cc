@@ -19,6 +19,7 @@
 #include "moe/v1/inference.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "proto/rpc_util.h"
+#include "tests/shell_command.h"
 
 namespace moe {
 namespace {
@@ -378,14 +379,8 @@ TEST_F(HttpTest, AuthMatrix) {
 // MOE_API_KEY) gets through on gRPC and HTTP, no key gets UNAUTHENTICATED/401.
 TEST_F(HttpTest, ClientToolsSendTheApiKey) {
   auto run = [](const std::string& command) {
-    std::string out;
-    FILE* p = popen((command + " 2>&1").c_str(), "r");
-    if (p == nullptr) return std::make_pair(-1, out);
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    const int status = pclose(p);
-    return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, out);
+    test::ShellResult r = test::RunShellCommand(command);
+    return std::make_pair(r.exit_code, std::move(r.output));
   };
   const std::string bin = MOE_BIN_DIR;
   const std::string client = "timeout 60 " + bin + "/moe-client --gateway " + cluster_->gateway_address() +

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/shell_command.h"
 #include "tools/loadgen/xml_check.h"
 
 namespace moe {
@@ -36,15 +37,8 @@ struct Result {
 
 // Runs `command` through the shell; stdout is returned, stderr goes to `err_path`.
 Result RunShell(const std::string& command, const std::string& err_path) {
-  Result r;
-  FILE* p = popen((command + " 2> " + err_path).c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  test::ShellResult s = test::RunShellCommand(command + " 2> " + err_path, /*merge_stderr=*/false);
+  return {s.exit_code, std::move(s.output)};
 }
 
 std::string Slurp(const std::string& path) {

@@ -11,6 +11,7 @@
 #include "httplib.h"
 #include "moe/v1/inference.grpc.pb.h"
 #include "proto/rpc_util.h"
+#include "tests/shell_command.h"
 
 namespace moe {
 namespace {
@@ -18,14 +19,9 @@ namespace {
 using ::testing::HasSubstr;
 
 std::string RunCommand(const std::string& cmd, int* code) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while (p != nullptr && (n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = p == nullptr ? -1 : pclose(p);
-  *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
+  test::ShellResult r = test::RunShellCommand(cmd);
+  *code = r.exit_code;
+  return std::move(r.output);
 }
 
 TEST(MetricsTest, LiveRouterAndGatewayScrapesHaveTheMetricsAndPassPromtool) {

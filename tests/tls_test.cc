@@ -33,6 +33,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/rpc_util.h"
 #include "proto/tls.h"
+#include "tests/shell_command.h"
 
 namespace moe {
 namespace {
@@ -41,22 +42,9 @@ using ::testing::HasSubstr;
 
 const std::string kModel = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using CommandResult = test::ShellResult;  // stdout and stderr
 
-CommandResult RunShell(const std::string& command) {
-  CommandResult r;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+CommandResult RunShell(const std::string& command) { return test::RunShellCommand(command); }
 
 // The certificates of the header comment, in `dir`.
 ::testing::AssertionResult MakeCertificates(const std::string& dir) {
@@ -112,19 +100,7 @@ class TlsTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
     ASSERT_TRUE(MakeCertificates(dir_));
-    LocalClusterOptions o;
-    o.model_dir = kModel;
-    o.num_workers = 2;
-    o.bin_dir = MOE_BIN_DIR;
-    o.worker_threads = 1;
-    o.router_threads = 1;
-    o.http_port = 0;
-    o.startup_timeout_ms = 60000;
-    o.run_dir = dir_ + "/cluster";
-    o.tls.cert_file = File("leaf.pem");
-    o.tls.key_file = File("leaf.key");
-    o.tls.ca_file = File("ca.pem");
-    cluster_ = new LocalCluster(o);
+    cluster_ = new LocalCluster(ClusterOptions(/*workers=*/2, dir_ + "/cluster", File("leaf.pem"), File("leaf.key")));
     const absl::Status up = cluster_->Up();
     ASSERT_TRUE(up.ok()) << up;
   }
@@ -134,6 +110,24 @@ class TlsTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   static std::string File(const std::string& name) { return dir_ + "/" + name; }
+
+  // A cluster with the HTTP API on, mutual TLS with `cert`/`key` and ca.pem.
+  static LocalClusterOptions ClusterOptions(int workers, const std::string& run_dir, const std::string& cert,
+                                            const std::string& key) {
+    LocalClusterOptions o;
+    o.model_dir = kModel;
+    o.num_workers = workers;
+    o.bin_dir = MOE_BIN_DIR;
+    o.worker_threads = 1;
+    o.router_threads = 1;
+    o.http_port = 0;
+    o.startup_timeout_ms = 60000;
+    o.run_dir = run_dir;
+    o.tls.cert_file = cert;
+    o.tls.key_file = key;
+    o.tls.ca_file = File("ca.pem");
+    return o;
+  }
 
   // Client TLS: trusting `ca` (empty: plaintext), presenting `cert` if set.
   static rpc::TlsConfig ClientTls(const std::string& ca, const std::string& cert = "") {
@@ -299,17 +293,7 @@ TEST_F(TlsTest, GatewaySurvivesHttpsClientsThatLeaveMidStream) {
 }
 
 TEST_F(TlsTest, GatewayWithTlsClientCaRequiresClientCertificates) {
-  LocalClusterOptions o;
-  o.model_dir = kModel;
-  o.num_workers = 0;
-  o.bin_dir = MOE_BIN_DIR;
-  o.router_threads = 1;
-  o.http_port = 0;
-  o.startup_timeout_ms = 60000;
-  o.run_dir = dir_ + "/client-ca";
-  o.tls.cert_file = File("leaf.pem");
-  o.tls.key_file = File("leaf.key");
-  o.tls.ca_file = File("ca.pem");
+  LocalClusterOptions o = ClusterOptions(/*workers=*/0, dir_ + "/client-ca", File("leaf.pem"), File("leaf.key"));
   o.extra_gateway_flags = {"--tls-client-ca=" + File("ca.pem")};
   LocalCluster cluster(o);
   const absl::Status up = cluster.Up();  // the launcher's own checks present leaf.pem
@@ -422,17 +406,7 @@ TEST_F(TlsTest, GatewayHttpsServesARenewedCertificateWithoutRestart) {
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(File("leaf.pem"), dir + "/tls.crt");
   std::filesystem::copy_file(File("leaf.key"), dir + "/tls.key");
-  LocalClusterOptions o;
-  o.model_dir = kModel;
-  o.num_workers = 0;
-  o.bin_dir = MOE_BIN_DIR;
-  o.router_threads = 1;
-  o.http_port = 0;
-  o.startup_timeout_ms = 60000;
-  o.run_dir = dir + "/cluster";
-  o.tls.cert_file = dir + "/tls.crt";
-  o.tls.key_file = dir + "/tls.key";
-  o.tls.ca_file = File("ca.pem");
+  LocalClusterOptions o = ClusterOptions(/*workers=*/0, dir + "/cluster", dir + "/tls.crt", dir + "/tls.key");
   o.extra_router_flags = {"--tls-reload-interval-s=1"};
   o.extra_gateway_flags = {"--tls-reload-interval-s=1"};
   LocalCluster cluster(o);
