@@ -110,18 +110,46 @@ absl::Status ExpertExecutor::Run(const ExpertRowsView& v, char* out) {
   order_.clear();
   for (int64_t r = 0; r < n; ++r) order_.emplace_back(v.expert_ids[r], r);
   std::sort(order_.begin(), order_.end());  // by expert, rows in request order
+  groups_.clear();
   for (size_t begin = 0; begin < order_.size();) {
     size_t end = begin;
     while (end < order_.size() && order_[end].first == order_[begin].first) ++end;
-    const int64_t m = static_cast<int64_t>(end - begin);
-    x_.resize(m * h);
-    y_.resize(m * h);
-    for (int64_t i = 0; i < m; ++i) std::memcpy(&x_[i * h], v.rows.data() + order_[begin + i].second * row_bytes, row_bytes);
-    RETURN_IF_ERROR(shard_->Run(static_cast<int>(v.layer), static_cast<int>(order_[begin].first), x_.data(), m,
-                                y_.data(), &pool_));
-    for (int64_t i = 0; i < m; ++i) std::memcpy(out + order_[begin + i].second * row_bytes, &y_[i * h], row_bytes);
+    groups_.push_back({begin, end});
     begin = end;
   }
+  if (groups_.size() > scratch_.size()) scratch_.resize(groups_.size());
+  // One expert's rows: gathered, run, scattered. The experts of a request
+  // write disjoint rows of `out`.
+  auto run_group = [&](size_t g, ThreadPool* pool) -> absl::Status {
+    const auto [begin, end] = groups_[g];
+    const int64_t m = static_cast<int64_t>(end - begin);
+    GroupScratch& s = scratch_[g];
+    s.x.resize(m * h);
+    s.y.resize(m * h);
+    for (int64_t i = 0; i < m; ++i) std::memcpy(&s.x[i * h], v.rows.data() + order_[begin + i].second * row_bytes, row_bytes);
+    RETURN_IF_ERROR(shard_->Run(static_cast<int>(v.layer), static_cast<int>(order_[begin].first), s.x.data(), m,
+                                s.y.data(), pool, &s.ffn));
+    for (int64_t i = 0; i < m; ++i) std::memcpy(out + order_[begin + i].second * row_bytes, &s.y[i * h], row_bytes);
+    return absl::OkStatus();
+  };
+  if (groups_.size() < 2 || pool_.num_threads() < 2) {
+    for (size_t g = 0; g < groups_.size(); ++g) RETURN_IF_ERROR(run_group(g, &pool_));
+    return absl::OkStatus();
+  }
+  // Several experts: each runs whole on one thread, the threads taking
+  // experts from a shared counter (largest first). No thread waits inside an
+  // expert for another that the OS descheduled, which matters where workers
+  // share CPUs with each other and with the router.
+  std::vector<size_t> by_size(groups_.size());
+  for (size_t g = 0; g < by_size.size(); ++g) by_size[g] = g;
+  std::stable_sort(by_size.begin(), by_size.end(), [&](size_t a, size_t b) {
+    return groups_[a].second - groups_[a].first > groups_[b].second - groups_[b].first;
+  });
+  std::vector<absl::Status> status(groups_.size());
+  pool_.ParallelFor(static_cast<int64_t>(groups_.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) status[by_size[i]] = run_group(by_size[i], nullptr);
+  });
+  for (const absl::Status& st : status) RETURN_IF_ERROR(st);
   return absl::OkStatus();
 }
 

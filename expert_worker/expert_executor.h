@@ -87,7 +87,12 @@ class ExpertExecutor {
   ThreadPool pool_;
   // Compute-thread scratch.
   std::vector<std::pair<uint32_t, int64_t>> order_;  // (expert, row), sorted
-  std::vector<float> x_, y_;
+  std::vector<std::pair<size_t, size_t>> groups_;     // [begin, end) of order_ per expert
+  struct GroupScratch {
+    std::vector<float> x, y;  // gathered rows and their outputs
+    ExpertShard::Scratch ffn;
+  };
+  std::vector<GroupScratch> scratch_;  // per group
 
   mutable absl::Mutex mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);

@@ -85,7 +85,7 @@ DType ExpertShard::weight_dtype() const {
 }
 
 absl::Status ExpertShard::Run(int layer, int expert, const float* x, int64_t m, float* out,
-                              ThreadPool* pool) {
+                              ThreadPool* pool, Scratch* scratch) const {
   auto it = experts_.find({layer, expert});
   if (it == experts_.end()) {
     return absl::FailedPreconditionError(
@@ -93,15 +93,17 @@ absl::Status ExpertShard::Run(int layer, int expert, const float* x, int64_t m, 
   }
   const Weights& w = it->second;
   const int64_t h = config_.hidden_size, f = config_.intermediate_size;
-  gate_.resize(m * f);
-  up_.resize(m * f);
-  MatMul(x, m, h, w.w1, gate_.data(), f, pool);
-  MatMul(x, m, h, w.w3, up_.data(), f, pool);
+  std::vector<float>& gate = scratch->gate;
+  std::vector<float>& up = scratch->up;
+  gate.resize(m * f);
+  up.resize(m * f);
+  MatMul(x, m, h, w.w1, gate.data(), f, pool);
+  MatMul(x, m, h, w.w3, up.data(), f, pool);
   for (int64_t i = 0; i < m * f; ++i) {
-    const float g = gate_[i];
-    gate_[i] = (g / (1.0f + std::exp(-g))) * up_[i];  // SiLU(gate) * up
+    const float g = gate[i];
+    gate[i] = (g / (1.0f + std::exp(-g))) * up[i];  // SiLU(gate) * up
   }
-  MatMul(gate_.data(), m, f, w.w2, out, h, pool);
+  MatMul(gate.data(), m, f, w.w2, out, h, pool);
   return absl::OkStatus();
 }
 

@@ -7,7 +7,9 @@
 // LocalExpertBackend runs a whole layer's batch against a shard in process
 // (`--workers=local`, tests, moe-generate).
 //
-// Thread-safety: Run and Compute use per-object scratch buffers; one caller at a time.
+// Thread-safety: Run with the shard's own scratch and Compute use per-object
+// buffers: one caller at a time. Run with caller-owned Scratch is const and
+// may run concurrently.
 #ifndef MOE_EXPERT_WORKER_EXPERT_SHARD_H_
 #define MOE_EXPERT_WORKER_EXPERT_SHARD_H_
 
@@ -49,9 +51,20 @@ class ExpertShard {
   // Element type of the held weights (that of the first expert's w1; kF32 when empty).
   DType weight_dtype() const;
 
+  // Intermediate buffers of one Run, [m, ffn] each.
+  struct Scratch {
+    std::vector<float> gate, up;
+  };
+
   // out[m, hidden] = w2(silu(w1 x) * (w3 x)) for m rows of x[m, hidden].
-  // FAILED_PRECONDITION if the pair is not held.
-  absl::Status Run(int layer, int expert, const float* x, int64_t m, float* out, ThreadPool* pool);
+  // FAILED_PRECONDITION if the pair is not held. The first form uses the
+  // shard's own scratch (one caller at a time); concurrent callers each pass
+  // their own.
+  absl::Status Run(int layer, int expert, const float* x, int64_t m, float* out, ThreadPool* pool) {
+    return Run(layer, expert, x, m, out, pool, &scratch_);
+  }
+  absl::Status Run(int layer, int expert, const float* x, int64_t m, float* out, ThreadPool* pool,
+                   Scratch* scratch) const;
 
  private:
   struct Weights {
@@ -61,7 +74,7 @@ class ExpertShard {
 
   ModelConfig config_;
   std::map<ExpertKey, Weights> experts_;
-  std::vector<float> gate_, up_;  // scratch, [m, ffn]
+  Scratch scratch_;
 };
 
 // Runs every routed expert of a batch against one shard, grouping the rows of

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "core/checkpoint.h"
+#include "expert_worker/expert_executor.h"
 #include "expert_worker/expert_spec.h"
 #include "expert_worker/worker_server.h"
 #include "gmock/gmock.h"
@@ -149,6 +151,36 @@ TEST_F(WorkerServiceTest, MalformedRequestsAreInvalidArgumentNamingTheField) {
   EXPECT_EQ(response.num_rows(), 5u);
   EXPECT_EQ(response.hidden_size(), 128u);
   EXPECT_TRUE(response.outputs() == Expected(r));
+}
+
+TEST_F(WorkerServiceTest, ExpertsOfOneRequestRunOnSeveralThreadsWithBitwiseTheSameOutputs) {
+  // Every expert of the model, three kernel threads: the executor runs the
+  // request's experts concurrently (largest first), each whole on one thread.
+  auto shard = ExpertShard::Load(*checkpoint_, {});
+  ASSERT_TRUE(shard.ok());
+  ExpertExecutor executor(std::move(*shard), ExpertExecutorOptions{.compute_threads = 3});
+  std::vector<uint32_t> experts;
+  for (int i = 0; i < 37; ++i) experts.push_back(i % 5 == 0 ? 1 : i % 3 == 0 ? 2 : i % 7 == 0 ? 0 : 3);
+  for (int layer = 0; layer < 2; ++layer) {
+    const pb::ExpertRequest r = Request(layer, experts, layer + 5);
+    ExpertRowsView v;
+    v.layer = r.layer();
+    v.num_rows = r.num_rows();
+    v.hidden_size = r.hidden_size();
+    v.rows = r.rows();
+    v.expert_ids = absl::MakeConstSpan(r.expert_ids().data(), r.expert_ids().size());
+    ASSERT_TRUE(ValidateExpertRows(v, executor.shard()).ok());
+    std::string out(r.rows().size(), '\0');
+    absl::Notification done;
+    absl::Status status;
+    executor.Post([&](ExpertExecutor& e) {
+      status = e.Run(v, out.data());
+      done.Notify();
+    });
+    done.WaitForNotification();
+    ASSERT_TRUE(status.ok()) << status;
+    EXPECT_TRUE(out == Expected(r)) << "layer " << layer;
+  }
 }
 
 TEST_F(WorkerServiceTest, ZeroRowsGetAnEmptyReply) {
