@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/cpu_affinity.h"
 #include "glog/logging.h"
 
 namespace moe {
@@ -28,9 +29,17 @@ constexpr auto kSpinTime = std::chrono::microseconds(200);
 
 }  // namespace
 
-ThreadPool::ThreadPool(int num_threads) {
-  if (num_threads <= 0) num_threads = AvailableCpus();
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+ThreadPool::ThreadPool(int num_threads, std::vector<int> helper_cpus) {
+  if (num_threads <= 0) num_threads = helper_cpus.empty() ? AvailableCpus() : static_cast<int>(helper_cpus.size());
+  for (int i = 1; i < num_threads; ++i) {
+    workers_.emplace_back([this, helper_cpus] {
+      if (!helper_cpus.empty()) {
+        // Best effort: a helper that cannot move still computes correctly.
+        if (absl::Status s = BindCurrentThread(helper_cpus); !s.ok()) LOG(WARNING) << "thread pool: " << s;
+      }
+      WorkerLoop();
+    });
+  }
 }
 
 ThreadPool::~ThreadPool() {

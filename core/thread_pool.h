@@ -30,8 +30,11 @@ namespace moe {
 class ThreadPool {
  public:
   // `num_threads` counts the caller: 1 means everything runs inline.
-  // 0 picks the number of CPUs the process may use.
-  explicit ThreadPool(int num_threads = 0);
+  // 0 picks the number of CPUs in `helper_cpus`, or when that is empty the
+  // number the calling thread may use. The helper threads run on
+  // `helper_cpus` when it is not empty (they otherwise inherit the calling
+  // thread's CPUs); the caller's own CPUs are left alone.
+  explicit ThreadPool(int num_threads = 0, std::vector<int> helper_cpus = {});
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;

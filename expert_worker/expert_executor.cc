@@ -49,7 +49,12 @@ absl::Status ValidateExpertRows(const ExpertRowsView& v, const ExpertShard& shar
 }
 
 ExpertExecutor::ExpertExecutor(std::unique_ptr<ExpertShard> shard, const ExpertExecutorOptions& options)
-    : shard_(std::move(shard)), options_(options), pool_(options.compute_threads), thread_([this] { Loop(); }) {}
+    : shard_(std::move(shard)),
+      options_(options),
+      pool_(options.compute_threads, options.pool_cpus),
+      lone_pool_(options.lone_expert_threads > 0 ? std::make_unique<ThreadPool>(options.lone_expert_threads)
+                                                 : nullptr),
+      thread_([this] { Loop(); }) {}
 
 ExpertExecutor::~ExpertExecutor() {
   {
@@ -132,6 +137,7 @@ absl::Status ExpertExecutor::Run(const ExpertRowsView& v, char* out) {
     for (int64_t i = 0; i < m; ++i) std::memcpy(out + order_[begin + i].second * row_bytes, &s.y[i * h], row_bytes);
     return absl::OkStatus();
   };
+  if (groups_.size() == 1) return run_group(0, lone_pool_ != nullptr ? lone_pool_.get() : &pool_);
   if (groups_.size() < 2 || pool_.num_threads() < 2) {
     for (size_t g = 0; g < groups_.size(); ++g) RETURN_IF_ERROR(run_group(g, &pool_));
     return absl::OkStatus();

@@ -51,8 +51,17 @@ absl::Status ValidateExpertRows(const ExpertRowsView& rows, const ExpertShard& s
 
 struct ExpertExecutorOptions {
   // Kernel threads, counting the compute thread itself; 0: every CPU the
-  // process may use.
+  // process may use (those of pool_cpus when given).
   int compute_threads = 0;
+  // CPUs of the pool's helper threads; empty: those of the constructing
+  // thread.
+  std::vector<int> pool_cpus;
+  // Threads for a request whose rows all go to one expert, counting the
+  // thread that runs the job; 0: the whole pool. Their helpers run where the
+  // constructing thread runs. A worker with CPUs of its own on a shared host
+  // sets this to their number, so that a lone expert stays on them while
+  // several experts of one request still spread over the pool.
+  int lone_expert_threads = 0;
 };
 
 class ExpertExecutor {
@@ -85,6 +94,7 @@ class ExpertExecutor {
   std::unique_ptr<ExpertShard> shard_;
   const ExpertExecutorOptions options_;
   ThreadPool pool_;
+  std::unique_ptr<ThreadPool> lone_pool_;  // lone_expert_threads > 0 only
   // Compute-thread scratch.
   std::vector<std::pair<uint32_t, int64_t>> order_;  // (expert, row), sorted
   std::vector<std::pair<size_t, size_t>> groups_;     // [begin, end) of order_ per expert

@@ -14,12 +14,18 @@ absl::StatusOr<std::unique_ptr<ExpertWorkerServer>> ExpertWorkerServer::Start(co
   if (options.compute_threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat("compute_threads is ", options.compute_threads, "; want >= 0"));
   }
+  if (options.lone_expert_threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lone_expert_threads is ", options.lone_expert_threads, "; want >= 0"));
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, ExpertShard::Load(checkpoint, std::move(keys)));
   LOG(INFO) << "expert worker: loaded " << DescribeExperts(shard->keys()) << " (" << shard->weight_bytes()
             << " bytes of weights) from " << checkpoint.dir();
   auto worker = std::unique_ptr<ExpertWorkerServer>(new ExpertWorkerServer());
   ExpertExecutorOptions exec;
   exec.compute_threads = options.compute_threads;
+  exec.pool_cpus = options.pool_cpus;
+  exec.lone_expert_threads = options.lone_expert_threads;
   worker->executor_ = std::make_unique<ExpertExecutor>(std::move(shard), exec);
   worker->service_ = std::make_unique<ExpertWorkerService>(worker->executor_.get());
   rpc::ServerOptions server_options;

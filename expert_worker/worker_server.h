@@ -32,6 +32,10 @@ struct ExpertWorkerOptions {
   std::string address_file;
   // Kernel threads, counting the compute thread; 0: every CPU available.
   int compute_threads = 0;
+  // See ExpertExecutorOptions: where the kernel pool's helpers run, and how
+  // many threads a request for one expert uses (0: the whole pool).
+  std::vector<int> pool_cpus;
+  int lone_expert_threads = 0;
   // TLS; with a CA, clients (routers) must present a certificate it issued.
   rpc::TlsConfig tls;
 };

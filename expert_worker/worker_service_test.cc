@@ -155,31 +155,41 @@ TEST_F(WorkerServiceTest, MalformedRequestsAreInvalidArgumentNamingTheField) {
 
 TEST_F(WorkerServiceTest, ExpertsOfOneRequestRunOnSeveralThreadsWithBitwiseTheSameOutputs) {
   // Every expert of the model, three kernel threads: the executor runs the
-  // request's experts concurrently (largest first), each whole on one thread.
-  auto shard = ExpertShard::Load(*checkpoint_, {});
-  ASSERT_TRUE(shard.ok());
-  ExpertExecutor executor(std::move(*shard), ExpertExecutorOptions{.compute_threads = 3});
-  std::vector<uint32_t> experts;
-  for (int i = 0; i < 37; ++i) experts.push_back(i % 5 == 0 ? 1 : i % 3 == 0 ? 2 : i % 7 == 0 ? 0 : 3);
-  for (int layer = 0; layer < 2; ++layer) {
-    const pb::ExpertRequest r = Request(layer, experts, layer + 5);
-    ExpertRowsView v;
-    v.layer = r.layer();
-    v.num_rows = r.num_rows();
-    v.hidden_size = r.hidden_size();
-    v.rows = r.rows();
-    v.expert_ids = absl::MakeConstSpan(r.expert_ids().data(), r.expert_ids().size());
-    ASSERT_TRUE(ValidateExpertRows(v, executor.shard()).ok());
-    std::string out(r.rows().size(), '\0');
-    absl::Notification done;
-    absl::Status status;
-    executor.Post([&](ExpertExecutor& e) {
-      status = e.Run(v, out.data());
-      done.Notify();
-    });
-    done.WaitForNotification();
-    ASSERT_TRUE(status.ok()) << status;
-    EXPECT_TRUE(out == Expected(r)) << "layer " << layer;
+  // request's experts concurrently (largest first), each whole on one thread;
+  // a request for one expert runs on the whole pool, or on its own two
+  // threads with lone_expert_threads.
+  std::vector<uint32_t> mixed, lone(29, 2);
+  for (int i = 0; i < 37; ++i) mixed.push_back(i % 5 == 0 ? 1 : i % 3 == 0 ? 2 : i % 7 == 0 ? 0 : 3);
+  for (int lone_threads : {0, 2}) {
+    auto shard = ExpertShard::Load(*checkpoint_, {});
+    ASSERT_TRUE(shard.ok());
+    ExpertExecutorOptions options;
+    options.compute_threads = 3;
+    options.lone_expert_threads = lone_threads;
+    ExpertExecutor executor(std::move(*shard), options);
+    for (int layer = 0; layer < 2; ++layer) {
+      for (const std::vector<uint32_t>* experts : {&mixed, &lone}) {
+        const pb::ExpertRequest r = Request(layer, *experts, layer + 5);
+        ExpertRowsView v;
+        v.layer = r.layer();
+        v.num_rows = r.num_rows();
+        v.hidden_size = r.hidden_size();
+        v.rows = r.rows();
+        v.expert_ids = absl::MakeConstSpan(r.expert_ids().data(), r.expert_ids().size());
+        ASSERT_TRUE(ValidateExpertRows(v, executor.shard()).ok());
+        std::string out(r.rows().size(), '\0');
+        absl::Notification done;
+        absl::Status status;
+        executor.Post([&](ExpertExecutor& e) {
+          status = e.Run(v, out.data());
+          done.Notify();
+        });
+        done.WaitForNotification();
+        ASSERT_TRUE(status.ok()) << status;
+        EXPECT_TRUE(out == Expected(r)) << "layer " << layer << ", " << experts->size() << " rows, lone threads "
+                                        << lone_threads;
+      }
+    }
   }
 }
 

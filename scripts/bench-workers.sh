@@ -9,6 +9,10 @@ model="${1:-$root/models/bench-1024}"
 workers="${2:-2}"
 runs="${3:-3}"
 threads="${WORKER_THREADS:-0}"  # 0: every CPU (the pools sleep while idle)
+# 1: worker i serves on CPU i (mod the CPUs) under SCHED_BATCH, as on a host
+# that router and workers share (docs/dispatch.md); 0: no placement.
+place="${PLACE_WORKERS:-1}"
+ncpu="$(nproc)"
 if [ ! -f "$model/config.json" ]; then
   "$bin/moe-model" make-tiny --out "$model" --hidden 1024 --layers 8 --heads 16 --kv-heads 4 \
     --experts 8 --top-k 2 --ffn 2816 --vocab 32000
@@ -18,8 +22,10 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 for ((i = 0; i < workers; i++)); do
+  placement=()
+  if [ "$place" = 1 ]; then placement=(--cpus "$((i % ncpu))" --batch-scheduling); fi
   "$bin/moe-expert-worker" --model "$model" --experts "mod:$i/$workers" --listen 127.0.0.1:0 \
-    --address-file "$dir/w$i" --threads "$threads" 2>"$dir/w$i.log" &
+    --address-file "$dir/w$i" --threads "$threads" "${placement[@]}" 2>"$dir/w$i.log" &
   pids+=($!)
 done
 addrs=()
@@ -28,7 +34,7 @@ for ((i = 0; i < workers; i++)); do
   addrs+=("$(cat "$dir/w$i")")
 done
 list="$(IFS=,; echo "${addrs[*]}")"
-echo "workers: $list (threads each: $threads)"
+echo "workers: $list (threads each: $threads, placed: $place)"
 ratios1=()
 ratios16=()
 for ((r = 1; r <= runs; r++)); do

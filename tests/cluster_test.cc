@@ -3,13 +3,20 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <sched.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
+#include <functional>
+#include <sstream>
 #include <fstream>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/cpu_affinity.h"
 #include "deploy/local/cluster.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -19,6 +26,7 @@
 #include "moe/v1/inference.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "proto/rpc_util.h"
+#include "tests/shell_command.h"
 
 namespace moe {
 namespace {
@@ -88,9 +96,11 @@ Generation Generate(const std::string& gateway, const moe::v1::GenerateRequest& 
   return g;
 }
 
-// Golden prompts through the gateway, for a given number of workers.
-std::vector<Generation> RunGolden(int workers) {
-  LocalCluster cluster(Options(workers));
+// Golden prompts through the gateway, for a given number of workers;
+// `inspect` sees the running cluster before it stops.
+std::vector<Generation> RunGolden(LocalClusterOptions options,
+                                  const std::function<void(LocalCluster&)>& inspect = nullptr) {
+  LocalCluster cluster(std::move(options));
   const absl::Status up = cluster.Up();
   EXPECT_TRUE(up.ok()) << up;
   std::vector<Generation> out;
@@ -100,7 +110,34 @@ std::vector<Generation> RunGolden(int workers) {
     out.push_back(Generate(cluster.gateway_address(),
                            GreedyRequest(c["prompt_ids"].get<std::vector<uint32_t>>(), 16)));
   }
+  if (inspect) inspect(cluster);
   return out;
+}
+std::vector<Generation> RunGolden(int workers) { return RunGolden(Options(workers)); }
+
+// One line of /proc/PID/task/TID/status, e.g. "Cpus_allowed_list".
+std::string TaskStatus(pid_t pid, const std::string& tid, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + tid + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) == 0) {
+      std::string v = line.substr(key.size() + 1);
+      v.erase(0, v.find_first_not_of(" \t"));
+      return v;
+    }
+  }
+  return "";
+}
+
+// The scheduling policy of a thread: field 41 of /proc/PID/task/TID/stat.
+int TaskPolicy(pid_t pid, const std::string& tid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + tid + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));  // after "pid (comm) "
+  std::string field;
+  for (int i = 3; i <= 41 && rest >> field; ++i) {
+  }
+  return std::stoi(field);
 }
 
 TEST(ClusterTest, GoldenGreedyIdsWithOneTwoFourWorkersBitwiseEqualToLocal) {
@@ -126,6 +163,60 @@ TEST(ClusterTest, GoldenGreedyIdsWithOneTwoFourWorkersBitwiseEqualToLocal) {
       // Log-probabilities come from the logits: bitwise equal means the logits were.
       EXPECT_EQ(remote[i].top, local[i].top) << workers << " workers, case " << i;
     }
+  }
+}
+
+TEST(ClusterTest, PlacedWorkersRunWhereTheyWereToldAndGiveBitwiseTheSameLogprobs) {
+  // moe-cluster --place-workers: worker i's serving threads on the i-th CPU,
+  // its kernel pool's helper on every CPU, every thread under SCHED_BATCH.
+  const std::vector<Generation> local = RunGolden(0);
+  LocalClusterOptions o = Options(2);
+  o.place_workers = true;
+  o.worker_threads = 2;
+  const std::vector<int> cpus = AllowedCpus();
+  ASSERT_FALSE(cpus.empty());
+  const std::string all = FormatCpuList(cpus);  // the kernel's own format
+  int workers_seen = 0;
+  const std::vector<Generation> placed = RunGolden(o, [&](LocalCluster& cluster) {
+    for (const auto& c : cluster.processes().children()) {
+      if (c.name.rfind("worker-", 0) != 0) continue;
+      const int i = std::stoi(c.name.substr(7));
+      ++workers_seen;
+      const std::string mine = std::to_string(cpus[i % cpus.size()]);
+      int on_mine = 0, on_all = 0;
+      for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(c.pid) + "/task")) {
+        const std::string tid = task.path().filename().string();
+        const std::string list = TaskStatus(c.pid, tid, "Cpus_allowed_list");
+        if (list == mine) ++on_mine;
+        if (list == all) ++on_all;
+        EXPECT_TRUE(list == mine || list == all) << c.name << " thread " << tid << " on " << list;
+        EXPECT_EQ(TaskPolicy(c.pid, tid), SCHED_BATCH) << c.name << " thread " << tid;
+      }
+      EXPECT_EQ(TaskStatus(c.pid, std::to_string(c.pid), "Cpus_allowed_list"), mine) << c.name << "'s main thread";
+      EXPECT_GE(on_mine, 2) << c.name << ": the main thread and gRPC's";
+      if (cpus.size() > 1) {
+        EXPECT_GE(on_all, 1) << c.name << ": the kernel pool's helper";
+      }
+    }
+  });
+  EXPECT_EQ(workers_seen, 2);
+  ASSERT_EQ(placed.size(), local.size());
+  for (size_t i = 0; i < placed.size(); ++i) {
+    ASSERT_TRUE(placed[i].status.ok()) << placed[i].status.error_message();
+    EXPECT_EQ(placed[i].ids, local[i].ids) << "case " << i;
+    EXPECT_EQ(placed[i].top, local[i].top) << "case " << i;
+  }
+}
+
+TEST(ClusterTest, WorkerRefusesACpuListItCannotUse) {
+  for (const auto& [flag, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--cpus=4095", "--cpus=4095: CPU 4095 is not one this process may use"},
+           {"--cpus=0-", "--cpus=0-: \"0-\" is not a CPU number or a range A-B"},
+           {"--threads=-1", "--threads is -1; want >= 0"}}) {
+    const test::ShellResult r = test::RunShellCommand(std::string(MOE_BIN_DIR) + "/moe-expert-worker --model=" +
+                                                      kModel + " --listen=127.0.0.1:0 " + flag);
+    EXPECT_EQ(r.exit_code, 2) << flag << ": " << r.output;
+    EXPECT_THAT(r.output, HasSubstr(message)) << flag;
   }
 }
 

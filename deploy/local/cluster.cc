@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/cpu_affinity.h"
 #include "proto/rpc_util.h"
 
 namespace moe {
@@ -76,11 +77,16 @@ absl::Status LocalCluster::Up() {
     Stop();
     return s;
   };
+  const std::vector<int> cpus = AllowedCpus();
   for (int i = 0; i < options_.num_workers; ++i) {
-    auto addr = StartAndWait(absl::StrCat("worker-", i),
-                             {bin + "/moe-expert-worker", "--model=" + options_.model_dir,
-                              absl::StrCat("--experts=mod:", i, "/", options_.num_workers), "--listen=127.0.0.1:0",
-                              absl::StrCat("--threads=", options_.worker_threads)});
+    std::vector<std::string> argv = {bin + "/moe-expert-worker", "--model=" + options_.model_dir,
+                                     absl::StrCat("--experts=mod:", i, "/", options_.num_workers),
+                                     "--listen=127.0.0.1:0", absl::StrCat("--threads=", options_.worker_threads)};
+    if (options_.place_workers && !cpus.empty()) {
+      argv.push_back(absl::StrCat("--cpus=", cpus[i % cpus.size()]));
+      argv.push_back("--batch-scheduling");
+    }
+    auto addr = StartAndWait(absl::StrCat("worker-", i), argv);
     if (!addr.ok()) return fail(addr.status());
     worker_addresses_.push_back(*addr);
   }

@@ -19,6 +19,11 @@ struct LocalClusterOptions {
   int http_port = -1;         // the gateway's OpenAI-compatible HTTP API on 127.0.0.1; -1: off, 0: chosen by the OS
   std::string bin_dir;        // where moe-expert-worker, moe-router, moe-gateway are
   int worker_threads = 1;     // compute threads per worker process
+  // Worker i gets a CPU of its own (the i-th this process may use, modulo
+  // their number) for its serving threads, and runs under SCHED_BATCH:
+  // `moe-expert-worker --cpus=C --batch-scheduling`. For one host shared by
+  // every process (docs/dispatch.md).
+  bool place_workers = false;
   int router_threads = 0;     // 0: all CPUs
   std::string run_dir;        // address files and logs; a fresh temp dir when empty
   int64_t startup_timeout_ms = 120000;

@@ -25,6 +25,9 @@ ABSL_FLAG(std::string, api_keys_file, "", "API keys the gateway requires (one pe
 ABSL_FLAG(std::string, bin_dir, "", "Directory of the moe-* binaries (default: next to moe-cluster, "
                                     "then the build tree).");
 ABSL_FLAG(int, worker_threads, 1, "Compute threads per expert worker.");
+ABSL_FLAG(bool, place_workers, false,
+          "Give worker i a CPU of its own for its serving threads (the i-th CPU, modulo their number) and run "
+          "the workers under SCHED_BATCH (moe-expert-worker --cpus, --batch-scheduling).");
 ABSL_FLAG(int, router_threads, 0, "Compute threads of the router (0: all CPUs).");
 ABSL_FLAG(std::string, run_dir, "", "Directory for address files and logs (default: a fresh temp dir).");
 ABSL_FLAG(int64_t, startup_timeout_ms, 120000, "How long each process may take to report SERVING.");
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
   }
   options.bin_dir = absl::GetFlag(FLAGS_bin_dir).empty() ? DefaultBinDir() : absl::GetFlag(FLAGS_bin_dir);
   options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  options.place_workers = absl::GetFlag(FLAGS_place_workers);
   options.router_threads = absl::GetFlag(FLAGS_router_threads);
   options.run_dir = absl::GetFlag(FLAGS_run_dir);
   options.startup_timeout_ms = absl::GetFlag(FLAGS_startup_timeout_ms);
