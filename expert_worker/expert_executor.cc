@@ -137,25 +137,23 @@ absl::Status ExpertExecutor::Run(const ExpertRowsView& v, char* out) {
     for (int64_t i = 0; i < m; ++i) std::memcpy(out + order_[begin + i].second * row_bytes, &s.y[i * h], row_bytes);
     return absl::OkStatus();
   };
+  if (groups_.empty()) return absl::OkStatus();
   if (groups_.size() == 1) return run_group(0, lone_pool_ != nullptr ? lone_pool_.get() : &pool_);
-  if (groups_.size() < 2 || pool_.num_threads() < 2) {
-    for (size_t g = 0; g < groups_.size(); ++g) RETURN_IF_ERROR(run_group(g, &pool_));
+  if (pool_.num_threads() < 2) {
+    for (size_t g = 0; g < groups_.size(); ++g) RETURN_IF_ERROR(run_group(g, nullptr));
     return absl::OkStatus();
   }
   // Several experts: each runs whole on one thread, the threads taking
   // experts from a shared counter (largest first). No thread waits inside an
   // expert for another that the OS descheduled, which matters where workers
   // share CPUs with each other and with the router.
-  std::vector<size_t> by_size(groups_.size());
-  for (size_t g = 0; g < by_size.size(); ++g) by_size[g] = g;
-  std::stable_sort(by_size.begin(), by_size.end(), [&](size_t a, size_t b) {
-    return groups_[a].second - groups_[a].first > groups_[b].second - groups_[b].first;
-  });
-  std::vector<absl::Status> status(groups_.size());
+  std::stable_sort(groups_.begin(), groups_.end(),
+                   [](const auto& a, const auto& b) { return a.second - a.first > b.second - b.first; });
+  status_.assign(groups_.size(), absl::OkStatus());
   pool_.ParallelFor(static_cast<int64_t>(groups_.size()), 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) status[by_size[i]] = run_group(by_size[i], nullptr);
+    for (int64_t g = b; g < e; ++g) status_[g] = run_group(g, nullptr);
   });
-  for (const absl::Status& st : status) RETURN_IF_ERROR(st);
+  for (const absl::Status& st : status_) RETURN_IF_ERROR(st);
   return absl::OkStatus();
 }
 

@@ -103,6 +103,7 @@ class ExpertExecutor {
     ExpertShard::Scratch ffn;
   };
   std::vector<GroupScratch> scratch_;  // per group
+  std::vector<absl::Status> status_;   // per group, when they run concurrently
 
   mutable absl::Mutex mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
