@@ -22,7 +22,7 @@ struct SamplingOptions {
   float repetition_penalty = 1.0f;  // (0, 2]; 1: off
   float presence_penalty = 0.0f;    // [-2, 2]
   float frequency_penalty = 0.0f;   // [-2, 2]
-  std::vector<std::pair<int32_t, float>> logit_bias;  // id -> bias in [-100, 100]
+  std::vector<std::pair<int64_t, float>> logit_bias;  // id -> bias in [-100, 100] (64 bits: a uint32 id never wraps)
   std::optional<uint64_t> seed;
   uint64_t sample_index = 0;  // which of the n samples of one request
   int top_logprobs = 0;       // 0..20 alternatives reported per token

@@ -148,8 +148,9 @@ class HttpServer::Handlers {
 
   void Generate(const httplib::Request& req, httplib::Response& res, OpenAiEndpoint endpoint) {
     if (absl::Status s = Authorize(req); !s.ok()) return SendError(res, s, nullptr);
-    const OpenAiJson body = OpenAiJson::parse(req.body, nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded()) return SendError(res, absl::InvalidArgumentError("body: not valid JSON"), nullptr);
+    absl::StatusOr<OpenAiJson> parsed_body = ParseOpenAiBody(req.body);
+    if (!parsed_body.ok()) return SendError(res, parsed_body.status(), nullptr);
+    const OpenAiJson& body = *parsed_body;
     const bool chat = endpoint == OpenAiEndpoint::kChatCompletions;
     absl::StatusOr<OpenAiRequest> parsed =
         chat ? ParseChatRequest(body, backend_.chat_template) : ParseCompletionRequest(body);

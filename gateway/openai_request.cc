@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 
 namespace moe {
 namespace {
@@ -71,6 +72,20 @@ absl::StatusOr<std::optional<std::string>> String(const OpenAiJson& body, const 
   return v->get<std::string>();
 }
 
+// A token id: an integer in [0, 2^32), checked before narrowing (a JSON
+// number past 32 bits must not wrap to another token).
+absl::StatusOr<uint32_t> TokenId(const OpenAiJson& v, absl::string_view field) {
+  if (v.is_number_unsigned()) {
+    const uint64_t id = v.get<uint64_t>();
+    if (id <= std::numeric_limits<uint32_t>::max()) return static_cast<uint32_t>(id);
+    return Invalid(field, absl::StrCat("token id ", id, " is out of range [0, 4294967295]"));
+  }
+  if (v.is_number_integer()) {  // negative
+    return Invalid(field, absl::StrCat("token id ", v.get<int64_t>(), " is out of range [0, 4294967295]"));
+  }
+  return Invalid(field, absl::StrCat("token ids must be integers, got a ", v.type_name()));
+}
+
 #define MOE_OPENAI_GET(type, var, body, name) \
   auto var##_or = type(body, name);           \
   if (!var##_or.ok()) return var##_or.status(); \
@@ -113,12 +128,21 @@ absl::Status ParseCommon(const OpenAiJson& body, OpenAiRequest& out) {
   if (const OpenAiJson* bias = Field(body, "logit_bias")) {
     if (!bias->is_object()) return Invalid("logit_bias", "must be an object mapping token ids to biases");
     for (const auto& [key, value] : bias->items()) {
-      uint32_t id = 0;
-      if (!absl::SimpleAtoi(key, &id)) {
+      uint64_t id = 0;  // wider than a token id, so that 2^32 is out of range rather than unparsable
+      if (key.empty() || key[0] == '-' || key[0] == '+' || !absl::SimpleAtoi(key, &id)) {
         return Invalid("logit_bias", absl::StrCat("key '", key, "' is not a token id"));
       }
+      if (id > std::numeric_limits<uint32_t>::max()) {
+        return Invalid("logit_bias", absl::StrCat("token id ", key, " is out of range [0, 4294967295]"));
+      }
       if (!value.is_number()) return Invalid("logit_bias", absl::StrCat("bias of token ", key, " must be a number"));
-      (*s.mutable_logit_bias())[id] = value.get<float>();
+      // Checked here as well as in PrepareRequest: a double past float's
+      // range would reach it as inf.
+      const double bias = value.get<double>();
+      if (!(bias >= -100 && bias <= 100)) {
+        return Invalid("logit_bias", absl::StrCat("bias of token ", key, " must be in [-100, 100], got ", bias));
+      }
+      (*s.mutable_logit_bias())[static_cast<uint32_t>(id)] = static_cast<float>(bias);
     }
   }
 
@@ -139,8 +163,8 @@ absl::Status ParseCommon(const OpenAiJson& body, OpenAiRequest& out) {
   if (const OpenAiJson* ids = Field(body, "stop_token_ids")) {
     if (!ids->is_array()) return Invalid("stop_token_ids", "must be a list of token ids");
     for (const OpenAiJson& id : *ids) {
-      if (!id.is_number_unsigned()) return Invalid("stop_token_ids", "must be a list of token ids");
-      r.add_stop_token_ids(id.get<uint32_t>());
+      ASSIGN_OR_RETURN(const uint32_t value, TokenId(id, "stop_token_ids"));
+      r.add_stop_token_ids(value);
     }
   }
   MOE_OPENAI_GET(Bool, skip_special_tokens, body, "skip_special_tokens");
@@ -159,32 +183,43 @@ absl::Status ParseCommon(const OpenAiJson& body, OpenAiRequest& out) {
   return absl::OkStatus();
 }
 
-// A token-id list: every element a non-negative integer.
-bool IsIdList(const OpenAiJson& v) {
+// A list of integers (a token-id prompt, whatever the ranges).
+bool IsIntegerList(const OpenAiJson& v) {
   if (!v.is_array() || v.empty()) return false;
   for (const OpenAiJson& x : v) {
-    if (!x.is_number_unsigned()) return false;
+    if (!x.is_number_integer()) return false;
   }
   return true;
 }
 
-absl::Status SetPrompt(const OpenAiJson& prompt, moe::v1::GenerateRequest& r) {
-  if (prompt.is_string()) {
-    r.set_text(prompt.get<std::string>());
+// Iterative: `prompt` may be a list holding one list holding ... (depth is
+// bounded by the parser, but there is no need to recurse at all).
+absl::Status SetPrompt(const OpenAiJson* prompt, moe::v1::GenerateRequest& r) {
+  while (prompt->is_array() && prompt->size() == 1 && ((*prompt)[0].is_array() || (*prompt)[0].is_string())) {
+    prompt = &(*prompt)[0];
+  }
+  if (prompt->is_string()) {
+    r.set_text(prompt->get<std::string>());
     return absl::OkStatus();
   }
-  if (IsIdList(prompt)) {
-    for (const OpenAiJson& id : prompt) r.mutable_token_ids()->add_ids(id.get<uint32_t>());
+  if (IsIntegerList(*prompt)) {
+    for (const OpenAiJson& id : *prompt) {
+      ASSIGN_OR_RETURN(const uint32_t value, TokenId(id, "prompt"));
+      r.mutable_token_ids()->add_ids(value);
+    }
     return absl::OkStatus();
   }
-  if (prompt.is_array() && prompt.size() == 1) return SetPrompt(prompt[0], r);
-  if (prompt.is_array() && prompt.size() > 1 && (prompt[0].is_string() || prompt[0].is_array())) {
+  if (prompt->is_array() && prompt->size() > 1 && ((*prompt)[0].is_string() || (*prompt)[0].is_array())) {
     return Invalid("prompt", "several prompts in one request are not supported; send one request per prompt");
   }
   return Invalid("prompt", "must be a string, a list of token ids, or a list holding one of those");
 }
 
 }  // namespace
+
+absl::StatusOr<OpenAiJson> ParseOpenAiBody(absl::string_view body) {
+  return ParseBoundedJson<OpenAiJson>(body, kRequestJsonLimits, "body");
+}
 
 absl::StatusOr<OpenAiRequest> ParseCompletionRequest(const OpenAiJson& body) {
   OpenAiRequest out;
@@ -193,7 +228,7 @@ absl::StatusOr<OpenAiRequest> ParseCompletionRequest(const OpenAiJson& body) {
   moe::v1::GenerateRequest& r = out.request;
   const OpenAiJson* prompt = Field(body, "prompt");
   if (prompt == nullptr) return Invalid("prompt", "is required");
-  if (absl::Status s = SetPrompt(*prompt, r); !s.ok()) return s;
+  if (absl::Status s = SetPrompt(prompt, r); !s.ok()) return s;
   // As vLLM: the tokenizer's special tokens (BOS) are added, and special
   // tokens written in the prompt are recognised.
   MOE_OPENAI_GET(Bool, add_special_tokens, body, "add_special_tokens");

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/bounded_json.h"
 #include "gateway/chat_template/chat_template.h"
 #include "moe/v1/inference.pb.h"
 #include "nlohmann/json.hpp"
@@ -39,6 +40,12 @@ struct OpenAiRequest {
   std::string max_tokens_param = "max_tokens";
   std::string user;  // for logs only
 };
+
+// A request body parsed within kRequestJsonLimits, in time linear in its
+// size: INVALID_ARGUMENT "body: invalid JSON (...)", "<field>: nested deeper
+// than 64 levels" or "body: more than N JSON values".
+inline constexpr JsonLimits kRequestJsonLimits{/*max_depth=*/64, /*max_values=*/size_t{1} << 22};
+absl::StatusOr<OpenAiJson> ParseOpenAiBody(absl::string_view body);
 
 // Completions: `prompt` is a string, a list of one string, a list of token
 // ids, or a list of one list of token ids. Default max_tokens 16 (OpenAI).

@@ -112,6 +112,73 @@ TEST(OpenAiRequestTest, TypeErrorsNameTheField) {
   }
 }
 
+// Integers are checked against their range before narrowing: a JSON token
+// id of 2^32 + 5 must not become token 5.
+TEST(OpenAiRequestTest, TokenIdsOutOfRangeAreRefusedWithTheirValue) {
+  struct Case {
+    const char* body;
+    const char* want;
+  };
+  for (const Case& c : {
+           Case{R"({"model": "m", "prompt": [4294967296]})", "prompt: token id 4294967296 is out of range"},
+           Case{R"({"model": "m", "prompt": [[1, 4294967301]]})", "prompt: token id 4294967301 is out of range"},
+           Case{R"({"model": "m", "prompt": [1, -1]})", "prompt: token id -1 is out of range"},
+           Case{R"({"model": "m", "prompt": "x", "stop_token_ids": [4294967297]})",
+                "stop_token_ids: token id 4294967297 is out of range"},
+           Case{R"({"model": "m", "prompt": "x", "stop_token_ids": [-3]})", "stop_token_ids: token id -3 is out of range"},
+           Case{R"({"model": "m", "prompt": "x", "stop_token_ids": [1.5]})", "stop_token_ids: token ids must be integers"},
+           Case{R"({"model": "m", "prompt": "x", "logit_bias": {"4294967296": 1}})",
+                "logit_bias: token id 4294967296 is out of range"},
+           Case{R"({"model": "m", "prompt": "x", "logit_bias": {"-1": 1}})", "logit_bias: key '-1' is not a token id"},
+           Case{R"({"model": "m", "prompt": "x", "logit_bias": {"5": 1e300}})",
+                "logit_bias: bias of token 5 must be in [-100, 100], got 1e+300"},
+       }) {
+    const absl::Status s = ParseCompletionRequest(J(c.body)).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.body;
+    EXPECT_THAT(s.message(), HasSubstr(c.want)) << c.body;
+  }
+  // The largest id passes through unchanged (the router checks the vocabulary).
+  auto r = ParseCompletionRequest(
+      J(R"({"model": "m", "prompt": [4294967295], "logit_bias": {"2147483648": 1}, "stop_token_ids": [4294967295]})"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->request.token_ids().ids(0), 4294967295u);
+  EXPECT_EQ(r->request.stop_token_ids(0), 4294967295u);
+  EXPECT_EQ(r->request.sampling().logit_bias().count(2147483648u), 1u);
+}
+
+// Bodies nested far deeper than the limit used to crash the gateway
+// (recursion in SetPrompt, and in json copies of chat messages).
+TEST(OpenAiRequestTest, DeepBodiesAreRefusedNamingTheField) {
+  auto nested = [](int depth) { return std::string(depth, '[') + "1" + std::string(depth, ']'); };
+  struct Case {
+    std::string body;
+    std::string want;
+  };
+  const std::string deep = nested(100000);
+  for (const Case& c : {
+           Case{R"({"model": "m", "prompt": )" + deep + "}", "prompt[0][0]"},
+           Case{R"({"model": "m", "messages": [{"role": "user", "content": "x", "extra": )" + deep + "}]}",
+                "messages[0].extra[0]"},
+           Case{R"({"model": "m", "messages": [{"role": "user", "content": )" + deep + "}]}",
+                "messages[0].content[0]"},
+           Case{R"({"model": "m", "messages": [], "tools": )" + deep + "}", "tools[0]"},
+           Case{R"({"model": "m", "messages": [], "chat_template_kwargs": {"a": )" + deep + "}}",
+                "chat_template_kwargs.a[0]"},
+       }) {
+    absl::StatusOr<OpenAiJson> body = ParseOpenAiBody(c.body);
+    EXPECT_TRUE(absl::IsInvalidArgument(body.status()));
+    EXPECT_THAT(body.status().message(), HasSubstr(c.want));
+    EXPECT_THAT(body.status().message(), HasSubstr("nested deeper than 64 levels"));
+  }
+  // At the limit, a prompt nested in one-element lists still parses (iteratively).
+  absl::StatusOr<OpenAiJson> ok = ParseOpenAiBody(R"({"model": "m", "prompt": )" + nested(63) + "}");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  auto r = ParseCompletionRequest(*ok);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->request.token_ids().ids(), ElementsAre(1u));
+  EXPECT_THAT(ParseOpenAiBody("{\"model\": ").status().message(), HasSubstr("body: invalid JSON"));
+}
+
 TEST(OpenAiRequestTest, StreamOptions) {
   auto r = ParseCompletionRequest(
       J(R"({"model": "m", "prompt": "x", "stream": true, "stream_options": {"include_usage": true}})"));

@@ -14,7 +14,7 @@ SamplingOptions FromProto(const moe::v1::SamplingParams& p) {
   if (p.has_repetition_penalty()) o.repetition_penalty = p.repetition_penalty();
   if (p.has_presence_penalty()) o.presence_penalty = p.presence_penalty();
   if (p.has_frequency_penalty()) o.frequency_penalty = p.frequency_penalty();
-  for (const auto& [id, bias] : p.logit_bias()) o.logit_bias.emplace_back(static_cast<int32_t>(id), bias);
+  for (const auto& [id, bias] : p.logit_bias()) o.logit_bias.emplace_back(static_cast<int64_t>(id), bias);
   std::sort(o.logit_bias.begin(), o.logit_bias.end());  // map order is unspecified
   if (p.has_seed()) o.seed = p.seed();
   if (p.has_min_tokens()) o.min_tokens = p.min_tokens();

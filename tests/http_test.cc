@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -306,6 +307,55 @@ TEST_F(HttpTest, ErrorsHaveTheOpenAiShape) {
   const Reply unknown = Send("GET", "/v1/nothing");
   EXPECT_EQ(unknown.status, 404);
   EXPECT_TRUE(unknown.json["error"]["message"].is_string());
+}
+
+// Bodies from the hostile-input campaign: each used to crash the gateway,
+// pass a wrapped token id, or hold a thread for minutes. Each is now a 400
+// naming the field, in bounded time, and the gateway keeps serving.
+TEST_F(HttpTest, HostileBodiesAreRefusedQuicklyAndTheGatewayKeepsServing) {
+  auto nested = [](int depth) { return std::string(depth, '[') + "1" + std::string(depth, ']'); };
+  struct Case {
+    std::string path;
+    std::string body;
+    std::string param;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"/v1/completions", R"({"model": "tiny-mixtral", "prompt": )" + nested(60000) + "}", "prompt",
+       "prompt[0][0]"},
+      {"/v1/chat/completions",
+       R"({"model": "tiny-mixtral", "messages": [{"role": "user", "content": "x", "extra": )" + nested(100000) + "}]}",
+       "messages", "messages[0].extra[0]"},
+      {"/v1/chat/completions", R"({"model": "tiny-mixtral", "messages": [{"role": "user", "content": "x"}], "tools": )" +
+                                   nested(100000) + "}",
+       "tools", "tools[0][0]"},
+      {"/v1/completions", R"({"model": "tiny-mixtral", "prompt": [4294967296]})", "prompt",
+       "token id 4294967296 is out of range"},
+      {"/v1/completions", R"({"model": "tiny-mixtral", "prompt": "x", "stop_token_ids": [4294967297]})",
+       "stop_token_ids", "token id 4294967297 is out of range"},
+      {"/v1/completions", R"({"model": "tiny-mixtral", "prompt": "x", "logit_bias": {"2147483648": 1}})",
+       "logit_bias", "token id 2147483648 is outside the vocabulary"},
+  };
+  for (const Case& c : cases) {
+    const Reply r = Send("POST", c.path, c.body);
+    EXPECT_EQ(r.status, 400) << c.message << " -> " << r.body.substr(0, 300);
+    EXPECT_THAT(r.json["error"]["param"].get<std::string>(), StartsWith(c.param)) << r.body.substr(0, 300);
+    EXPECT_THAT(r.json["error"]["message"].get<std::string>(), HasSubstr(c.message));
+  }
+  // One object of 1.5M keys (26 MiB, under the 32 MiB cap): nlohmann's
+  // ordered_json parser took minutes; answered in seconds now.
+  std::string wide = R"({"model": "tiny-mixtral", "prompt": "x", "max_tokens": 1)";
+  for (int i = 0; i < 1500000; ++i) wide += ",\"k" + std::to_string(i) + "\":" + std::to_string(i % 10);
+  wide += "}";
+  const auto start = std::chrono::steady_clock::now();
+  const Reply r = Send("POST", "/v1/completions", wide);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.status, 200) << r.body.substr(0, 300);
+  EXPECT_LT(seconds, 30.0) << "a 1.5M-key body took " << seconds << " s";
+  std::printf("1.5M-key body (%zu bytes) answered in %.2f s\n", wide.size(), seconds);
+
+  const Reply after = Post("/v1/completions", GoldenCompletion());
+  EXPECT_EQ(after.status, 200) << after.body;
 }
 
 TEST_F(HttpTest, ModelsAndHealth) {

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/bounded_json.h"
 #include "gateway/chat_template/builtins.h"
 #include "gateway/chat_template/evaluator.h"
 #include "gateway/chat_template/lexer.h"
@@ -106,12 +107,9 @@ absl::StatusOr<ChatTemplate> LoadChatTemplate(const std::string& model_dir) {
   const std::string config_path = (std::filesystem::path(model_dir) / "tokenizer_config.json").string();
   auto text = ReadFile(config_path);
   if (!text.ok()) return text.status();
-  Json config;
-  try {
-    config = Json::parse(*text);
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(config_path, ": invalid JSON: ", e.what()));
-  }
+  absl::StatusOr<Json> parsed = ParseBoundedJson<Json>(*text, kFileJsonLimits, config_path);
+  if (!parsed.ok()) return parsed.status();
+  const Json config = std::move(*parsed);
   if (!config.is_object()) return absl::InvalidArgumentError(absl::StrCat(config_path, ": not a JSON object"));
 
   CompileOptions options;

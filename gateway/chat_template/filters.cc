@@ -149,7 +149,8 @@ absl::StatusOr<Value> SortFilter(const Value& input, const CallArgs& args, bool 
   if (unique) {
     std::vector<Value> seen;
     for (auto& [key, item] : keyed) {
-      if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return PyEquals(s, key); })) {
+      const Value& k = key;  // clang 14 (the fuzzers) cannot capture a structured binding
+      if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return PyEquals(s, k); })) {
         seen.push_back(key);
         out.push_back(item);
       }

@@ -220,7 +220,8 @@ absl::StatusOr<Value> GlobalFunction(const std::string& name, const CallArgs& ar
     for (const auto& [k, v] : init.data().items()) attributes.emplace_back(k, Value::Data(v));
   }
   for (const auto& [k, v] : args.keyword) {
-    auto it = std::find_if(attributes.begin(), attributes.end(), [&](const auto& a) { return a.first == k; });
+    const auto& name = k;  // clang 14 (the fuzzers) cannot capture a structured binding
+    auto it = std::find_if(attributes.begin(), attributes.end(), [&](const auto& a) { return a.first == name; });
     if (it != attributes.end()) {
       it->second = v;
     } else {

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/bounded_json.h"
 #include "core/status_macros.h"
 #include "gateway/tokenizer/json_util.h"
 #include "gateway/tokenizer/unicode.h"
@@ -24,12 +25,9 @@ const Json& FieldOrNull(const Json& j, const char* key) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(absl::string_view json, absl::string_view source) {
-  Json j;
-  try {
-    j = Json::parse(json.begin(), json.end());
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": invalid JSON: ", e.what()));
-  }
+  absl::StatusOr<Json> parsed = ParseBoundedJson<Json>(json, kFileJsonLimits, source);
+  if (!parsed.ok()) return parsed.status();
+  const Json j = std::move(*parsed);
   if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   // The builders report through Status; the catch is a safety net for an

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "core/bounded_json.h"
 #include "core/status_macros.h"
 #include "gateway/tokenizer/json_util.h"
 #include "gateway/tokenizer/tokenizer.h"
@@ -51,12 +52,9 @@ absl::StatusOr<std::optional<std::string>> TokenName(const Json& config, absl::s
 }  // namespace
 
 absl::Status Tokenizer::ApplyConfig(absl::string_view config_json, absl::string_view source) {
-  Json config;
-  try {
-    config = Json::parse(config_json.begin(), config_json.end());
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": invalid JSON: ", e.what()));
-  }
+  absl::StatusOr<Json> parsed = ParseBoundedJson<Json>(config_json, kFileJsonLimits, source);
+  if (!parsed.ok()) return parsed.status();
+  const Json config = std::move(*parsed);
   if (!config.is_object()) return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
   struct Field {
     const char* key;
