@@ -95,7 +95,13 @@ absl::StatusOr<PreparedRequest> PrepareRequest(const moe::v1::GenerateRequest& r
 }
 
 ResponseTranslator::ResponseTranslator(const tokenizer::Tokenizer* tokenizer, const PreparedRequest& request)
-    : request_id_(request.request_id), n_(request.n), samples_(request.best_of), remaining_(request.best_of) {
+    : request_id_(request.request_id),
+      n_(request.n),
+      // Known here: a sample ended by a stop string never reads the router's
+      // last message, which is the one that reports the prompt's length.
+      prompt_tokens_(static_cast<uint32_t>(request.router.prompt_ids_size())),
+      samples_(request.best_of),
+      remaining_(request.best_of) {
   for (size_t i = 0; i < samples_.size(); ++i) {
     samples_[i].decoder = std::make_unique<tokenizer::StreamDecoder>(tokenizer, request.skip_special_tokens);
     samples_[i].stop = std::make_unique<StopMatcher>(request.stops);
@@ -111,7 +117,6 @@ absl::StatusOr<ResponseTranslator::Output> ResponseTranslator::Translate(
   }
   Sample& s = samples_[in.index()];
   if (s.done) return out;  // a sample already ended by a stop string
-  if (in.prompt_tokens() > 0) prompt_tokens_ = in.prompt_tokens();
   moe::v1::GenerateResponse msg;
   msg.set_request_id(request_id_);
   msg.set_index(in.index());

@@ -122,6 +122,10 @@ TEST_F(GenerateCallTest, StopStringAcrossTokensIsCutBeforeTheMatch) {
   EXPECT_EQ(o3->message->matched_stop(), "ubaff");
   EXPECT_TRUE(o3->all_done);
   EXPECT_EQ(o3->message->usage().completion_tokens(), 3u);
+  // The router's own last message (the one carrying prompt_tokens) never
+  // came: the prompt's length is still reported.
+  EXPECT_EQ(o3->message->usage().prompt_tokens(), 2u);
+  EXPECT_EQ(tr.Result().usage().prompt_tokens(), 2u);
 }
 
 TEST_F(GenerateCallTest, DoubleNewlineMadeOfTwoTokens) {
