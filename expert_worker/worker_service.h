@@ -15,12 +15,19 @@
 
 #include "expert_worker/expert_executor.h"
 #include "moe/internal/v1/expert_worker.grpc.pb.h"
+#include "proto/parsed_request.h"
 
 namespace moe {
 
-class ExpertWorkerService final : public moe::internal::v1::ExpertWorker::CallbackService {
+class ExpertWorkerService final : public rpc::ParsingService<moe::internal::v1::ExpertWorker::CallbackService> {
  public:
-  explicit ExpertWorkerService(ExpertExecutor* executor) : executor_(executor) {}
+  explicit ExpertWorkerService(ExpertExecutor* executor) : executor_(executor) {
+    // Method indices as in expert_worker.proto; requests that fail to parse
+    // get INVALID_ARGUMENT (proto/parsed_request.h). The ExpertStream
+    // transport reads its messages itself.
+    ParseUnary(0, &ExpertWorkerService::GetInfo);
+    ParseUnary(1, &ExpertWorkerService::RunExperts);
+  }
 
   grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* context,
                                     const moe::internal::v1::GetWorkerInfoRequest* request,

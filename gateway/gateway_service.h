@@ -15,6 +15,7 @@
 #include "gateway/router_pool.h"
 #include "gateway/tokenizer/tokenizer.h"
 #include "moe/v1/inference.grpc.pb.h"
+#include "proto/parsed_request.h"
 
 namespace moe {
 
@@ -28,12 +29,20 @@ struct GatewayServiceOptions {
   const ApiKeys* api_keys = nullptr;
 };
 
-class GatewayService final : public moe::v1::Inference::CallbackService {
+class GatewayService final : public rpc::ParsingService<moe::v1::Inference::CallbackService> {
  public:
   // `tokenizer` and `routers` must outlive the service.
   GatewayService(const tokenizer::Tokenizer* tokenizer, RouterPool* routers, moe::v1::ModelInfo info,
                  GatewayServiceOptions options)
-      : tokenizer_(tokenizer), routers_(routers), info_(std::move(info)), options_(options) {}
+      : tokenizer_(tokenizer), routers_(routers), info_(std::move(info)), options_(options) {
+    // Method indices as in inference.proto; requests that fail to parse get
+    // INVALID_ARGUMENT (proto/parsed_request.h).
+    ParseServerStreaming(0, &GatewayService::Generate);
+    ParseUnary(1, &GatewayService::Complete);
+    ParseUnary(2, &GatewayService::Tokenize);
+    ParseUnary(3, &GatewayService::Detokenize);
+    ParseUnary(4, &GatewayService::GetModelInfo);
+  }
 
   grpc::ServerWriteReactor<moe::v1::GenerateResponse>* Generate(grpc::CallbackServerContext* context,
                                                                 const moe::v1::GenerateRequest* request) override;

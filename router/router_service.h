@@ -8,6 +8,7 @@
 #include <string>
 
 #include "moe/internal/v1/router.grpc.pb.h"
+#include "proto/parsed_request.h"
 #include "router/engine.h"
 #include "router/router_metrics.h"
 
@@ -16,12 +17,19 @@ namespace moe {
 // Most samples one request may ask for (n).
 inline constexpr uint32_t kMaxSamplesPerRequest = 64;
 
-class RouterService final : public moe::internal::v1::Router::CallbackService {
+class RouterService final : public rpc::ParsingService<moe::internal::v1::Router::CallbackService> {
  public:
   // `engine` must outlive the service. `info` answers GetInfo.
   // `metrics` (may be null) receives per-request latencies.
   RouterService(Engine* engine, moe::v1::ModelInfo info, RouterMetrics* metrics = nullptr)
-      : engine_(engine), info_(std::move(info)), metrics_(metrics) {}
+      : engine_(engine), info_(std::move(info)), metrics_(metrics) {
+    // Method indices as in router.proto; requests that fail to parse get
+    // INVALID_ARGUMENT (proto/parsed_request.h).
+    ParseServerStreaming(0, &RouterService::Generate);
+    ParseUnary(1, &RouterService::Abort);
+    ParseUnary(2, &RouterService::GetLoad);
+    ParseUnary(3, &RouterService::GetInfo);
+  }
 
   grpc::ServerWriteReactor<moe::internal::v1::RouterGenerateResponse>* Generate(
       grpc::CallbackServerContext* context, const moe::internal::v1::RouterGenerateRequest* request) override;
