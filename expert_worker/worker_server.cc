@@ -32,6 +32,7 @@ absl::StatusOr<std::unique_ptr<ExpertWorkerServer>> ExpertWorkerServer::Start(co
   server_options.listen_address = options.listen_address;
   server_options.address_file = options.address_file;
   server_options.credentials = rpc::ServerCredentials(options.tls);
+  server_options.health_services = {moe::internal::v1::ExpertWorker::service_full_name()};
   ASSIGN_OR_RETURN(worker->server_, rpc::RunningServer::Start(server_options, {worker->service_.get()}));
   worker->server_->SetServing(true);
   LOG(INFO) << "expert worker: serving on " << worker->server_->address();

@@ -32,6 +32,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
   so.listen_address = options.listen_address;
   so.address_file = options.address_file;
   so.enable_reflection = true;
+  so.health_services = {moe::v1::Inference::service_full_name()};
   if (!options.tls_client_ca_file.empty() && !options.tls.has_identity()) {
     return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
   }

@@ -50,6 +50,10 @@ absl::StatusOr<std::unique_ptr<RunningServer>> RunningServer::Start(
   rs->server_ = std::move(server);
   const std::string host = options.listen_address.substr(0, options.listen_address.rfind(':'));
   rs->address_ = absl::StrCat(host, ":", port);
+  if (auto* health = rs->server_->GetHealthCheckService()) {
+    // Registers the names; SetServing(bool) then covers them all.
+    for (const std::string& name : options.health_services) health->SetServingStatus(name, false);
+  }
   rs->SetServing(false);
   if (!options.address_file.empty()) {
     const std::string tmp = options.address_file + ".tmp";
@@ -79,7 +83,8 @@ void RunningServer::Shutdown(std::chrono::milliseconds grace) {
   server_->Shutdown(std::chrono::system_clock::now() + grace);
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const TlsConfig* tls) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const TlsConfig* tls,
+                                           int max_reconnect_backoff_ms) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -87,6 +92,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const Tls
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  if (max_reconnect_backoff_ms > 0) {
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, max_reconnect_backoff_ms);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, max_reconnect_backoff_ms);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_reconnect_backoff_ms);
+  }
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   if (tls == nullptr || !tls->enabled) return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);

@@ -31,9 +31,13 @@ struct ServerOptions {
   std::string address_file;
   // TLS (see proto/tls.h); null: plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Full names of the services served ("moe.v1.Inference"), which the health
+  // service reports on by name as well as overall ("").
+  std::vector<std::string> health_services;
 };
 
-// A started server. Health reports NOT_SERVING until SetServing(true).
+// A started server. Health (overall and per named service) reports
+// NOT_SERVING until SetServing(true).
 class RunningServer {
  public:
   // Starts a server for `services` (not owned; they must outlive the server).
@@ -55,7 +59,10 @@ class RunningServer {
 
 // A channel with our message limits and reconnect back-off settings;
 // plaintext unless `tls` is given and enabled.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const TlsConfig* tls = nullptr);
+// `max_reconnect_backoff_ms` > 0 replaces the default reconnect back-off
+// (100 ms growing to 1 s) with a constant one (health probes).
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const TlsConfig* tls = nullptr,
+                                           int max_reconnect_backoff_ms = 0);
 
 // Asks `address` (grpc.health.v1, overall service) until it answers SERVING
 // or `timeout_ms` passes; DEADLINE_EXCEEDED naming the address and the last

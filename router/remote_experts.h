@@ -13,23 +13,35 @@
 // exchange that fails on a stream opened before (e.g. to a worker since
 // restarted) is retried once on a fresh stream within the same deadline.
 //
-// An expert held by several workers goes to the first of them, in the order
-// given, that has not failed recently; results are bitwise the same whichever
-// computes it.
+// Replicas: workers may hold overlapping sets of experts. Each step, the
+// rows of each expert go to one healthy worker holding it, spread by load
+// (the expert with the most rows first, to the replica with the fewest rows
+// so far; ties in the order given). When an exchange fails or misses its
+// deadline, its experts' rows are sent again, in the same step, to another
+// healthy replica (each retry round with a deadline of its own), so the step
+// succeeds with bitwise the same outputs: a worker's result for a row does
+// not depend on which other rows it computes. Only when no replica of an
+// expert is left does Compute fail, UNAVAILABLE naming those experts.
 //
-// Workers may restart at the same address: channels reconnect by themselves
-// (back-off at most 1 s, see rpc::MakeChannel) and nothing broken is cached,
-// so Compute succeeds again as soon as the channel is back. While a worker's
-// channel is known to be failing (TRANSIENT_FAILURE) a request to it fails at
-// once (UNAVAILABLE) instead of waiting for the deadline; otherwise requests
-// wait for a (re)connecting worker within the deadline.
+// Health: a worker whose exchange failed is unhealthy and gets no rows; a
+// background monitor probes every worker (grpc.health.v1) — unhealthy ones
+// every health_probe_interval_ms, healthy ones every 5 such intervals — and
+// as soon as an unhealthy worker answers SERVING it gets a fresh channel
+// (no reconnect back-off left to wait out) and rows again. A healthy worker
+// that stops answering probes becomes unhealthy without waiting for traffic.
+// An expert with no healthy replica fails at once (UNAVAILABLE) rather than
+// waiting for a deadline again, so a stopped worker delays a request by at
+// most one deadline.
 //
 // Thread-safety: Compute is called by one thread at a time (the engine
 // thread); Stats and worker_addresses may be called from any thread.
 #ifndef MOE_ROUTER_REMOTE_EXPERTS_H_
 #define MOE_ROUTER_REMOTE_EXPERTS_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +75,12 @@ struct RemoteExpertsOptions {
   ExpertTransport transport = ExpertTransport::kUnary;
   // TLS to the workers (this router's certificate is its client certificate).
   rpc::TlsConfig tls;
+  // How often unhealthy workers are probed (healthy ones: 5x less often), ms;
+  // each probe's deadline is the same.
+  int64_t health_probe_interval_ms = 100;
+  // Called from the monitor thread when "every expert has a healthy worker"
+  // changes (true at start). May be empty.
+  std::function<void(bool serviceable)> on_serviceable_change;
 };
 
 class RemoteExpertBackend : public ExpertBackend {
@@ -83,6 +101,13 @@ class RemoteExpertBackend : public ExpertBackend {
 
   const std::vector<std::string>& worker_addresses() const { return options_.worker_addresses; }
 
+  // Every (layer, expert) has a healthy worker.
+  bool Serviceable() const;
+  // Times rows were sent again to another replica after a failure, and the
+  // retry exchanges that carried them.
+  uint64_t failovers() const { return failovers_.load(); }
+  uint64_t retries() const { return retries_.load(); }
+
   struct WorkerStats {
     std::string address;
     uint64_t calls = 0;           // per-layer exchanges (failed ones too)
@@ -92,7 +117,8 @@ class RemoteExpertBackend : public ExpertBackend {
     double total_worker_queue_s = 0;    // of which the worker waited for its compute thread
     double total_worker_compute_s = 0;  // of which the worker computed
     uint64_t failures = 0;        // exchanges that failed or missed the deadline
-    bool up = true;               // the last exchange succeeded (true before any)
+    bool up = true;               // healthy: the last exchange or probe succeeded
+    std::string last_error;       // why it is not healthy (empty when it is)
     Histogram::Snapshot latency;  // send-to-reply time of every exchange
   };
   std::vector<WorkerStats> Stats() const;
@@ -102,8 +128,19 @@ class RemoteExpertBackend : public ExpertBackend {
   struct Call;
   class Stream;
   RemoteExpertBackend(const ModelConfig& config, const RemoteExpertsOptions& options);
-  // The worker that gets `expert` of `layer` now.
-  int Pick(int layer, int expert) const;
+  // Assigns each expert of `experts` (rows waiting) a healthy worker holding
+  // it, not in `tried[expert]`, with the fewest rows so far; -1 when none.
+  void Assign(int layer, const std::vector<int>& experts);
+  // Marks worker `w` healthy or not (engine thread and monitor).
+  void SetHealthy(int w, bool healthy, const std::string& why);
+  void MonitorLoop();
+  // Engine thread: asks an unhealthy worker's health now; when it serves,
+  // gives it a fresh channel and marks it healthy.
+  bool ProbeNow(int w);
+  // Engine thread: swaps in the channels the monitor made for recovered workers.
+  void TakeFreshChannels();
+  // Every expert of `layer` (or of every layer, with -1) covered by a healthy worker.
+  bool Covered(int layer) const;
   // Send `calls` and wait until each has a status (OK, or the failure).
   void RunUnary(const std::vector<Call*>& calls);
   void RunStreams(const std::vector<Call*>& calls);
@@ -123,7 +160,16 @@ class RemoteExpertBackend : public ExpertBackend {
   // a reply wakes it directly (no hand-off from a gRPC callback thread).
   std::unique_ptr<grpc::CompletionQueue> cq_;
   // Compute scratch (engine thread only).
-  std::vector<std::vector<int64_t>> choices_of_worker_;
+  std::vector<std::vector<int64_t>> choices_of_expert_;  // per expert: choice indices (token * top_k + k)
+  std::vector<int> assigned_;                            // per expert: the worker sending it this round, or -1
+  std::vector<uint64_t> tried_;                          // per expert: bit w = worker w tried this step
+  std::vector<int64_t> rows_of_worker_;                  // rows assigned this step, for spreading
+
+  std::atomic<uint64_t> failovers_{0}, retries_{0};
+  // The monitor thread and how it stops.
+  absl::Mutex monitor_mu_;
+  bool stop_monitor_ ABSL_GUARDED_BY(monitor_mu_) = false;
+  std::thread monitor_;
 };
 
 }  // namespace moe

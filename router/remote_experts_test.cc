@@ -14,6 +14,7 @@
 #include "expert_worker/expert_shard.h"
 #include "expert_worker/expert_spec.h"
 #include "expert_worker/worker_server.h"
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "moe/internal/v1/expert_worker.grpc.pb.h"
@@ -176,7 +177,7 @@ TEST_F(RemoteExpertsTest, AMultiTokenBatchMatchesInProcess) {
   EXPECT_EQ(out, LocalOutputs(b));
 }
 
-TEST_F(RemoteExpertsTest, ReplicasArePickedInTheOrderGiven) {
+TEST_F(RemoteExpertsTest, ReplicasShareTheLoad) {
   auto all = StartWorker("all");
   auto half = StartWorker("mod:0/2");
   RemoteExpertsOptions options;
@@ -288,6 +289,121 @@ TEST_F(RemoteExpertsTest, AMalformedReplyIsInternalNamingTheWorker) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
   EXPECT_THAT(std::string(s.message()),
               HasSubstr("expert worker " + (*server)->address() + " sent a malformed reply for layer 0"));
+  (*server)->Shutdown(std::chrono::milliseconds(0));
+}
+
+// Every expert on two of three workers; one goes away: the step still
+// succeeds, bitwise equal to in-process experts, by retrying the lost rows on
+// the other replicas within the same call.
+TEST_F(RemoteExpertsTest, AFailedWorkersRowsAreRetriedOnAReplicaInTheSameStep) {
+  // Worker i holds experts e with e mod 3 != i: each expert on two workers.
+  std::vector<std::unique_ptr<ExpertWorkerServer>> workers;
+  RemoteExpertsOptions options;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<std::string> experts;
+    for (int e = 0; e < config().num_experts; ++e) {
+      if (e % 3 != i) experts.push_back(std::to_string(e));
+    }
+    workers.push_back(StartWorker(absl::StrJoin(experts, ",")));
+    options.worker_addresses.push_back(workers.back()->address());
+  }
+  options.dispatch_deadline_ms = 2000;
+  auto remote = RemoteExpertBackend::Connect(config(), options);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  const Batch b = MakeBatch(12);
+  const std::vector<float> want = LocalOutputs(b);
+  std::vector<float> out(b.experts.size() * config().hidden_size);
+  ASSERT_TRUE((*remote)->Compute(b.view, out.data()).ok());
+  EXPECT_EQ(out, want);
+  for (const auto& st : (*remote)->Stats()) EXPECT_EQ(st.calls, 1u) << st.address;  // spread over all three
+
+  workers[1]->Shutdown(std::chrono::milliseconds(0));
+  std::fill(out.begin(), out.end(), 0.0f);
+  const absl::Status s = (*remote)->Compute(b.view, out.data());
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(out, want);
+  EXPECT_GE((*remote)->failovers(), 1u);
+  EXPECT_GE((*remote)->retries(), 1u);
+  EXPECT_FALSE((*remote)->Stats()[1].up);
+  EXPECT_TRUE((*remote)->Serviceable());
+  // The next step avoids the failed worker from the start.
+  const uint64_t retries = (*remote)->retries();
+  ASSERT_TRUE((*remote)->Compute(b.view, out.data()).ok());
+  EXPECT_EQ(out, want);
+  EXPECT_EQ((*remote)->retries(), retries);
+
+  // Both holders of expert 1 (workers 0 and 2 hold it; 1 is gone): UNAVAILABLE naming it.
+  workers[2]->Shutdown(std::chrono::milliseconds(0));
+  const absl::Status lost = (*remote)->Compute(b.view, out.data());
+  EXPECT_EQ(lost.code(), absl::StatusCode::kUnavailable) << lost;
+  EXPECT_THAT(std::string(lost.message()), HasSubstr("no healthy expert worker left for experts"));
+  EXPECT_THAT(std::string(lost.message()), HasSubstr("of layer 0"));
+}
+
+// A worker that accepts exchanges and never answers (a stopped process):
+// the step waits one deadline for it, then finishes on the replica; the
+// next steps do not wait for it again.
+class SilentWorker final : public moe::internal::v1::ExpertWorker::CallbackService {
+ public:
+  explicit SilentWorker(const ModelConfig& c) : config_(c) {}
+  grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* ctx, const moe::internal::v1::GetWorkerInfoRequest*,
+                                    moe::internal::v1::WorkerInfo* info) override {
+    for (int l = 0; l < config_.num_hidden_layers; ++l) {
+      for (int e = 0; e < config_.num_experts; ++e) {
+        auto* id = info->add_experts();
+        id->set_layer(l);
+        id->set_expert(e);
+      }
+    }
+    info->set_hidden_size(config_.hidden_size);
+    info->set_intermediate_size(config_.intermediate_size);
+    info->set_num_layers(config_.num_hidden_layers);
+    info->set_num_experts(config_.num_experts);
+    info->set_model_type(config_.model_type);
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  grpc::ServerUnaryReactor* RunExperts(grpc::CallbackServerContext*, const moe::internal::v1::ExpertRequest*,
+                                       moe::internal::v1::ExpertResponse*) override {
+    return new Silence();  // finished only when the client gives up
+  }
+  class Silence final : public grpc::ServerUnaryReactor {
+    void OnCancel() override { Finish(grpc::Status::CANCELLED); }
+    void OnDone() override { delete this; }
+  };
+
+ private:
+  const ModelConfig config_;
+};
+
+TEST_F(RemoteExpertsTest, AWorkerThatStopsAnsweringCostsOneDeadlineThenItsReplicaServes) {
+  SilentWorker silent(config());
+  rpc::ServerOptions server_options;
+  server_options.listen_address = "127.0.0.1:0";
+  auto server = rpc::RunningServer::Start(server_options, {&silent});  // health stays NOT_SERVING
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto real = StartWorker("all");
+  RemoteExpertsOptions options;
+  options.worker_addresses = {(*server)->address(), real->address()};
+  options.dispatch_deadline_ms = 400;
+  auto remote = RemoteExpertBackend::Connect(config(), options);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  const Batch b = MakeBatch(12);
+  const std::vector<float> want = LocalOutputs(b);
+  std::vector<float> out(b.experts.size() * config().hidden_size);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE((*remote)->Compute(b.view, out.data()).ok());
+  const auto first = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(out, want);
+  EXPECT_GE(first, std::chrono::milliseconds(options.dispatch_deadline_ms));
+  EXPECT_LT(first, std::chrono::milliseconds(2 * options.dispatch_deadline_ms)) << "more than one deadline";
+  EXPECT_GE((*remote)->failovers(), 1u);
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE((*remote)->Compute(b.view, out.data()).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(options.dispatch_deadline_ms))
+      << "the silent worker was waited for again";
+  EXPECT_EQ(out, want);
   (*server)->Shutdown(std::chrono::milliseconds(0));
 }
 

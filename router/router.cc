@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
   so.listen_address = options.listen_address;
   so.address_file = options.address_file;
   so.credentials = rpc::ServerCredentials(options.tls);
+  so.health_services = {moe::internal::v1::Router::service_full_name()};
   ASSIGN_OR_RETURN(r->server_, rpc::RunningServer::Start(so, {r->service_.get()}));
   r->server_->SetServing(true);
   LOG(INFO) << "router serving " << options.model_dir << " on " << r->server_->address() << " with "

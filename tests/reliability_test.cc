@@ -118,5 +118,29 @@ TEST_F(ReliabilityTest, UndecodableRequestsAreInvalidArgument) {
   }
 }
 
+// Every served service answers on the health service by name (was
+// NOT_FOUND), as well as the server overall.
+TEST_F(ReliabilityTest, HealthAnswersForEveryServedService) {
+  struct Case {
+    std::string address, service;
+  };
+  for (const Case& c : std::vector<Case>{
+           {cluster_->gateway_address(), ""},
+           {cluster_->gateway_address(), "moe.v1.Inference"},
+           {cluster_->router_address(), "moe.internal.v1.Router"},
+           {cluster_->worker_addresses()[0], "moe.internal.v1.ExpertWorker"},
+       }) {
+    auto stub = grpc::health::v1::Health::NewStub(rpc::MakeChannel(c.address));
+    grpc::ClientContext context;
+    context.set_deadline(rpc::DeadlineIn(5000));
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(c.service);
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status s = stub->Check(&context, request, &response);
+    ASSERT_TRUE(s.ok()) << c.service << ": " << s.error_message();
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << c.service;
+  }
+}
+
 }  // namespace
 }  // namespace moe
