@@ -32,6 +32,10 @@ ABSL_FLAG(bool, batch_scheduling, false,
           "Run under SCHED_BATCH: the worker's threads do not preempt others (the router) when they wake up. "
           "For hosts shared with the router.");
 
+ABSL_FLAG(int, drain_timeout_s, 30,
+          "On SIGTERM/SIGINT: health turns NOT_SERVING, new exchanges are refused (routers retry them on a "
+          "replica) and those in flight get up to this many seconds to finish. A second signal exits at once.");
+
 int main(int argc, char** argv) {
   moe::rpc::BlockTerminationSignals();  // before any thread starts
   absl::SetProgramUsageMessage(
@@ -86,13 +90,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.tls = *std::move(tls);
+  if (absl::GetFlag(FLAGS_drain_timeout_s) < 0 || absl::GetFlag(FLAGS_drain_timeout_s) > 3600) {
+    std::cerr << "moe-expert-worker: --drain_timeout_s must be in [0, 3600], got "
+              << absl::GetFlag(FLAGS_drain_timeout_s) << "\n";
+    return 2;
+  }
   auto worker = moe::ExpertWorkerServer::Start(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_experts), options);
   if (!worker.ok()) {
     std::cerr << "moe-expert-worker: " << worker.status().message() << "\n";
     return 1;
   }
   const int sig = moe::rpc::WaitForTerminationSignal();
-  LOG(INFO) << "expert worker: signal " << sig << ", shutting down";
+  LOG(INFO) << "expert worker: signal " << sig << ", draining (signal again to exit at once)";
+  moe::rpc::ExitOnSecondSignal("moe-expert-worker");
+  (*worker)->Drain(std::chrono::seconds(absl::GetFlag(FLAGS_drain_timeout_s)));
   (*worker)->Shutdown();
   worker->reset();
   return 0;

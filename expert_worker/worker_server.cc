@@ -1,5 +1,7 @@
 #include "expert_worker/worker_server.h"
 
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "expert_worker/expert_spec.h"
@@ -58,5 +60,15 @@ ExpertWorkerServer::~ExpertWorkerServer() {
 }
 
 void ExpertWorkerServer::Shutdown(std::chrono::milliseconds grace) { server_->Shutdown(grace); }
+
+void ExpertWorkerServer::Drain(std::chrono::milliseconds timeout) {
+  server_->SetServing(false);
+  service_->StopAccepting();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (service_->InFlight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  LOG(INFO) << "expert worker: drained (" << service_->InFlight() << " exchange(s) still in flight)";
+}
 
 }  // namespace moe

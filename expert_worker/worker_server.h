@@ -62,6 +62,9 @@ class ExpertWorkerServer {
   // Health NOT_SERVING, then stops accepting calls; in-flight calls get
   // `grace` to finish.
   void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+  // Graceful drain (SIGTERM): health NOT_SERVING at once, new exchanges
+  // refused with UNAVAILABLE, those in flight finish (up to `timeout`).
+  void Drain(std::chrono::milliseconds timeout);
 
  private:
   ExpertWorkerServer() = default;

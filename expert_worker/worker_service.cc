@@ -136,13 +136,19 @@ grpc::ServerUnaryReactor* ExpertWorkerService::RunExperts(grpc::CallbackServerCo
                                                           const pb::ExpertRequest* request,
                                                           pb::ExpertResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!accepting_.load()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the expert worker is draining (shutting down)"));
+    return reactor;
+  }
   absl::Status s = Prepare(executor_->shard(), *request, response);
   if (!s.ok() || request->num_rows() == 0) {
     reactor->Finish(rpc::ToGrpcStatus(s));
     return reactor;
   }
-  executor_->Post([reactor, request, response, arrived = Clock::now()](ExpertExecutor& executor) {
+  in_flight_.fetch_add(1);
+  executor_->Post([this, reactor, request, response, arrived = Clock::now()](ExpertExecutor& executor) {
     reactor->Finish(rpc::ToGrpcStatus(Compute(executor, *request, response, arrived)));
+    in_flight_.fetch_sub(1);
   });
   return reactor;
 }

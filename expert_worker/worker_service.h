@@ -17,6 +17,8 @@
 #include "moe/internal/v1/expert_worker.grpc.pb.h"
 #include "proto/parsed_request.h"
 
+#include <atomic>
+
 namespace moe {
 
 class ExpertWorkerService final : public rpc::ParsingService<moe::internal::v1::ExpertWorker::CallbackService> {
@@ -38,8 +40,16 @@ class ExpertWorkerService final : public rpc::ParsingService<moe::internal::v1::
   grpc::ServerBidiReactor<moe::internal::v1::ExpertRequest, moe::internal::v1::ExpertResponse>* ExpertStream(
       grpc::CallbackServerContext* context) override;
 
+  // Drain: new exchanges are refused (UNAVAILABLE, so that routers retry on
+  // a replica at once); exchanges already taken finish.
+  void StopAccepting() { accepting_.store(false); }
+  // Unary exchanges taken and not yet answered.
+  int InFlight() const { return in_flight_.load(); }
+
  private:
   ExpertExecutor* executor_;
+  std::atomic<bool> accepting_{true};
+  std::atomic<int> in_flight_{0};
 };
 
 }  // namespace moe

@@ -1,5 +1,8 @@
 #include "gateway/gateway.h"
 
+#include <chrono>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
@@ -20,6 +23,14 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
   RouterPoolOptions po;
   po.addresses = options.router_addresses;
   po.tls = options.tls;
+  Gateway* self = g.get();
+  po.on_available_change = [self](bool available) {
+    {
+      absl::MutexLock lock(&self->health_mu_);
+      self->routers_available_ = available;
+    }
+    self->UpdateServing();
+  };
   g->routers_ = std::make_unique<RouterPool>(po);
   ASSIGN_OR_RETURN(moe::v1::ModelInfo info, g->routers_->FetchModelInfo(options.connect_deadline_ms));
   if (g->tokenizer_->vocab_size() > info.vocab_size()) {
@@ -62,8 +73,11 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
       LOG(WARNING) << "no chat template: /v1/chat/completions will fail: " << backend.chat_template.status();
     }
     backend.api_keys = g->api_keys_.get();
-    backend.router_addresses = options.router_addresses;
-    backend.tls = options.tls;
+    backend.routers = g->routers_.get();
+    backend.accepting = [self] {
+      absl::MutexLock lock(&self->health_mu_);
+      return !self->draining_;
+    };
     GatewayService* service = g->service_.get();
     backend.render_metrics = [service] { return service->metrics().Render(); };
     HttpServerOptions http_options = options.http;
@@ -76,7 +90,13 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
     }
     ASSIGN_OR_RETURN(g->http_, HttpServer::Start(http_options, std::move(backend)));
   }
-  g->server_->SetServing(true);
+  {
+    absl::MutexLock lock(&g->health_mu_);
+    g->serving_server_ = g->server_.get();
+    // The model info came from a router: it answered just now.
+    g->routers_available_ = g->routers_available_ || g->routers_->AnyServing();
+  }
+  g->UpdateServing();
   LOG(INFO) << "gateway serving " << info.model_id() << " on " << g->server_->address() << " via "
             << options.router_addresses.size() << " router(s)";
   return g;
@@ -84,7 +104,38 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const GatewayOptions& o
 
 Gateway::~Gateway() { Shutdown(); }
 
+void Gateway::UpdateServing() {
+  absl::MutexLock lock(&health_mu_);
+  if (serving_server_ != nullptr) serving_server_->SetServing(!draining_ && routers_available_);
+}
+
+void Gateway::Drain(int64_t timeout_ms) {
+  {
+    absl::MutexLock lock(&health_mu_);
+    draining_ = true;
+  }
+  UpdateServing();
+  service_->StopAccepting();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  LOG(INFO) << "draining: " << service_->ActiveCalls() << " call(s) open, waiting up to " << timeout_ms << " ms";
+  while (service_->ActiveCalls() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const int left = service_->ActiveCalls();
+  if (left > 0) {
+    LOG(WARNING) << "drain timeout: " << left << " call(s) still open are ended (UNAVAILABLE)";
+  } else {
+    LOG(INFO) << "drained: every call finished";
+  }
+}
+
 void Gateway::Shutdown() {
+  {
+    absl::MutexLock lock(&health_mu_);
+    draining_ = true;
+    if (serving_server_ != nullptr) serving_server_->SetServing(false);
+    serving_server_ = nullptr;
+  }
   // New HTTP connections stop first; the gRPC shutdown then cancels the calls
   // that open HTTP requests wait on, so their handlers return and Join ends
   // (the in-process channel is never used after its server is gone).

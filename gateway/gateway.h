@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "gateway/api_keys.h"
 #include "gateway/gateway_service.h"
 #include "gateway/http_server.h"
@@ -48,10 +50,20 @@ class Gateway {
   const std::string& address() const { return server_->address(); }
   // "host:port" of the HTTP API; empty when it is off.
   std::string http_address() const { return http_ != nullptr ? http_->address() : std::string(); }
+  // Graceful drain (SIGTERM): health NOT_SERVING at once, new requests
+  // refused with UNAVAILABLE (HTTP 503), open ones run to completion for up
+  // to `timeout_ms`. Shutdown then ends what is left (UNAVAILABLE).
+  void Drain(int64_t timeout_ms);
   void Shutdown();
 
  private:
   Gateway() = default;
+  // Health: SERVING while not draining and some router can serve.
+  void UpdateServing();
+  absl::Mutex health_mu_;
+  bool draining_ ABSL_GUARDED_BY(health_mu_) = false;
+  bool routers_available_ ABSL_GUARDED_BY(health_mu_) = false;
+  rpc::RunningServer* serving_server_ ABSL_GUARDED_BY(health_mu_) = nullptr;
   std::unique_ptr<ApiKeys> api_keys_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   std::unique_ptr<RouterPool> routers_;

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 #include "gateway/generate_call.h"
 #include "glog/logging.h"
 #include "proto/rpc_util.h"
@@ -141,7 +142,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateRespons
  public:
   GenerateReactor(GatewayService* service, grpc::CallbackServerContext* context,
                   const moe::v1::GenerateRequest& request)
-      : clock_(&service->metrics()) {
+      : active_(service), clock_(&service->metrics()) {
     const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
     absl::StatusOr<PreparedRequest> prepared = PrepareRequest(request, *service->tokenizer(), service->info(), id,
                                                               service->options().limits, /*streaming=*/true);
@@ -204,6 +205,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateRespons
     if (lifetime_.Done(router_done, server_done, router_ != nullptr)) delete this;
   }
 
+  GatewayService::ActiveCall active_;  // first: counted until the reactor is gone
   std::optional<ResponseTranslator> translator_;
   std::unique_ptr<RouterCall> router_;
   std::string request_id_;
@@ -220,7 +222,7 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
  public:
   CompleteReactor(GatewayService* service, grpc::CallbackServerContext* context,
                   const moe::v1::GenerateRequest& request, moe::v1::CompleteResponse* response)
-      : response_(response), clock_(&service->metrics()) {
+      : active_(service), response_(response), clock_(&service->metrics()) {
     const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
     absl::StatusOr<PreparedRequest> prepared = PrepareRequest(request, *service->tokenizer(), service->info(), id,
                                                               service->options().limits, /*streaming=*/false);
@@ -278,6 +280,7 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
     if (lifetime_.Done(router_done, server_done, router_ != nullptr)) delete this;
   }
 
+  GatewayService::ActiveCall active_;  // first: counted until the reactor is gone
   moe::v1::CompleteResponse* response_;
   CallClock clock_;
   std::optional<ResponseTranslator> translator_;
@@ -312,16 +315,24 @@ absl::Status GatewayService::Authorize(const grpc::CallbackServerContext& contex
   return options_.api_keys->Check(absl::string_view(it->second.data(), it->second.size()));
 }
 
+absl::Status GatewayService::Admit(const grpc::CallbackServerContext& context) const {
+  RETURN_IF_ERROR(Authorize(context));
+  if (!accepting_.load()) {
+    return absl::UnavailableError("the gateway is draining (shutting down); retry on another gateway");
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerWriteReactor<moe::v1::GenerateResponse>* GatewayService::Generate(
     grpc::CallbackServerContext* context, const moe::v1::GenerateRequest* request) {
-  if (absl::Status s = Authorize(*context); !s.ok()) return new RefusedWriteReactor(s);
+  if (absl::Status s = Admit(*context); !s.ok()) return new RefusedWriteReactor(s);
   return new GenerateReactor(this, context, *request);
 }
 
 grpc::ServerUnaryReactor* GatewayService::Complete(grpc::CallbackServerContext* context,
                                                    const moe::v1::GenerateRequest* request,
                                                    moe::v1::CompleteResponse* response) {
-  if (absl::Status s = Authorize(*context); !s.ok()) return Refuse(context, s);
+  if (absl::Status s = Admit(*context); !s.ok()) return Refuse(context, s);
   return new CompleteReactor(this, context, *request, response);
 }
 

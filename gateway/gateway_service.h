@@ -67,7 +67,26 @@ class GatewayService final : public rpc::ParsingService<moe::v1::Inference::Call
   absl::Status Authorize(const grpc::CallbackServerContext& context) const;
   GatewayMetrics& metrics() { return metrics_; }
 
+  // Drain: Generate and Complete refuse new calls with UNAVAILABLE; calls
+  // already open run on. ActiveCalls counts those open.
+  void StopAccepting() { accepting_.store(false); }
+  int ActiveCalls() const { return active_calls_.load(); }
+  // Held by each open Generate/Complete call.
+  class ActiveCall {
+   public:
+    explicit ActiveCall(GatewayService* s) : s_(s) { s_->active_calls_.fetch_add(1); }
+    ~ActiveCall() { s_->active_calls_.fetch_sub(1); }
+    ActiveCall(const ActiveCall&) = delete;
+    ActiveCall& operator=(const ActiveCall&) = delete;
+
+   private:
+    GatewayService* s_;
+  };
+
  private:
+  absl::Status Admit(const grpc::CallbackServerContext& context) const;
+  std::atomic<bool> accepting_{true};
+  std::atomic<int> active_calls_{0};
   const tokenizer::Tokenizer* tokenizer_;
   RouterPool* routers_;
   const moe::v1::ModelInfo info_;

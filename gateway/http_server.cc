@@ -13,7 +13,7 @@
 #include "gateway/openai_request.h"
 #include "gateway/openai_response.h"
 #include "glog/logging.h"
-#include "grpc/health/v1/health.grpc.pb.h"
+#include "moe/internal/v1/router.grpc.pb.h"
 #include "httplib.h"
 #include "moe/v1/inference.grpc.pb.h"
 #include "proto/rpc_util.h"
@@ -78,14 +78,7 @@ class HttpServer::Handlers {
       : options_(options),
         backend_(std::move(backend)),
         stub_(moe::v1::Inference::NewStub(backend_.gateway_channel)),
-        created_(UnixSeconds()) {
-    for (const std::string& a : backend_.router_addresses) health_.push_back({"router", a, nullptr});
-    for (const std::string& a : backend_.model_info.workers()) {
-      // "local": the experts run inside the router, which is checked already.
-      if (a.find(':') != std::string::npos) health_.push_back({"worker", a, nullptr});
-    }
-    for (HealthTarget& t : health_) t.stub = grpc::health::v1::Health::NewStub(rpc::MakeChannel(t.address, &backend_.tls));
-  }
+        created_(UnixSeconds()) {}
 
   void Register(httplib::Server& server) {
     server.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
@@ -130,11 +123,6 @@ class HttpServer::Handlers {
   }
 
  private:
-  struct HealthTarget {
-    std::string kind;
-    std::string address;
-    std::unique_ptr<grpc::health::v1::Health::Stub> stub;
-  };
 
   absl::Status Authorize(const httplib::Request& req) const {
     if (backend_.api_keys == nullptr) return absl::OkStatus();
@@ -265,23 +253,27 @@ class HttpServer::Handlers {
     SendJson(res, 200, list);
   }
 
-  // 200 only when every router and every expert worker answers SERVING; the
-  // checks run in parallel, each with its own deadline.
+  // 200 when the gateway takes requests: not draining, and some router
+  // answers that it can serve (every expert has a healthy worker). The body
+  // lists each router's answer and each expert worker as the routers see it
+  // (the gateway does not dial workers). Routers are asked in parallel, each
+  // with its own deadline.
   void Health(httplib::Response& res) {
     struct Pending {
       grpc::ClientContext context;
-      grpc::health::v1::HealthCheckRequest request;
-      grpc::health::v1::HealthCheckResponse response;
+      moe::internal::v1::GetLoadRequest request;
+      moe::internal::v1::LoadReport response;
       grpc::Status status;
     };
-    std::vector<Pending> pending(health_.size());
+    const auto& routers = backend_.routers->routers();
+    std::vector<Pending> pending(routers.size());
     std::mutex mu;
     std::condition_variable cv;
-    size_t remaining = health_.size();
-    for (size_t i = 0; i < health_.size(); ++i) {
+    size_t remaining = routers.size();
+    for (size_t i = 0; i < routers.size(); ++i) {
       Pending& p = pending[i];
       p.context.set_deadline(rpc::DeadlineIn(options_.health_check_timeout_ms));
-      health_[i].stub->async()->Check(&p.context, &p.request, &p.response, [&, i](grpc::Status s) {
+      routers[i]->stub->async()->GetLoad(&p.context, &p.request, &p.response, [&, i](grpc::Status s) {
         std::lock_guard<std::mutex> lock(mu);
         pending[i].status = std::move(s);
         if (--remaining == 0) cv.notify_all();
@@ -291,29 +283,41 @@ class HttpServer::Handlers {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [&] { return remaining == 0; });
     }
-    bool ok = true;
+    const bool accepting = !backend_.accepting || backend_.accepting();
+    bool any_router = false;
     OpenAiJson body = OpenAiJson::object();
     body["status"] = "ok";
     body["model"] = backend_.model_info.model_id();
     body["routers"] = OpenAiJson::object();
     body["workers"] = OpenAiJson::object();
-    for (size_t i = 0; i < health_.size(); ++i) {
+    for (size_t i = 0; i < routers.size(); ++i) {
       const Pending& p = pending[i];
-      const bool serving =
-          p.status.ok() && p.response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
-      ok &= serving;
-      body[health_[i].kind + "s"][health_[i].address] =
-          p.status.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(p.response.status())
-                        : absl::StrCat("UNREACHABLE: ", p.status.error_message());
+      const bool serving = p.status.ok() && p.response.serving();
+      any_router |= serving;
+      body["routers"][routers[i]->address] =
+          !p.status.ok() ? absl::StrCat("UNREACHABLE: ", p.status.error_message())
+                         : (serving ? std::string("SERVING") : std::string("NOT_SERVING"));
+      for (const moe::internal::v1::WorkerHealth& w : p.response.workers()) {
+        OpenAiJson& slot = body["workers"][w.address()];
+        if (!w.healthy()) {
+          slot = absl::StrCat("UNREACHABLE: ", w.detail());
+        } else if (slot.is_null()) {
+          slot = "SERVING";
+        }
+      }
     }
-    if (!ok) body["status"] = "unavailable";
+    if (backend_.model_info.workers_size() == 1 && backend_.model_info.workers(0) == "local") {
+      body["workers"]["local"] = any_router ? "SERVING" : "NOT_SERVING";
+    }
+    const bool ok = accepting && any_router;
+    if (!accepting) body["status"] = "draining";
+    else if (!ok) body["status"] = "unavailable";
     SendJson(res, ok ? 200 : 503, body);
   }
 
   const HttpServerOptions options_;
   const HttpApiBackend backend_;
   std::unique_ptr<moe::v1::Inference::Stub> stub_;
-  std::vector<HealthTarget> health_;
   const int64_t created_;
 };
 

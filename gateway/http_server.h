@@ -33,6 +33,7 @@
 #include "gateway/api_keys.h"
 #include "gateway/chat_template/chat_template.h"
 #include "gateway/reloading_certificate.h"
+#include "gateway/router_pool.h"
 #include "gateway/tokenizer/tokenizer.h"
 #include "grpcpp/grpcpp.h"
 #include "moe/v1/inference.pb.h"
@@ -55,7 +56,7 @@ struct HttpServerOptions {
   // Deadline of the gateway call behind each HTTP request, ms.
   int64_t request_deadline_ms = 600000;
   size_t max_body_bytes = 32 << 20;
-  // Each backend health check in /health, ms.
+  // Each router's answer in /health, ms.
   int64_t health_check_timeout_ms = 1000;
   // HTTPS with this certificate chain and key (PEM files) when set. With
   // tls_client_ca_file, clients must present a certificate it issued.
@@ -71,8 +72,11 @@ struct HttpApiBackend {
   moe::v1::ModelInfo model_info;                    // model id, workers
   absl::StatusOr<chat::ChatTemplate> chat_template = absl::NotFoundError("no chat template loaded");
   const ApiKeys* api_keys = nullptr;                // null: no authentication
-  std::vector<std::string> router_addresses;        // checked by /health (with model_info.workers)
-  rpc::TlsConfig tls;                               // for those health checks
+  // /health asks these routers (GetLoad) whether they can serve and how
+  // they see their expert workers; the gateway never dials workers itself.
+  RouterPool* routers = nullptr;
+  // False while the gateway drains: /health answers 503.
+  std::function<bool()> accepting;
   std::function<std::string()> render_metrics;      // GET /metrics (open, like /health); unset: no /metrics
 };
 

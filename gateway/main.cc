@@ -33,6 +33,11 @@ ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA certificates: clients of the public gRPC and HTTP APIs must present a certificate they issued "
           "(needs --tls-cert). Without it, clients are not asked for one.");
 
+ABSL_FLAG(int, drain_timeout_s, 30,
+          "On SIGTERM/SIGINT: health turns NOT_SERVING, new requests are refused (UNAVAILABLE, HTTP 503) and "
+          "open ones get up to this many seconds to finish; then what is left ends with UNAVAILABLE. A second "
+          "signal exits at once.");
+
 int main(int argc, char** argv) {
   moe::rpc::BlockTerminationSignals();
   absl::SetProgramUsageMessage("moe-gateway --model DIR --routers ADDR,... --listen ADDR");
@@ -79,13 +84,20 @@ int main(int argc, char** argv) {
   }
   options.tls = *std::move(tls);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  const int drain_timeout_s = absl::GetFlag(FLAGS_drain_timeout_s);
+  if (drain_timeout_s < 0 || drain_timeout_s > 3600) {
+    std::cerr << "moe-gateway: --drain_timeout_s must be in [0, 3600], got " << drain_timeout_s << "\n";
+    return 2;
+  }
   auto gateway = moe::Gateway::Create(options);
   if (!gateway.ok()) {
     std::cerr << "moe-gateway: " << gateway.status().message() << "\n";
     return 1;
   }
   const int sig = moe::rpc::WaitForTerminationSignal();
-  LOG(INFO) << "signal " << sig << ": shutting down";
+  LOG(INFO) << "signal " << sig << ": draining (signal again to exit at once)";
+  moe::rpc::ExitOnSecondSignal("moe-gateway");
+  (*gateway)->Drain(int64_t{drain_timeout_s} * 1000);
   (*gateway)->Shutdown();
   return 0;
 }

@@ -52,7 +52,7 @@ RouterPool::Router* RouterPool::Pick() {
   int best_load = 0;
   for (int pass = 0; pass < 2 && best == nullptr; ++pass) {
     for (auto& r : routers_) {
-      if (pass == 0 && !r->reachable.load()) continue;  // second pass: try anyway
+      if (pass == 0 && !(r->reachable.load() && r->serving.load())) continue;  // second pass: try anyway
       const int load = r->reported.load() + r->in_flight.load();
       if (best == nullptr || load < best_load) {
         best = r.get();
@@ -64,7 +64,15 @@ RouterPool::Router* RouterPool::Pick() {
   return best;
 }
 
+bool RouterPool::AnyServing() const {
+  for (const auto& r : routers_) {
+    if (r->reachable.load() && r->serving.load()) return true;
+  }
+  return false;
+}
+
 void RouterPool::PollLoop() {
+  bool first = true;
   for (;;) {
     for (auto& r : routers_) {
       grpc::ClientContext ctx;
@@ -77,9 +85,16 @@ void RouterPool::PollLoop() {
         const int reported = static_cast<int>(load.running_requests() + load.waiting_requests());
         r->reported = std::max(0, reported - r->in_flight.load());
         r->reachable = true;
+        r->serving = load.serving();
       } else {
         r->reachable = false;
       }
+    }
+    const bool available = AnyServing();
+    if (available != available_ || first) {
+      available_ = available;
+      first = false;
+      if (options_.on_available_change) options_.on_available_change(available);
     }
     std::unique_lock<std::mutex> lock(mu_);
     if (cv_.wait_for(lock, std::chrono::milliseconds(options_.load_poll_interval_ms), [&] { return stop_; })) return;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,6 +27,9 @@ struct RouterPoolOptions {
   int64_t load_poll_interval_ms = 200;
   int64_t rpc_deadline_ms = 2000;  // GetLoad / GetInfo calls
   rpc::TlsConfig tls;              // to the routers (the gateway's certificate is its client certificate)
+  // Called from the poller when "some router can serve" changes (starts
+  // false until the first poll). May be empty.
+  std::function<void(bool)> on_available_change;
 };
 
 class RouterPool {
@@ -36,6 +40,7 @@ class RouterPool {
     std::atomic<int> in_flight{0};    // requests this gateway has open on it
     std::atomic<int> reported{0};     // running + waiting at the last poll
     std::atomic<bool> reachable{true};
+    std::atomic<bool> serving{true};  // its last LoadReport said it can serve
   };
 
   explicit RouterPool(const RouterPoolOptions& options);
@@ -45,11 +50,15 @@ class RouterPool {
   // `deadline_ms`; UNAVAILABLE naming every address otherwise.
   absl::StatusOr<moe::v1::ModelInfo> FetchModelInfo(int64_t deadline_ms);
 
-  // The least loaded reachable router (ties: the first). Its in_flight count
-  // is incremented; call Release when the request ends.
+  // The least loaded router that is reachable and serving (ties: the first;
+  // none such: the least loaded of all). Its in_flight count is incremented;
+  // call Release when the request ends.
   Router* Pick();
   void Release(Router* router) { router->in_flight.fetch_sub(1); }
   size_t size() const { return routers_.size(); }
+  // Some router answered its last poll and said it can serve.
+  bool AnyServing() const;
+  const std::vector<std::unique_ptr<Router>>& routers() const { return routers_; }
 
  private:
   void PollLoop();
@@ -59,6 +68,7 @@ class RouterPool {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
+  bool available_ = false;  // poller thread only
   std::thread poller_;
 };
 

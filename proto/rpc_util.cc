@@ -165,4 +165,13 @@ int WaitForTerminationSignal() {
   return sig;
 }
 
+void ExitOnSecondSignal(const std::string& program) {
+  std::thread([program] {
+    const int sig = WaitForTerminationSignal();
+    LOG(WARNING) << program << ": second signal (" << sig << "): exiting now";
+    google::FlushLogFiles(google::GLOG_INFO);
+    std::_Exit(1);
+  }).detach();
+}
+
 }  // namespace moe::rpc

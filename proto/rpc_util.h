@@ -86,6 +86,9 @@ void BlockTerminationSignals();
 // kill the process; with this the write fails with EPIPE instead.
 void IgnoreBrokenPipes();
 int WaitForTerminationSignal();
+// After the first termination signal: a thread that waits for another and
+// then exits the process at once (status 1), naming `program`.
+void ExitOnSecondSignal(const std::string& program);
 
 }  // namespace moe::rpc
 

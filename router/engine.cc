@@ -57,10 +57,11 @@ Engine::Engine(ForwardPass* forward, const ModelConfig& config, const EngineOpti
 
 Engine::~Engine() { Stop(); }
 
-void Engine::Stop() {
+void Engine::Stop(const absl::Status& status) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ && !thread_.joinable()) return;
+    if (!stopping_) stop_status_ = status;
     stopping_ = true;
   }
   cv_.notify_all();
@@ -122,6 +123,7 @@ absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<Generatio
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::UnavailableError("the router is shutting down");
+    if (!accepting_) return absl::UnavailableError("the router is draining (shutting down); retry on another router");
     if (static_cast<int>(waiting_.size()) >= options_.max_waiting_requests) {
       ++rejected_;
       return absl::ResourceExhaustedError(absl::StrCat("too many waiting requests (limit ",
@@ -136,6 +138,7 @@ absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<Generatio
     }
     waiting_tokens_ += n;
     ++live_ids_[seq->request.request_id];
+    ++in_flight_;
     waiting_.push_back(std::move(seq));
   }
   cv_.notify_one();
@@ -192,6 +195,17 @@ void Engine::Finish(Sequence& seq, const absl::Status& status, FinishReason reas
   std::lock_guard<std::mutex> lock(mu_);
   auto it = live_ids_.find(seq.request.request_id);
   if (it != live_ids_.end() && --it->second == 0) live_ids_.erase(it);
+  --in_flight_;
+}
+
+void Engine::StopAccepting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  accepting_ = false;
+}
+
+int64_t Engine::InFlight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_;
 }
 
 void Engine::Run() {
@@ -208,8 +222,9 @@ void Engine::Run() {
         preempted_.clear();
         waiting_.clear();
         waiting_tokens_ = 0;
+        const absl::Status status = stop_status_;
         lock.unlock();
-        for (auto& s : all) Finish(*s, absl::OkStatus(), FinishReason::kCancelled);
+        for (auto& s : all) Finish(*s, status, FinishReason::kCancelled);
         PublishStats();
         return;
       }

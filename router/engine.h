@@ -166,7 +166,14 @@ class Engine {
   // KV cache capacity (fixed at Create).
   int32_t kv_blocks_total() const { return kv_blocks_total_; }
   int64_t kv_capacity_tokens() const { return kv_blocks_total_ * options_.kv_cache.block_size_tokens; }
-  void Stop();
+  // Ends the engine thread. Unfinished requests end with `status`: OK means
+  // FinishReason::kCancelled (a clean stop); an error (e.g. UNAVAILABLE at
+  // the end of a drain) is the status their streams end with.
+  void Stop(const absl::Status& status = absl::OkStatus());
+  // Drain: from now on Submit refuses (UNAVAILABLE); requests already in run on.
+  void StopAccepting();
+  // Requests submitted and not yet finished (waiting, running, preempted).
+  int64_t InFlight() const;
 
  private:
   struct Sequence;
@@ -207,6 +214,9 @@ class Engine {
   std::map<std::string, int> live_ids_;            // guarded by mu_; id -> live requests
   std::vector<std::string> aborts_;                // guarded by mu_; ids to cancel
   bool stopping_ = false;                          // guarded by mu_
+  absl::Status stop_status_;                       // guarded by mu_
+  bool accepting_ = true;                          // guarded by mu_
+  int64_t in_flight_ = 0;                          // guarded by mu_
   EngineStats published_;                          // guarded by mu_; as of the last step
   uint64_t rejected_ = 0;                          // guarded by mu_
   std::atomic<int> running_count_{0};

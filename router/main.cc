@@ -32,6 +32,9 @@ ABSL_FLAG(int64_t, kv_block_size, 16, "Tokens per KV-cache block.");
 ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{1} << 30,
           "KV-cache capacity in bytes: its memory budget (pages are committed as blocks are first used, "
           "and the prefix cache keeps them, so plan for all of it to become resident).");
+ABSL_FLAG(int, drain_timeout_s, 30,
+          "On SIGTERM/SIGINT: seconds requests in flight may take to finish (new ones are refused, health says "
+          "NOT_SERVING); then what is left ends with UNAVAILABLE. A second signal exits at once.");
 ABSL_FLAG(bool, prefix_caching, true,
           "Reuse the KV blocks of a repeated prefix (--noprefix_caching / --prefix-caching=false: off).");
 
@@ -77,6 +80,11 @@ int main(int argc, char** argv) {
     std::cerr << "moe-router: --threads and waiting limits must be >= 0, deadlines and batch limits >= 1\n";
     return 2;
   }
+  const int drain_timeout_s = absl::GetFlag(FLAGS_drain_timeout_s);
+  if (drain_timeout_s < 0 || drain_timeout_s > 3600) {
+    std::cerr << "moe-router: --drain_timeout_s must be in [0, 3600], got " << drain_timeout_s << "\n";
+    return 2;
+  }
   auto tls = moe::rpc::TlsFromFlags(moe::rpc::TlsRole::kServer);
   if (!tls.ok()) {
     std::cerr << "moe-router: " << tls.status().message() << "\n";
@@ -90,7 +98,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   const int sig = moe::rpc::WaitForTerminationSignal();
-  LOG(INFO) << "signal " << sig << ": shutting down";
+  LOG(INFO) << "signal " << sig << ": draining (signal again to exit at once)";
+  moe::rpc::ExitOnSecondSignal("moe-router");
+  (*router)->Drain(absl::Seconds(drain_timeout_s));
   (*router)->Shutdown();
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include "core/status_macros.h"
 #include "expert_worker/expert_shard.h"
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "router/dense_model.h"
 #include "router/forward.h"
@@ -42,8 +43,13 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
     ro.dispatch_deadline_ms = options.dispatch_deadline_ms;
     ro.connect_deadline_ms = options.connect_deadline_ms;
     ro.tls = options.tls;
+    Router* self = r.get();
+    ro.on_serviceable_change = [self](bool) { self->UpdateServing(); };
     ASSIGN_OR_RETURN(std::unique_ptr<RemoteExpertBackend> remote, RemoteExpertBackend::Connect(config, ro));
-    r->remote_ = remote.get();
+    {
+      absl::MutexLock lock(&r->health_mu_);  // the monitor may call UpdateServing already
+      r->remote_ = remote.get();
+    }
     r->experts_ = std::move(remote);
     for (const std::string& a : options.worker_addresses) info.add_workers(a);
   }
@@ -57,7 +63,26 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
             << eo.max_running_seqs << " running sequences, " << eo.max_batch_tokens << " tokens per step, "
             << eo.max_waiting_requests << " waiting requests, " << eo.max_waiting_tokens << " waiting tokens";
   r->metrics_ = std::make_unique<RouterMetrics>();
-  r->service_ = std::make_unique<RouterService>(r->engine_.get(), info, r->metrics_.get());
+  Router* self = r.get();
+  r->service_ = std::make_unique<RouterService>(
+      r->engine_.get(), info, r->metrics_.get(), [self](moe::internal::v1::LoadReport* report) {
+        RemoteExpertBackend* remote;
+        bool draining;
+        {
+          absl::MutexLock lock(&self->health_mu_);
+          remote = self->remote_;
+          draining = self->draining_;
+        }
+        // Live, not the health service's last update (the monitor's tick).
+        report->set_serving(!draining && (remote == nullptr || remote->Serviceable()));
+        if (remote == nullptr) return;
+        for (const RemoteExpertBackend::WorkerStats& w : remote->Stats()) {
+          moe::internal::v1::WorkerHealth* h = report->add_workers();
+          h->set_address(w.address);
+          h->set_healthy(w.up);
+          h->set_detail(w.last_error);
+        }
+      });
   if (!options.metrics_listen_address.empty()) {
     Router* self = r.get();
     ASSIGN_OR_RETURN(r->metrics_server_,
@@ -70,32 +95,87 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
   so.address_file = options.address_file;
   so.credentials = rpc::ServerCredentials(options.tls);
   so.health_services = {moe::internal::v1::Router::service_full_name()};
-  ASSIGN_OR_RETURN(r->server_, rpc::RunningServer::Start(so, {r->service_.get()}));
-  r->server_->SetServing(true);
+  ASSIGN_OR_RETURN(std::unique_ptr<rpc::RunningServer> server, rpc::RunningServer::Start(so, {r->service_.get()}));
+  {
+    absl::MutexLock lock(&r->health_mu_);
+    r->server_ = std::move(server);
+  }
+  r->UpdateServing();
   LOG(INFO) << "router serving " << options.model_dir << " on " << r->server_->address() << " with "
             << (options.worker_addresses.empty() ? std::string("in-process experts")
                                                  : std::to_string(options.worker_addresses.size()) + " workers");
   return r;
 }
 
-Router::~Router() { Shutdown(); }
+Router::~Router() {
+  Shutdown();
+  // The experts' health monitor calls UpdateServing: stop it while every
+  // member is still alive (the engine first, which uses the experts).
+  engine_.reset();
+  forward_.reset();
+  {
+    absl::MutexLock lock(&health_mu_);
+    remote_ = nullptr;
+  }
+  experts_.reset();
+}
 
 std::string Router::RenderMetrics() const {
   if (remote_ == nullptr) return metrics_->Render(engine_->Stats(), nullptr);
   const std::vector<RemoteExpertBackend::WorkerStats> workers = remote_->Stats();
-  return metrics_->Render(engine_->Stats(), &workers);
+  const RouterMetrics::Failovers failovers{remote_->failovers(), remote_->retries()};
+  return metrics_->Render(engine_->Stats(), &workers, &failovers);
 }
 
 const std::string& Router::address() const { return server_->address(); }
 
+void Router::UpdateServing() {
+  absl::MutexLock lock(&health_mu_);
+  serving_ = !draining_ && (remote_ == nullptr || remote_->Serviceable());
+  if (server_ != nullptr) server_->SetServing(serving_);
+}
+
+int64_t Router::Drain(absl::Duration timeout) {
+  {
+    absl::MutexLock lock(&health_mu_);
+    draining_ = true;
+  }
+  UpdateServing();
+  engine_->StopAccepting();
+  const absl::Time deadline = absl::Now() + timeout;
+  int64_t left = engine_->InFlight();
+  LOG(INFO) << "draining: " << left << " request(s) in flight, waiting up to " << absl::FormatDuration(timeout);
+  while (left > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+    left = engine_->InFlight();
+  }
+  if (left > 0) {
+    LOG(WARNING) << "drain timeout: ending " << left << " request(s) with UNAVAILABLE";
+    engine_->Stop(absl::UnavailableError(absl::StrCat("the router shut down before the request finished (drain of ",
+                                                      absl::FormatDuration(timeout), " ran out)")));
+  } else {
+    LOG(INFO) << "drained: every request finished";
+  }
+  return left;
+}
+
 void Router::Shutdown() {
-  if (server_ != nullptr) {
-    server_->SetServing(false);
-    // Ending the engine first finishes every open stream (CANCELLED), so the
-    // server's shutdown does not wait for them.
+  {
+    absl::MutexLock lock(&health_mu_);
+    draining_ = true;
+  }
+  UpdateServing();
+  std::unique_ptr<rpc::RunningServer> server;
+  {
+    absl::MutexLock lock(&health_mu_);
+    server = std::move(server_);
+  }
+  if (server != nullptr) {
+    // Ending the engine first finishes every open stream (CANCELLED, or
+    // UNAVAILABLE after a drain ran out), so the server's shutdown does not
+    // wait for them.
     engine_->Stop();
-    server_->Shutdown();
-    server_.reset();
+    server->Shutdown();
   }
 }
 

@@ -8,7 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "core/checkpoint.h"
 #include "core/thread_pool.h"
 #include "proto/rpc_util.h"
@@ -47,6 +50,11 @@ class Router {
 
   const std::string& address() const;
   Engine& engine() { return *engine_; }
+  // Graceful drain (SIGTERM): health turns NOT_SERVING at once, new requests
+  // are refused (UNAVAILABLE), requests in flight run to completion for up
+  // to `timeout`, then what is left ends with UNAVAILABLE (never OK) and the
+  // server stops. Returns the number of requests cut off.
+  int64_t Drain(absl::Duration timeout);
   void Shutdown();
   // Prometheus exposition of the router's metrics.
   std::string RenderMetrics() const;
@@ -66,6 +74,12 @@ class Router {
   class RemoteExpertBackend* remote_ = nullptr;  // experts_, when remote
   std::unique_ptr<class RouterMetrics> metrics_;
   std::unique_ptr<class MetricsServer> metrics_server_;
+
+  // Health: SERVING while not draining and every expert has a healthy worker.
+  void UpdateServing();
+  absl::Mutex health_mu_;
+  bool draining_ ABSL_GUARDED_BY(health_mu_) = false;
+  bool serving_ ABSL_GUARDED_BY(health_mu_) = false;
 };
 
 }  // namespace moe

@@ -19,7 +19,8 @@ void RouterMetrics::ObserveFinish(const std::string& reason, double e2e_seconds,
 }
 
 std::string RouterMetrics::Render(const EngineStats& e,
-                                  const std::vector<RemoteExpertBackend::WorkerStats>* workers) const {
+                                  const std::vector<RemoteExpertBackend::WorkerStats>* workers,
+                                  const Failovers* failovers) const {
   PrometheusText p;
   p.Histogram("moe_time_to_first_token_seconds", "Time from the request's arrival to its first token.", ttft_.Get());
   p.Histogram("moe_inter_token_latency_seconds", "Time between consecutive tokens of a sequence.", itl_.Get());
@@ -66,9 +67,16 @@ std::string RouterMetrics::Render(const EngineStats& e,
                 static_cast<double>(w.bytes_sent + w.bytes_received), labels);
       p.Counter("moe_dispatch_failures_total", "Layer exchanges that failed or missed the deadline.",
                 static_cast<double>(w.failures), labels);
-      p.Gauge("moe_worker_up", "1 when the last exchange with the worker succeeded (or none failed yet).",
+      p.Gauge("moe_worker_up", "1 when the worker is healthy: its last exchange or health probe succeeded.",
               w.up ? 1 : 0, labels);
     }
+  }
+  if (failovers != nullptr) {
+    p.Counter("moe_expert_failovers_total",
+              "Experts whose rows were sent to another replica after an exchange failed or missed its deadline.",
+              static_cast<double>(failovers->failovers));
+    p.Counter("moe_expert_retries_total", "Exchanges that retried failed rows on another replica in the same step.",
+              static_cast<double>(failovers->retries));
   }
   return p.str();
 }

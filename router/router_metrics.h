@@ -29,7 +29,13 @@ class RouterMetrics {
   void ObserveFinish(const std::string& reason, double e2e_seconds, int prompt_tokens, int completion_tokens);
 
   // The whole exposition. `workers` is null with in-process experts.
-  std::string Render(const EngineStats& engine, const std::vector<RemoteExpertBackend::WorkerStats>* workers) const;
+  // Failover totals of the remote experts (RemoteExpertBackend).
+  struct Failovers {
+    uint64_t failovers = 0;  // experts whose rows went to another replica after a failure
+    uint64_t retries = 0;    // exchanges that carried them
+  };
+  std::string Render(const EngineStats& engine, const std::vector<RemoteExpertBackend::WorkerStats>* workers,
+                     const Failovers* failovers = nullptr) const;
 
  private:
   Histogram queue_, ttft_, itl_, e2e_;

@@ -319,6 +319,11 @@ grpc::ServerUnaryReactor* RouterService::GetLoad(grpc::CallbackServerContext* co
   response->set_queue_seconds_max(s.queue_seconds_max);
   response->set_num_layers(static_cast<uint32_t>(s.num_layers));
   response->set_num_experts(static_cast<uint32_t>(s.num_experts));
+  if (health_) {
+    health_(response);
+  } else {
+    response->set_serving(true);
+  }
   if (request->include_expert_tokens()) {
     response->mutable_expert_tokens()->Assign(s.expert_tokens.begin(), s.expert_tokens.end());
   }

@@ -5,6 +5,7 @@
 #define MOE_ROUTER_ROUTER_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <string>
 
 #include "moe/internal/v1/router.grpc.pb.h"
@@ -21,8 +22,10 @@ class RouterService final : public rpc::ParsingService<moe::internal::v1::Router
  public:
   // `engine` must outlive the service. `info` answers GetInfo.
   // `metrics` (may be null) receives per-request latencies.
-  RouterService(Engine* engine, moe::v1::ModelInfo info, RouterMetrics* metrics = nullptr)
-      : engine_(engine), info_(std::move(info)), metrics_(metrics) {
+  // `health` fills LoadReport.serving and .workers (empty: serving, no workers).
+  RouterService(Engine* engine, moe::v1::ModelInfo info, RouterMetrics* metrics = nullptr,
+                std::function<void(moe::internal::v1::LoadReport*)> health = {})
+      : engine_(engine), info_(std::move(info)), metrics_(metrics), health_(std::move(health)) {
     // Method indices as in router.proto; requests that fail to parse get
     // INVALID_ARGUMENT (proto/parsed_request.h).
     ParseServerStreaming(0, &RouterService::Generate);
@@ -47,6 +50,7 @@ class RouterService final : public rpc::ParsingService<moe::internal::v1::Router
   Engine* engine_;
   const moe::v1::ModelInfo info_;
   RouterMetrics* metrics_;
+  const std::function<void(moe::internal::v1::LoadReport*)> health_;
   std::atomic<uint64_t> next_id_{1};
 };
 

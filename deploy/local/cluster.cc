@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +60,7 @@ absl::StatusOr<std::string> LocalCluster::StartAndWait(const std::string& name, 
 
 absl::Status LocalCluster::Up() {
   if (options_.num_workers < 0) return absl::InvalidArgumentError("workers: must be >= 0");
+  if (options_.replicas < 1) return absl::InvalidArgumentError("replicas: must be >= 1");
   // Checked here first: the same files go to every process, which would
   // otherwise each fail with the same message.
   auto tls = rpc::LoadTls(options_.tls, rpc::TlsRole::kServer);
@@ -78,17 +80,29 @@ absl::Status LocalCluster::Up() {
     return s;
   };
   const std::vector<int> cpus = AllowedCpus();
-  for (int i = 0; i < options_.num_workers; ++i) {
+  std::vector<std::string> specs = options_.worker_specs;
+  if (specs.empty()) {
+    for (int k = 0; k < options_.num_workers * options_.replicas; ++k) {
+      specs.push_back(absl::StrCat("mod:", k % options_.num_workers, "/", options_.num_workers));
+    }
+  }
+  for (int k = 0; k < static_cast<int>(specs.size()); ++k) {
     std::vector<std::string> argv = {bin + "/moe-expert-worker", "--model=" + options_.model_dir,
-                                     absl::StrCat("--experts=mod:", i, "/", options_.num_workers),
-                                     "--listen=127.0.0.1:0", absl::StrCat("--threads=", options_.worker_threads)};
+                                     "--experts=" + specs[k], absl::StrCat("--threads=", options_.worker_threads)};
     if (options_.place_workers && !cpus.empty()) {
-      argv.push_back(absl::StrCat("--cpus=", cpus[i % cpus.size()]));
+      argv.push_back(absl::StrCat("--cpus=", cpus[k % cpus.size()]));
       argv.push_back("--batch-scheduling");
     }
-    auto addr = StartAndWait(absl::StrCat("worker-", i), argv);
+    std::vector<std::string> first = argv;
+    first.push_back("--listen=127.0.0.1:0");
+    const std::string name = absl::StrCat("worker-", k);
+    auto addr = StartAndWait(name, first);
     if (!addr.ok()) return fail(addr.status());
     worker_addresses_.push_back(*addr);
+    // A restart comes back on the same address: the router knows it by that.
+    argv.push_back("--listen=" + *addr);
+    workers_.push_back(WorkerProcess{name, argv, std::chrono::steady_clock::now(), {}, false,
+                                     std::chrono::milliseconds(100)});
   }
   std::vector<std::string> router_argv = {
       bin + "/moe-router", "--model=" + options_.model_dir,
@@ -122,5 +136,46 @@ absl::Status LocalCluster::Up() {
 }
 
 void LocalCluster::Stop() { processes_.StopAll(); }
+
+absl::StatusOr<std::vector<std::string>> LocalCluster::Supervise() {
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::string> report;
+  const Clock::time_point now = Clock::now();
+  for (const ProcessGroup::Child& c : processes_.Reap()) {
+    auto it = std::find_if(workers_.begin(), workers_.end(), [&](const WorkerProcess& w) { return w.name == c.name; });
+    if (it == workers_.end()) {
+      return absl::UnavailableError(absl::StrCat(c.name, " exited (", DescribeExit(c.status), "); see ", run_dir_,
+                                                 "/", c.name, ".log"));
+    }
+    if (now - it->started > std::chrono::seconds(10)) it->backoff = std::chrono::milliseconds(100);
+    it->pending_restart = true;
+    it->restart_at = now + it->backoff;
+    report.push_back(absl::StrCat(c.name, " exited (", DescribeExit(c.status), "); restarting in ",
+                                  it->backoff.count(), " ms"));
+    it->backoff = std::min(it->backoff * 2, std::chrono::milliseconds(5000));
+  }
+  for (WorkerProcess& w : workers_) {
+    if (!w.pending_restart || now < w.restart_at) continue;
+    w.pending_restart = false;
+    std::vector<std::string> argv = w.argv;
+    const rpc::TlsFiles& t = options_.tls;
+    if (!t.cert_file.empty()) argv.push_back("--tls-cert=" + t.cert_file);
+    if (!t.key_file.empty()) argv.push_back("--tls-key=" + t.key_file);
+    if (!t.ca_file.empty()) argv.push_back("--tls-ca=" + t.ca_file);
+    if (!t.server_name.empty()) argv.push_back("--tls-server-name=" + t.server_name);
+    // Appended to its log: what it said before dying stays readable.
+    auto pid = processes_.Spawn(w.name, argv, absl::StrCat(run_dir_, "/", w.name, ".log"));
+    if (!pid.ok()) {
+      report.push_back(absl::StrCat(w.name, ": cannot restart: ", pid.status().message()));
+      w.pending_restart = true;
+      w.restart_at = now + w.backoff;
+      continue;
+    }
+    w.started = now;
+    ++restarts_;
+    report.push_back(absl::StrCat(w.name, " restarted (pid ", *pid, ")"));
+  }
+  return report;
+}
 
 }  // namespace moe

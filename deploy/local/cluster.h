@@ -14,7 +14,14 @@ namespace moe {
 
 struct LocalClusterOptions {
   std::string model_dir;
-  int num_workers = 2;        // expert e of every layer goes to worker e mod N; 0 = experts in the router
+  int num_workers = 2;        // expert e of every layer goes to share e mod N; 0 = experts in the router
+  // Copies of each share: worker k (of num_workers * replicas) holds share
+  // k mod num_workers, so every expert is on `replicas` workers and the
+  // router fails over between them.
+  int replicas = 1;
+  // When set, one worker per entry with that --experts spec (e.g. "1,2" or
+  // "mod:0/2"), instead of num_workers x replicas.
+  std::vector<std::string> worker_specs;
   int gateway_port = 0;       // 0: chosen by the OS
   int http_port = -1;         // the gateway's OpenAI-compatible HTTP API on 127.0.0.1; -1: off, 0: chosen by the OS
   std::string bin_dir;        // where moe-expert-worker, moe-router, moe-gateway are
@@ -53,8 +60,28 @@ class LocalCluster {
   ProcessGroup& processes() { return processes_; }
   void Stop();
 
+  // Supervision (call every ~100 ms, or when SIGCHLD arrives): reaps exited
+  // children; an expert worker that died is started again on its address,
+  // after a back-off (100 ms, doubling to 5 s; reset after 10 s of running),
+  // and the router takes it back when it serves. Returns the lines to report
+  // ("worker-1 exited (signal 9); restarting in 100 ms"). An error when the
+  // router or the gateway exited: the cluster cannot serve without them.
+  absl::StatusOr<std::vector<std::string>> Supervise();
+  // Worker restarts so far.
+  int restarts() const { return restarts_; }
+
  private:
   absl::StatusOr<std::string> StartAndWait(const std::string& name, std::vector<std::string> argv);
+  struct WorkerProcess {
+    std::string name;
+    std::vector<std::string> argv;  // with --listen set to its address once known
+    std::chrono::steady_clock::time_point started;
+    std::chrono::steady_clock::time_point restart_at;  // pending restart, when set
+    bool pending_restart = false;
+    std::chrono::milliseconds backoff{100};
+  };
+  std::vector<WorkerProcess> workers_;
+  int restarts_ = 0;
 
   LocalClusterOptions options_;
   rpc::TlsConfig tls_;  // the launcher's own health checks

@@ -1,9 +1,11 @@
 // moe-cluster: runs a whole cluster on loopback.
 //   moe-cluster up --model DIR [--workers N] [--port P] [--http-port P] [--api-keys-file F]
 //                  [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]
-// Starts N expert workers, a router and a gateway, waits until every one
-// reports SERVING, prints the gateway address, and on Ctrl-C/SIGTERM (or when
-// a child dies) stops them all.
+// Starts N expert workers (R copies of each share with --replicas R), a
+// router and a gateway, waits until every one reports SERVING, prints the
+// gateway address, and supervises them: a worker that dies is started again
+// (with back-off) while the router fails over to its replicas; the router or
+// the gateway dying stops the cluster. Ctrl-C/SIGTERM stops them all.
 #include <signal.h>
 
 #include <iostream>
@@ -17,7 +19,8 @@
 #include "proto/tls_flags.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
-ABSL_FLAG(int, workers, 2, "Expert-worker processes (0: experts inside the router).");
+ABSL_FLAG(int, workers, 2, "Expert shares: expert e of every layer is in share e mod N (0: experts inside the router).");
+ABSL_FLAG(int, replicas, 1, "Worker processes per share (each expert on this many workers; the router fails over).");
 ABSL_FLAG(int, port, 0, "Gateway port on 127.0.0.1 (0: chosen by the OS).");
 ABSL_FLAG(int, http_port, -1, "Port of the gateway's OpenAI-compatible HTTP API on 127.0.0.1 (0: chosen by the OS; "
                               "-1: no HTTP).");
@@ -59,6 +62,7 @@ int main(int argc, char** argv) {
   moe::LocalClusterOptions options;
   options.model_dir = absl::GetFlag(FLAGS_model);
   options.num_workers = absl::GetFlag(FLAGS_workers);
+  options.replicas = absl::GetFlag(FLAGS_replicas);
   options.gateway_port = absl::GetFlag(FLAGS_port);
   options.http_port = absl::GetFlag(FLAGS_http_port);
   if (!absl::GetFlag(FLAGS_api_keys_file).empty()) {
@@ -75,6 +79,10 @@ int main(int argc, char** argv) {
   options.tls = moe::rpc::TlsFilesFromFlags();
   if (options.model_dir.empty()) {
     std::cerr << "moe-cluster: --model is required\n";
+    return 2;
+  }
+  if (options.replicas < 1 || options.replicas > 8 || options.num_workers * options.replicas > 64) {
+    std::cerr << "moe-cluster: --replicas must be in [1, 8], and --workers x --replicas at most 64\n";
     return 2;
   }
   if (options.num_workers < 0 || options.num_workers > 256 || options.gateway_port < 0 ||
@@ -103,18 +111,16 @@ int main(int argc, char** argv) {
   int code = 0;
   for (;;) {
     siginfo_t info;
-    const int sig = sigwaitinfo(&set, &info);
-    if (sig == SIGCHLD) {
-      const auto exited = cluster.processes().Reap();
-      if (exited.empty()) continue;
-      for (const auto& c : exited) {
-        std::cerr << "moe-cluster: " << c.name << " exited (" << moe::DescribeExit(c.status) << "); see "
-                  << cluster.run_dir() << "/" << c.name << ".log\n";
-      }
+    const timespec tick{0, 100 * 1000 * 1000};  // restarts wait for their back-off
+    const int sig = sigtimedwait(&set, &info, &tick);
+    if (sig == SIGINT || sig == SIGTERM) break;
+    absl::StatusOr<std::vector<std::string>> report = cluster.Supervise();
+    if (!report.ok()) {
+      std::cerr << "moe-cluster: " << report.status().message() << "; stopping the cluster\n";
       code = 1;
       break;
     }
-    if (sig == SIGINT || sig == SIGTERM) break;
+    for (const std::string& line : *report) std::cerr << "moe-cluster: " << line << "\n";
   }
   std::cout << "stopping the cluster" << std::endl;
   cluster.Stop();

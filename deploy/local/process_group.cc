@@ -37,7 +37,7 @@ absl::StatusOr<pid_t> ProcessGroup::Spawn(const std::string& name, const std::ve
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGINT, SIG_IGN);  // Ctrl-C reaches the whole terminal group; the launcher decides
     if (!log_path.empty()) {
-      const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (fd >= 0) {
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
