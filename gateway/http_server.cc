@@ -12,6 +12,7 @@
 #include "core/status_macros.h"
 #include "gateway/openai_request.h"
 #include "gateway/openai_response.h"
+#include "gateway/peer_watch.h"
 #include "glog/logging.h"
 #include "moe/internal/v1/router.grpc.pb.h"
 #include "httplib.h"
@@ -129,6 +130,10 @@ class HttpServer::Handlers {
     return backend_.api_keys->Check(req.get_header_value("Authorization"));
   }
 
+  static int ConnectionSocket(const httplib::Request& req) {
+    return FindConnectionSocket(req.remote_addr, req.remote_port, req.local_port);
+  }
+
   void PrepareContext(grpc::ClientContext& context, const httplib::Request& req) const {
     context.set_deadline(rpc::DeadlineIn(options_.request_deadline_ms));
     if (backend_.api_keys != nullptr) context.AddMetadata("authorization", req.get_header_value("Authorization"));
@@ -166,7 +171,16 @@ class HttpServer::Handlers {
     grpc::ClientContext context;
     PrepareContext(context, req);
     moe::v1::CompleteResponse response;
-    const grpc::Status status = stub_->Complete(&context, parsed->request, &response);
+    grpc::Status status;
+    {
+      // A client that leaves cancels the call (the router drops the request).
+      PeerWatch watch(ConnectionSocket(req), [&context] { context.TryCancel(); });
+      status = stub_->Complete(&context, parsed->request, &response);
+      if (watch.hung_up()) {
+        VLOG(1) << rc.id << ": the client closed the connection; request cancelled";
+        return;
+      }
+    }
     if (!status.ok()) return SendError(res, rpc::FromGrpcStatus(status), &*parsed);
     SendJson(res, 200, CompletionResponseJson(rc, response));
   }
@@ -180,7 +194,23 @@ class HttpServer::Handlers {
     stream->request = std::move(request);
     PrepareContext(stream->context, req);
     stream->reader = stub_->Generate(&stream->context, stream->request.request);
-    if (!stream->reader->Read(&stream->first)) {
+    bool first_read;
+    {
+      // Until the first event (the request may wait in the router's queue),
+      // a client that leaves is noticed here; later, by the failed write.
+      SseStream* raw = stream.get();
+      PeerWatch watch(ConnectionSocket(req), [raw] { raw->context.TryCancel(); });
+      first_read = stream->reader->Read(&stream->first);
+      if (watch.hung_up()) {
+        moe::v1::GenerateResponse ignored;
+        while (stream->reader->Read(&ignored)) {
+        }
+        stream->reader->Finish();
+        stream->finished = true;
+        return;
+      }
+    }
+    if (!first_read) {
       const grpc::Status status = stream->reader->Finish();
       stream->finished = true;
       if (!status.ok()) return SendError(res, rpc::FromGrpcStatus(status), &stream->request);

@@ -3,6 +3,11 @@
 // per service. Each case here was found failing by a hostile-input and
 // fault campaign (docs/reliability.md lists them all).
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -22,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "httplib.h"
 #include "gtest/gtest.h"
 #include "moe/internal/v1/expert_worker.grpc.pb.h"
 #include "moe/internal/v1/router.grpc.pb.h"
@@ -180,6 +186,7 @@ class ReplicaTest : public ::testing::Test {
     o.router_threads = 1;
     o.run_dir = run_dir_ + "/cluster";
     o.extra_router_flags = {absl::StrCat("--dispatch-deadline-ms=", kDeadlineMs)};
+    o.http_port = 0;
     cluster_ = std::make_unique<LocalCluster>(o);
     const absl::Status up = cluster_->Up();
     ASSERT_TRUE(up.ok()) << up;
@@ -341,6 +348,315 @@ TEST_F(ReplicaTest, ADeadWorkerIsRestartedAndTheRouterUsesItAgain) {
   EXPECT_TRUE(healthy_again) << "the router did not take the restarted worker back";
   EXPECT_GT(WorkerPid("worker-0"), 0);
   EXPECT_NE(WorkerPid("worker-0"), victim);
+}
+
+grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(const std::string& address) {
+  auto stub = grpc::health::v1::Health::NewStub(rpc::MakeChannel(address));
+  grpc::ClientContext context;
+  context.set_deadline(rpc::DeadlineIn(2000));
+  grpc::health::v1::HealthCheckResponse response;
+  if (!stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &response).ok()) {
+    return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  }
+  return response.status();
+}
+
+int HttpHealthStatus(const std::string& address) {
+  httplib::Client c(address.substr(0, address.rfind(':')), std::stoi(address.substr(address.rfind(':') + 1)));
+  c.set_read_timeout(10, 0);
+  httplib::Result r = c.Get("/health");
+  return r ? r->status : -1;
+}
+
+// The gateway's gRPC health and its HTTP /health agree: both fail once no
+// router can serve (the gRPC one used to stay SERVING).
+TEST_F(ReplicaTest, GatewayHealthFollowsItsRouters) {
+  EXPECT_EQ(HealthOf(cluster_->gateway_address()), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(HttpHealthStatus(cluster_->gateway_http_address()), 200);
+  const pid_t router = WorkerPid("router");
+  ASSERT_GT(router, 0);
+  kill(router, SIGKILL);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto status = HealthOf(cluster_->gateway_address());
+  while (status == grpc::health::v1::HealthCheckResponse::SERVING && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    status = HealthOf(cluster_->gateway_address());
+  }
+  EXPECT_EQ(status, grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(HttpHealthStatus(cluster_->gateway_http_address()), 503);
+}
+
+// --- Graceful drain on SIGTERM ------------------------------------------------
+
+class DrainTest : public ::testing::Test {
+ protected:
+  void Start(std::vector<std::string> router_flags, std::vector<std::string> gateway_flags) {
+    char dir[] = "/tmp/moe-drain-test.XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    run_dir_ = dir;
+    LocalClusterOptions o;
+    o.model_dir = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
+    o.num_workers = 1;
+    o.bin_dir = MOE_BIN_DIR;
+    o.worker_threads = 1;
+    o.router_threads = 1;
+    o.run_dir = run_dir_ + "/cluster";
+    o.extra_router_flags = std::move(router_flags);
+    o.extra_gateway_flags = std::move(gateway_flags);
+    cluster_ = std::make_unique<LocalCluster>(o);
+    const absl::Status up = cluster_->Up();
+    ASSERT_TRUE(up.ok()) << up;
+  }
+  void TearDown() override {
+    cluster_.reset();
+    if (!run_dir_.empty()) std::filesystem::remove_all(run_dir_);
+  }
+  pid_t Pid(const std::string& name) {
+    for (const auto& c : cluster_->processes().children()) {
+      if (c.name == name && !c.exited) return c.pid;
+    }
+    return -1;
+  }
+  // Waits (up to `seconds`) for child `name` to exit; its waitpid status, or -1.
+  int WaitExit(const std::string& name, double seconds) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < until) {
+      for (const auto& c : cluster_->processes().Reap()) {
+        if (c.name == name) return c.status;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+  struct Opened {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<grpc::ClientReader<moe::v1::GenerateResponse>> reader;
+    size_t tokens = 0;
+  };
+  // A greedy stream of `max_tokens` through `address` (the gateway), with its
+  // first message read.
+  Opened Open(int max_tokens) {
+    Opened o;
+    o.context = std::make_unique<grpc::ClientContext>();
+    o.context->set_deadline(rpc::DeadlineIn(120000));
+    moe::v1::GenerateRequest request;
+    request.set_text("Draining: a long answer follows");
+    request.set_max_tokens(max_tokens);
+    request.mutable_sampling()->set_ignore_eos(true);
+    stubs_.push_back(moe::v1::Inference::NewStub(rpc::MakeChannel(cluster_->gateway_address())));
+    o.reader = stubs_.back()->Generate(o.context.get(), request);
+    moe::v1::GenerateResponse m;
+    EXPECT_TRUE(o.reader->Read(&m));
+    o.tokens += m.tokens_size();
+    return o;
+  }
+  static grpc::Status ReadToEnd(Opened& o) {
+    moe::v1::GenerateResponse m;
+    while (o.reader->Read(&m)) o.tokens += m.tokens_size();
+    return o.reader->Finish();
+  }
+  grpc::Status CompleteOnce() {
+    auto stub = moe::v1::Inference::NewStub(rpc::MakeChannel(cluster_->gateway_address()));
+    grpc::ClientContext context;
+    context.set_deadline(rpc::DeadlineIn(10000));
+    moe::v1::GenerateRequest request;
+    request.set_text("A new request");
+    request.set_max_tokens(2);
+    moe::v1::CompleteResponse response;
+    return stub->Complete(&context, request, &response);
+  }
+
+  std::unique_ptr<LocalCluster> cluster_;
+  std::string run_dir_;
+  std::vector<std::unique_ptr<moe::v1::Inference::Stub>> stubs_;
+};
+
+// Router SIGTERM: NOT_SERVING at once, new requests UNAVAILABLE, open
+// streams run to their end (they used to end at once, OK + CANCELLED), exit 0.
+TEST_F(DrainTest, RouterFinishesOpenStreamsAndRefusesNewOnes) {
+  Start({"--drain-timeout-s=60"}, {});
+  std::vector<Opened> open;
+  for (int i = 0; i < 4; ++i) open.push_back(Open(300));
+  const std::string router = cluster_->router_address();
+  kill(Pid("router"), SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(HealthOf(router), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  const grpc::Status refused = CompleteOnce();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), HasSubstr("draining"));
+  for (Opened& o : open) {
+    const grpc::Status s = ReadToEnd(o);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(o.tokens, 300u);
+  }
+  const int status = WaitExit("router", 30);
+  ASSERT_NE(status, -1) << "the router did not exit after draining";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeExit(status);
+}
+
+// Past --drain-timeout-s, what is left ends with UNAVAILABLE, never OK.
+TEST_F(DrainTest, RouterDrainTimeoutEndsTheRestUnavailable) {
+  Start({"--drain-timeout-s=1"}, {});
+  Opened o = Open(3500);
+  const auto t0 = std::chrono::steady_clock::now();
+  kill(Pid("router"), SIGTERM);
+  const grpc::Status s = ReadToEnd(o);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_LT(o.tokens, 3500u);
+  EXPECT_LT(seconds, 10.0);
+  const int status = WaitExit("router", 30);
+  EXPECT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeExit(status);
+}
+
+// Gateway SIGTERM: NOT_SERVING at once, new calls UNAVAILABLE, open streams
+// finish (they were cut after 2 s), exit 0.
+TEST_F(DrainTest, GatewayFinishesOpenStreamsAndRefusesNewOnes) {
+  Start({}, {"--drain-timeout-s=60"});
+  std::vector<Opened> open;
+  for (int i = 0; i < 3; ++i) open.push_back(Open(600));
+  const std::string gateway = cluster_->gateway_address();
+  kill(Pid("gateway"), SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(HealthOf(gateway), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  const grpc::Status refused = CompleteOnce();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  for (Opened& o : open) {
+    const grpc::Status s = ReadToEnd(o);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(o.tokens, 600u);
+  }
+  const int status = WaitExit("gateway", 30);
+  ASSERT_NE(status, -1);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeExit(status);
+}
+
+// A second signal during a drain exits at once.
+TEST_F(DrainTest, ASecondSignalExitsAtOnce) {
+  Start({"--drain-timeout-s=600"}, {});
+  Opened o = Open(3500);
+  kill(Pid("router"), SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto t0 = std::chrono::steady_clock::now();
+  kill(Pid("router"), SIGTERM);
+  const int status = WaitExit("router", 10);
+  ASSERT_NE(status, -1) << "still draining after the second signal";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << DescribeExit(status);
+  EXPECT_FALSE(ReadToEnd(o).ok());
+}
+
+// An expert worker drains on SIGTERM: NOT_SERVING at once, exits 0.
+TEST_F(DrainTest, WorkerDrainsAndExits) {
+  Start({}, {});
+  const std::string worker = cluster_->worker_addresses()[0];
+  EXPECT_EQ(HealthOf(worker), grpc::health::v1::HealthCheckResponse::SERVING);
+  kill(Pid("worker-0"), SIGTERM);
+  const int status = WaitExit("worker-0", 30);
+  ASSERT_NE(status, -1);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeExit(status);
+}
+
+// --- HTTP clients that leave ----------------------------------------------------
+
+// A raw HTTP/1.1 connection: the request is sent, nothing is read, and the
+// socket is closed when the test says so (as a client that gives up does).
+class RawHttp {
+ public:
+  RawHttp(const std::string& address, const std::string& path, const std::string& body) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    const std::string request = absl::StrCat("POST ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+                                             "Content-Type: application/json\r\nContent-Length: ", body.size(),
+                                             "\r\n\r\n", body);
+    EXPECT_EQ(send(fd_, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+  }
+  ~RawHttp() { Close(); }
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+class HttpDisconnectTest : public DrainTest {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/moe-disconnect-test.XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    run_dir_ = dir;
+    LocalClusterOptions o;
+    o.model_dir = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
+    o.num_workers = 1;
+    o.bin_dir = MOE_BIN_DIR;
+    o.worker_threads = 1;
+    o.router_threads = 1;
+    o.http_port = 0;
+    o.run_dir = run_dir_ + "/cluster";
+    o.extra_router_flags = {"--max-running-seqs=1"};  // a second request waits in the queue
+    cluster_ = std::make_unique<LocalCluster>(o);
+    const absl::Status up = cluster_->Up();
+    ASSERT_TRUE(up.ok()) << up;
+  }
+  moe::internal::v1::LoadReport Load() {
+    auto router = moe::internal::v1::Router::NewStub(rpc::MakeChannel(cluster_->router_address()));
+    grpc::ClientContext context;
+    context.set_deadline(rpc::DeadlineIn(2000));
+    moe::internal::v1::LoadReport load;
+    EXPECT_TRUE(router->GetLoad(&context, moe::internal::v1::GetLoadRequest(), &load).ok());
+    return load;
+  }
+  // Waits up to `seconds` for `done(load)`; the seconds it took, or -1.
+  double WaitFor(const std::function<bool(const moe::internal::v1::LoadReport&)>& done, double seconds) {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < seconds) {
+      if (done(Load())) return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+  static std::string LongCompletion(bool stream) {
+    return absl::StrCat(R"({"model": "tiny-mixtral", "prompt": "A long answer", "max_tokens": 3500, )",
+                        R"("ignore_eos": true, "stream": )", stream ? "true" : "false", "}");
+  }
+};
+
+// A non-streamed completion whose client leaves stops generating at once
+// (it used to run to its end: 2,934 more tokens).
+TEST_F(HttpDisconnectTest, ANonStreamedRequestStopsWhenItsClientLeaves) {
+  RawHttp client(cluster_->gateway_http_address(), "/v1/completions", LongCompletion(false));
+  ASSERT_GE(WaitFor([](const auto& l) { return l.running_requests() == 1 && l.generated_tokens() > 0; }, 20), 0);
+  client.Close();
+  const uint64_t at_close = Load().generated_tokens();
+  const double took = WaitFor([](const auto& l) { return l.running_requests() == 0; }, 5);
+  ASSERT_GE(took, 0) << "still generating 5 s after the client left";
+  std::printf("router idle %.3f s after the client left; %llu tokens after the close\n", took,
+              static_cast<unsigned long long>(Load().generated_tokens() - at_close));
+  EXPECT_LT(took, 1.0);
+  EXPECT_LT(Load().generated_tokens(), 3500u);
+}
+
+// An SSE client that leaves while its request waits in the router's queue:
+// the request leaves the queue (it used to stay until admitted).
+TEST_F(HttpDisconnectTest, AQueuedStreamLeavesTheQueueWhenItsClientLeaves) {
+  Opened running = Open(3500);  // takes the only running slot
+  RawHttp client(cluster_->gateway_http_address(), "/v1/completions", LongCompletion(true));
+  ASSERT_GE(WaitFor([](const auto& l) { return l.waiting_requests() == 1; }, 20), 0);
+  client.Close();
+  const double took = WaitFor([](const auto& l) { return l.waiting_requests() == 0; }, 5);
+  ASSERT_GE(took, 0) << "still queued 5 s after the client left";
+  EXPECT_LT(took, 1.0);
+  EXPECT_EQ(Load().running_requests(), 1u);  // the other one runs on
+  running.context->TryCancel();
+  ReadToEnd(running);
+  const double idle = WaitFor([](const auto& l) { return l.running_requests() == 0; }, 5);
+  std::printf("cancelled gRPC stream: router idle after %.3f s\n", idle);
 }
 
 }  // namespace

@@ -36,6 +36,8 @@ absl::StatusOr<std::string> LocalCluster::StartAndWait(const std::string& name, 
   const std::string log = absl::StrCat(run_dir_, "/", name, ".log");
   std::filesystem::remove(addr_file);
   argv.push_back("--address-file=" + addr_file);
+  // Before the caller's extra flags, which may override it (the last wins).
+  argv.insert(argv.begin() + 1, absl::StrCat("--drain-timeout-s=", options_.drain_timeout_s));
   const rpc::TlsFiles& t = options_.tls;
   if (!t.cert_file.empty()) argv.push_back("--tls-cert=" + t.cert_file);
   if (!t.key_file.empty()) argv.push_back("--tls-key=" + t.key_file);
@@ -135,7 +137,9 @@ absl::Status LocalCluster::Up() {
   return absl::OkStatus();
 }
 
-void LocalCluster::Stop() { processes_.StopAll(); }
+void LocalCluster::Stop() {
+  processes_.StopAll(std::chrono::seconds(options_.drain_timeout_s) + std::chrono::seconds(3));
+}
 
 absl::StatusOr<std::vector<std::string>> LocalCluster::Supervise() {
   using Clock = std::chrono::steady_clock;
@@ -158,6 +162,7 @@ absl::StatusOr<std::vector<std::string>> LocalCluster::Supervise() {
     if (!w.pending_restart || now < w.restart_at) continue;
     w.pending_restart = false;
     std::vector<std::string> argv = w.argv;
+    argv.insert(argv.begin() + 1, absl::StrCat("--drain-timeout-s=", options_.drain_timeout_s));
     const rpc::TlsFiles& t = options_.tls;
     if (!t.cert_file.empty()) argv.push_back("--tls-cert=" + t.cert_file);
     if (!t.key_file.empty()) argv.push_back("--tls-key=" + t.key_file);

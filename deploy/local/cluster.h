@@ -34,6 +34,9 @@ struct LocalClusterOptions {
   int router_threads = 0;     // 0: all CPUs
   std::string run_dir;        // address files and logs; a fresh temp dir when empty
   int64_t startup_timeout_ms = 120000;
+  // Every process's --drain-timeout-s: on Stop (SIGTERM), requests in flight
+  // get this long to finish; processes still alive 3 s later are killed.
+  int drain_timeout_s = 2;
   std::vector<std::string> extra_router_flags;
   std::vector<std::string> extra_gateway_flags;
   // PEM files given to every process as --tls-cert/--tls-key/--tls-ca (and

@@ -34,6 +34,8 @@ ABSL_FLAG(bool, place_workers, false,
 ABSL_FLAG(int, router_threads, 0, "Compute threads of the router (0: all CPUs).");
 ABSL_FLAG(std::string, run_dir, "", "Directory for address files and logs (default: a fresh temp dir).");
 ABSL_FLAG(int64_t, startup_timeout_ms, 120000, "How long each process may take to report SERVING.");
+ABSL_FLAG(int, drain_timeout_s, 10,
+          "On Ctrl-C/SIGTERM, how long requests in flight may take to finish before the processes stop.");
 
 namespace {
 
@@ -74,6 +76,11 @@ int main(int argc, char** argv) {
   options.router_threads = absl::GetFlag(FLAGS_router_threads);
   options.run_dir = absl::GetFlag(FLAGS_run_dir);
   options.startup_timeout_ms = absl::GetFlag(FLAGS_startup_timeout_ms);
+  options.drain_timeout_s = absl::GetFlag(FLAGS_drain_timeout_s);
+  if (options.drain_timeout_s < 0 || options.drain_timeout_s > 3600) {
+    std::cerr << "moe-cluster: --drain-timeout-s must be in [0, 3600]\n";
+    return 2;
+  }
   // Every process gets the same files: one certificate for the whole local
   // cluster (its names must cover 127.0.0.1), and with --tls-ca mutual TLS.
   options.tls = moe::rpc::TlsFilesFromFlags();
