@@ -84,7 +84,7 @@ void RunningServer::Shutdown(std::chrono::milliseconds grace) {
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const TlsConfig* tls,
-                                           int max_reconnect_backoff_ms) {
+                                           int max_reconnect_backoff_ms, bool own_connection) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -92,6 +92,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const Tls
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  if (own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   if (max_reconnect_backoff_ms > 0) {
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, max_reconnect_backoff_ms);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, max_reconnect_backoff_ms);

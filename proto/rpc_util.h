@@ -61,8 +61,11 @@ class RunningServer {
 // plaintext unless `tls` is given and enabled.
 // `max_reconnect_backoff_ms` > 0 replaces the default reconnect back-off
 // (100 ms growing to 1 s) with a constant one (health probes).
+// `own_connection`: the channel does not share gRPC's process-wide
+// subchannel (connection) pool, so a new channel really connects anew
+// instead of inheriting another channel's reconnect back-off.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const TlsConfig* tls = nullptr,
-                                           int max_reconnect_backoff_ms = 0);
+                                           int max_reconnect_backoff_ms = 0, bool own_connection = false);
 
 // Asks `address` (grpc.health.v1, overall service) until it answers SERVING
 // or `timeout_ms` passes; DEADLINE_EXCEEDED naming the address and the last

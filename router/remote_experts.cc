@@ -211,10 +211,11 @@ absl::StatusOr<std::unique_ptr<RemoteExpertBackend>> RemoteExpertBackend::Connec
   for (const std::string& address : options.worker_addresses) {
     auto w = std::make_unique<Worker>();
     w->address = address;
-    w->channel = rpc::MakeChannel(address, &options.tls);
+    w->channel = rpc::MakeChannel(address, &options.tls, /*max_reconnect_backoff_ms=*/0, /*own_connection=*/true);
     w->stub = pb::ExpertWorker::NewStub(w->channel);
     w->probe = grpc::health::v1::Health::NewStub(
-        rpc::MakeChannel(address, &options.tls, static_cast<int>(options.health_probe_interval_ms)));
+        rpc::MakeChannel(address, &options.tls, static_cast<int>(options.health_probe_interval_ms),
+                         /*own_connection=*/true));
     w->stats.address = address;
     backend->workers_.push_back(std::move(w));
   }
@@ -366,6 +367,9 @@ void RemoteExpertBackend::MonitorLoop() {
       for (size_t i = 0; i < targets.size(); ++i) {
         Probe& p = (*probes)[i];
         p.context.set_deadline(rpc::DeadlineIn(options_.health_probe_interval_ms));
+        // An unhealthy worker's probe waits (within its deadline) for the
+        // channel to connect rather than failing at once in back-off.
+        p.context.set_wait_for_ready(!workers_[targets[i]]->healthy());
         p.request.set_service(pb::ExpertWorker::service_full_name());
         workers_[targets[i]]->probe->async()->Check(&p.context, &p.request, &p.response,
                                                     [probes, mu, pending, i](grpc::Status s) {
@@ -383,7 +387,8 @@ void RemoteExpertBackend::MonitorLoop() {
         const bool was_healthy = workers_[w]->healthy();
         if (serving && !was_healthy) {
           // A fresh channel: the old one may sit in reconnect back-off.
-          auto channel = rpc::MakeChannel(workers_[w]->address, &options_.tls);
+          auto channel = rpc::MakeChannel(workers_[w]->address, &options_.tls, /*max_reconnect_backoff_ms=*/0,
+                                          /*own_connection=*/true);
           channel->GetState(/*try_to_connect=*/true);
           {
             absl::MutexLock lock(&workers_[w]->mu);
@@ -427,14 +432,18 @@ void RemoteExpertBackend::Assign(int layer, const std::vector<int>& experts) {
 
 bool RemoteExpertBackend::ProbeNow(int w) {
   Worker& worker = *workers_[w];
+  // A new channel connects at once (the old ones may sit in reconnect
+  // back-off); when the worker serves, it becomes the data channel.
+  std::shared_ptr<grpc::Channel> channel = rpc::MakeChannel(worker.address, &options_.tls, /*max_reconnect_backoff_ms=*/0, /*own_connection=*/true);
   grpc::ClientContext context;
   context.set_deadline(rpc::DeadlineIn(options_.health_probe_interval_ms));
+  context.set_wait_for_ready(true);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(pb::ExpertWorker::service_full_name());
   grpc::health::v1::HealthCheckResponse response;
-  const grpc::Status s = worker.probe->Check(&context, request, &response);
+  const grpc::Status s = grpc::health::v1::Health::NewStub(channel)->Check(&context, request, &response);
   if (!s.ok() || response.status() != grpc::health::v1::HealthCheckResponse::SERVING) return false;
-  worker.channel = rpc::MakeChannel(worker.address, &options_.tls);
+  worker.channel = std::move(channel);
   worker.stub = pb::ExpertWorker::NewStub(worker.channel);
   if (worker.stream != nullptr) {
     worker.stream->Cancel();
@@ -496,16 +505,26 @@ absl::Status RemoteExpertBackend::Compute(const ExpertBatch& b, float* outputs) 
   absl::Status last_failure;  // the latest exchange that failed, for the error when no replica is left
   for (int round = 0; !todo.empty(); ++round) {
     Assign(b.layer, todo);
-    std::vector<int> lost;
+    std::vector<int> unassigned;
     for (int e : todo) {
-      if (assigned_[e] >= 0) continue;
-      // No healthy replica untried: one that has recovered since the
-      // monitor's last probe is taken back at once.
+      if (assigned_[e] < 0) unassigned.push_back(e);
+    }
+    if (!unassigned.empty()) {
+      // No healthy replica untried: a worker that has recovered since the
+      // monitor's last probe is taken back at once (each probed once).
+      std::vector<char> probed(workers_.size(), 0);
       bool recovered = false;
-      for (int w : owners_[b.layer * config_.num_experts + e]) {
-        if ((tried_[e] >> w & 1) == 0 && !workers_[w]->healthy() && ProbeNow(w)) recovered = true;
+      for (int e : unassigned) {
+        for (int w : owners_[b.layer * config_.num_experts + e]) {
+          if ((tried_[e] >> w & 1) != 0 || probed[w] || workers_[w]->healthy()) continue;
+          probed[w] = 1;
+          recovered = ProbeNow(w) || recovered;
+        }
       }
-      if (recovered) Assign(b.layer, {e});
+      if (recovered) Assign(b.layer, unassigned);
+    }
+    std::vector<int> lost;
+    for (int e : unassigned) {
       if (assigned_[e] < 0) lost.push_back(e);
     }
     if (!lost.empty()) {
