@@ -350,6 +350,24 @@ TEST_F(ReplicaTest, ADeadWorkerIsRestartedAndTheRouterUsesItAgain) {
   EXPECT_NE(WorkerPid("worker-0"), victim);
 }
 
+// Supervision stops at a dead router (the cluster cannot serve without it)
+// and says which process died and where its log is.
+TEST_F(ReplicaTest, ARouterThatDiesIsReportedNotRestarted) {
+  const pid_t router = WorkerPid("router");
+  ASSERT_GT(router, 0);
+  kill(router, SIGKILL);
+  absl::StatusOr<std::vector<std::string>> report;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    report = cluster_->Supervise();
+  } while (report.ok() && std::chrono::steady_clock::now() < until);
+  ASSERT_FALSE(report.ok());
+  EXPECT_THAT(std::string(report.status().message()), HasSubstr("router exited (signal 9)"));
+  EXPECT_THAT(std::string(report.status().message()), HasSubstr("router.log"));
+  EXPECT_EQ(cluster_->restarts(), 0);
+}
+
 grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(const std::string& address) {
   auto stub = grpc::health::v1::Health::NewStub(rpc::MakeChannel(address));
   grpc::ClientContext context;
