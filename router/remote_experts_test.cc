@@ -235,24 +235,29 @@ TEST_F(RemoteExpertsTest, UnreachableWorkerIsUnavailableNamingItsAddress) {
   EXPECT_THAT(std::string(remote.status().message()), HasSubstr("expert worker " + gone + " is unreachable"));
 }
 
+// GetInfo of a fake worker that claims every expert of `c`.
+void ClaimEveryExpert(const ModelConfig& c, moe::internal::v1::WorkerInfo* info) {
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    for (int e = 0; e < c.num_experts; ++e) {
+      auto* id = info->add_experts();
+      id->set_layer(l);
+      id->set_expert(e);
+    }
+  }
+  info->set_hidden_size(c.hidden_size);
+  info->set_intermediate_size(c.intermediate_size);
+  info->set_num_layers(c.num_hidden_layers);
+  info->set_num_experts(c.num_experts);
+  info->set_model_type(c.model_type);
+}
+
 // A worker that claims every expert and answers with one row too few.
 class ShortReplyWorker final : public moe::internal::v1::ExpertWorker::CallbackService {
  public:
   explicit ShortReplyWorker(const ModelConfig& c) : config_(c) {}
   grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* ctx, const moe::internal::v1::GetWorkerInfoRequest*,
                                     moe::internal::v1::WorkerInfo* info) override {
-    for (int l = 0; l < config_.num_hidden_layers; ++l) {
-      for (int e = 0; e < config_.num_experts; ++e) {
-        auto* id = info->add_experts();
-        id->set_layer(l);
-        id->set_expert(e);
-      }
-    }
-    info->set_hidden_size(config_.hidden_size);
-    info->set_intermediate_size(config_.intermediate_size);
-    info->set_num_layers(config_.num_hidden_layers);
-    info->set_num_experts(config_.num_experts);
-    info->set_model_type(config_.model_type);
+    ClaimEveryExpert(config_, info);
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -348,18 +353,7 @@ class SilentWorker final : public moe::internal::v1::ExpertWorker::CallbackServi
   explicit SilentWorker(const ModelConfig& c) : config_(c) {}
   grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* ctx, const moe::internal::v1::GetWorkerInfoRequest*,
                                     moe::internal::v1::WorkerInfo* info) override {
-    for (int l = 0; l < config_.num_hidden_layers; ++l) {
-      for (int e = 0; e < config_.num_experts; ++e) {
-        auto* id = info->add_experts();
-        id->set_layer(l);
-        id->set_expert(e);
-      }
-    }
-    info->set_hidden_size(config_.hidden_size);
-    info->set_intermediate_size(config_.intermediate_size);
-    info->set_num_layers(config_.num_hidden_layers);
-    info->set_num_experts(config_.num_experts);
-    info->set_model_type(config_.model_type);
+    ClaimEveryExpert(config_, info);
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;

@@ -47,20 +47,26 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
+// A tiny-mixtral cluster (one worker, one thread each) in a fresh directory
+// under /tmp named after `what`; the directory goes to *run_dir.
+LocalClusterOptions TinyCluster(const std::string& what, std::string* run_dir) {
+  std::string dir = "/tmp/moe-" + what + ".XXXXXX";
+  EXPECT_NE(mkdtemp(dir.data()), nullptr);
+  *run_dir = dir;
+  LocalClusterOptions o;
+  o.model_dir = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
+  o.num_workers = 1;
+  o.bin_dir = MOE_BIN_DIR;
+  o.worker_threads = 1;
+  o.router_threads = 1;
+  o.run_dir = dir + "/cluster";
+  return o;
+}
+
 class ReliabilityTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    char dir[] = "/tmp/moe-reliability-test.XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    run_dir_ = dir;
-    LocalClusterOptions o;
-    o.model_dir = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
-    o.num_workers = 1;
-    o.bin_dir = MOE_BIN_DIR;
-    o.worker_threads = 1;
-    o.router_threads = 1;
-    o.run_dir = run_dir_ + "/cluster";
-    cluster_ = new LocalCluster(o);
+    cluster_ = new LocalCluster(TinyCluster("reliability-test", &run_dir_));
     const absl::Status up = cluster_->Up();
     ASSERT_TRUE(up.ok()) << up;
   }
@@ -174,17 +180,9 @@ class ReplicaTest : public ::testing::Test {
   static constexpr int64_t kDeadlineMs = 1500;
 
   void SetUp() override {
-    char dir[] = "/tmp/moe-replica-test.XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    run_dir_ = dir;
-    LocalClusterOptions o;
-    o.model_dir = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
+    LocalClusterOptions o = TinyCluster("replica-test", &run_dir_);
     // tiny-mixtral has 4 experts: worker i holds those with e mod 3 != i.
     o.worker_specs = {"1,2", "0,2,3", "0,1,3"};
-    o.bin_dir = MOE_BIN_DIR;
-    o.worker_threads = 1;
-    o.router_threads = 1;
-    o.run_dir = run_dir_ + "/cluster";
     o.extra_router_flags = {absl::StrCat("--dispatch-deadline-ms=", kDeadlineMs)};
     o.http_port = 0;
     cluster_ = std::make_unique<LocalCluster>(o);
@@ -409,16 +407,7 @@ TEST_F(ReplicaTest, GatewayHealthFollowsItsRouters) {
 class DrainTest : public ::testing::Test {
  protected:
   void Start(std::vector<std::string> router_flags, std::vector<std::string> gateway_flags) {
-    char dir[] = "/tmp/moe-drain-test.XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    run_dir_ = dir;
-    LocalClusterOptions o;
-    o.model_dir = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
-    o.num_workers = 1;
-    o.bin_dir = MOE_BIN_DIR;
-    o.worker_threads = 1;
-    o.router_threads = 1;
-    o.run_dir = run_dir_ + "/cluster";
+    LocalClusterOptions o = TinyCluster("drain-test", &run_dir_);
     o.extra_router_flags = std::move(router_flags);
     o.extra_gateway_flags = std::move(gateway_flags);
     cluster_ = std::make_unique<LocalCluster>(o);
@@ -637,17 +626,8 @@ class RawHttp {
 class HttpDisconnectTest : public DrainTest {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/moe-disconnect-test.XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    run_dir_ = dir;
-    LocalClusterOptions o;
-    o.model_dir = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
-    o.num_workers = 1;
-    o.bin_dir = MOE_BIN_DIR;
-    o.worker_threads = 1;
-    o.router_threads = 1;
+    LocalClusterOptions o = TinyCluster("disconnect-test", &run_dir_);
     o.http_port = 0;
-    o.run_dir = run_dir_ + "/cluster";
     o.extra_router_flags = {"--max-running-seqs=1"};  // a second request waits in the queue
     cluster_ = std::make_unique<LocalCluster>(o);
     const absl::Status up = cluster_->Up();

@@ -31,18 +31,22 @@ std::string SelfDirectory() {
   return ec ? std::string(".") : exe.parent_path().string();
 }
 
+void LocalCluster::AddCommonFlags(std::vector<std::string>* argv) const {
+  // Before the caller's extra flags, which may override it (the last wins).
+  argv->insert(argv->begin() + 1, absl::StrCat("--drain-timeout-s=", options_.drain_timeout_s));
+  const rpc::TlsFiles& t = options_.tls;
+  if (!t.cert_file.empty()) argv->push_back("--tls-cert=" + t.cert_file);
+  if (!t.key_file.empty()) argv->push_back("--tls-key=" + t.key_file);
+  if (!t.ca_file.empty()) argv->push_back("--tls-ca=" + t.ca_file);
+  if (!t.server_name.empty()) argv->push_back("--tls-server-name=" + t.server_name);
+}
+
 absl::StatusOr<std::string> LocalCluster::StartAndWait(const std::string& name, std::vector<std::string> argv) {
   const std::string addr_file = absl::StrCat(run_dir_, "/", name, ".addr");
   const std::string log = absl::StrCat(run_dir_, "/", name, ".log");
   std::filesystem::remove(addr_file);
   argv.push_back("--address-file=" + addr_file);
-  // Before the caller's extra flags, which may override it (the last wins).
-  argv.insert(argv.begin() + 1, absl::StrCat("--drain-timeout-s=", options_.drain_timeout_s));
-  const rpc::TlsFiles& t = options_.tls;
-  if (!t.cert_file.empty()) argv.push_back("--tls-cert=" + t.cert_file);
-  if (!t.key_file.empty()) argv.push_back("--tls-key=" + t.key_file);
-  if (!t.ca_file.empty()) argv.push_back("--tls-ca=" + t.ca_file);
-  if (!t.server_name.empty()) argv.push_back("--tls-server-name=" + t.server_name);
+  AddCommonFlags(&argv);
   auto pid = processes_.Spawn(name, argv, log);
   if (!pid.ok()) return pid.status();
   const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.startup_timeout_ms);
@@ -162,12 +166,7 @@ absl::StatusOr<std::vector<std::string>> LocalCluster::Supervise() {
     if (!w.pending_restart || now < w.restart_at) continue;
     w.pending_restart = false;
     std::vector<std::string> argv = w.argv;
-    argv.insert(argv.begin() + 1, absl::StrCat("--drain-timeout-s=", options_.drain_timeout_s));
-    const rpc::TlsFiles& t = options_.tls;
-    if (!t.cert_file.empty()) argv.push_back("--tls-cert=" + t.cert_file);
-    if (!t.key_file.empty()) argv.push_back("--tls-key=" + t.key_file);
-    if (!t.ca_file.empty()) argv.push_back("--tls-ca=" + t.ca_file);
-    if (!t.server_name.empty()) argv.push_back("--tls-server-name=" + t.server_name);
+    AddCommonFlags(&argv);
     // Appended to its log: what it said before dying stays readable.
     auto pid = processes_.Spawn(w.name, argv, absl::StrCat(run_dir_, "/", w.name, ".log"));
     if (!pid.ok()) {

@@ -75,6 +75,8 @@ class LocalCluster {
 
  private:
   absl::StatusOr<std::string> StartAndWait(const std::string& name, std::vector<std::string> argv);
+  // --drain-timeout-s and the TLS files, which every process gets.
+  void AddCommonFlags(std::vector<std::string>* argv) const;
   struct WorkerProcess {
     std::string name;
     std::vector<std::string> argv;  // with --listen set to its address once known
