@@ -1,5 +1,6 @@
 #include "router/remote_experts.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -366,10 +367,14 @@ void RemoteExpertBackend::MonitorLoop() {
       auto pending = std::make_shared<int>(static_cast<int>(targets.size()));
       for (size_t i = 0; i < targets.size(); ++i) {
         Probe& p = (*probes)[i];
-        p.context.set_deadline(rpc::DeadlineIn(options_.health_probe_interval_ms));
         // An unhealthy worker's probe waits (within its deadline) for the
-        // channel to connect rather than failing at once in back-off.
-        p.context.set_wait_for_ready(!workers_[targets[i]]->healthy());
+        // channel to connect rather than failing at once in back-off. A
+        // healthy worker gets a generous deadline: a busy host must not
+        // make it look dead (exchanges notice a dead one sooner anyway).
+        const bool healthy = workers_[targets[i]]->healthy();
+        p.context.set_deadline(rpc::DeadlineIn(healthy ? std::max<int64_t>(10 * options_.health_probe_interval_ms, 1000)
+                                                       : options_.health_probe_interval_ms));
+        p.context.set_wait_for_ready(!healthy);
         p.request.set_service(pb::ExpertWorker::service_full_name());
         workers_[targets[i]]->probe->async()->Check(&p.context, &p.request, &p.response,
                                                     [probes, mu, pending, i](grpc::Status s) {
@@ -436,8 +441,9 @@ bool RemoteExpertBackend::ProbeNow(int w) {
   // back-off); when the worker serves, it becomes the data channel.
   std::shared_ptr<grpc::Channel> channel = rpc::MakeChannel(worker.address, &options_.tls, /*max_reconnect_backoff_ms=*/0, /*own_connection=*/true);
   grpc::ClientContext context;
-  context.set_deadline(rpc::DeadlineIn(options_.health_probe_interval_ms));
-  context.set_wait_for_ready(true);
+  // Not wait_for_ready: a refused connection fails at once (the worker is
+  // still down); a slow answer from a busy host still counts.
+  context.set_deadline(rpc::DeadlineIn(std::max<int64_t>(5 * options_.health_probe_interval_ms, 500)));
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(pb::ExpertWorker::service_full_name());
   grpc::health::v1::HealthCheckResponse response;

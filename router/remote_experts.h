@@ -29,9 +29,11 @@
 // as soon as an unhealthy worker answers SERVING it gets a fresh channel
 // (no reconnect back-off left to wait out) and rows again. A healthy worker
 // that stops answering probes becomes unhealthy without waiting for traffic.
-// An expert with no healthy replica fails at once (UNAVAILABLE) rather than
-// waiting for a deadline again, so a stopped worker delays a request by at
-// most one deadline.
+// A step that finds an expert with no healthy replica first asks the
+// unhealthy holders once, on a new connection (a refused one fails at once),
+// and takes back any that serves; otherwise it fails at once (UNAVAILABLE)
+// rather than waiting for a deadline again, so a stopped worker delays a
+// request by at most one deadline.
 //
 // Thread-safety: Compute is called by one thread at a time (the engine
 // thread); Stats and worker_addresses may be called from any thread.
@@ -76,7 +78,8 @@ struct RemoteExpertsOptions {
   // TLS to the workers (this router's certificate is its client certificate).
   rpc::TlsConfig tls;
   // How often unhealthy workers are probed (healthy ones: 5x less often), ms;
-  // each probe's deadline is the same.
+  // an unhealthy worker's probe has this deadline, a healthy one's 10x (at
+  // least 1 s), so that a busy host does not make a worker look dead.
   int64_t health_probe_interval_ms = 100;
   // Called from the monitor thread when "every expert has a healthy worker"
   // changes (true at start). May be empty.
