@@ -69,6 +69,14 @@ std::string TensorNames::KBias(const ModelConfig&, int layer) {
 std::string TensorNames::VBias(const ModelConfig&, int layer) {
   return LayerPrefix(layer) + "self_attn.v_proj.bias";
 }
+std::string TensorNames::OBias(const ModelConfig&, int layer) {
+  return LayerPrefix(layer) + "self_attn.o_proj.bias";
+}
+std::string TensorNames::DenseMlp(const ModelConfig&, int layer, int which) {
+  static constexpr const char* kHf[] = {"gate_proj", "down_proj", "up_proj"};
+  if (which < 0 || which > 2) which = 0;
+  return absl::StrCat(LayerPrefix(layer), "mlp.", kHf[which], ".weight");
+}
 std::string TensorNames::QNorm(const ModelConfig&, int layer) {
   return LayerPrefix(layer) + "self_attn.q_norm.weight";
 }
@@ -106,16 +114,23 @@ std::vector<ExpectedTensor> ExpectedTensors(const ModelConfig& c) {
     add(TensorNames::K(c, l), {c.kv_dim(), h}, kDense, l, -1);
     add(TensorNames::V(c, l), {c.kv_dim(), h}, kDense, l, -1);
     add(TensorNames::O(c, l), {h, c.q_dim()}, kDense, l, -1);
-    if (c.attention_bias) {
+    if (c.qkv_bias) {
       add(TensorNames::QBias(c, l), {c.q_dim()}, kDense, l, -1);
       add(TensorNames::KBias(c, l), {c.kv_dim()}, kDense, l, -1);
       add(TensorNames::VBias(c, l), {c.kv_dim()}, kDense, l, -1);
     }
+    if (c.o_bias) add(TensorNames::OBias(c, l), {h}, kDense, l, -1);
     if (c.qk_norm) {
       add(TensorNames::QNorm(c, l), {c.qk_norm_per_head ? c.head_dim : c.q_dim()}, kDense, l, -1);
       add(TensorNames::KNorm(c, l), {c.qk_norm_per_head ? c.head_dim : c.kv_dim()}, kDense, l, -1);
     }
     add(TensorNames::PostAttentionNorm(c, l), {h}, kDense, l, -1);
+    if (!c.IsMoeLayer(l)) {
+      for (int which = 0; which < 3; ++which) {
+        add(TensorNames::DenseMlp(c, l, which), FfnShape(which, h, c.mlp_intermediate_size), kDense, l, -1);
+      }
+      continue;
+    }
     add(TensorNames::Gate(c, l), {c.num_experts, h}, kDense, l, -1);
     for (int e = 0; e < c.num_experts; ++e) {
       for (int which = 0; which < 3; ++which) {

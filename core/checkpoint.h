@@ -42,10 +42,13 @@ struct TensorNames {
   static std::string Gate(const ModelConfig& c, int layer);
   // which: 0 = gate projection (w1), 1 = down projection (w2), 2 = up projection (w3).
   static std::string Expert(const ModelConfig& c, int layer, int expert, int which);
-  // Projection biases (attention_bias): "...self_attn.q_proj.bias".
+  // Projection biases (qkv_bias): "...self_attn.q_proj.bias"; o_proj's (o_bias).
   static std::string QBias(const ModelConfig& c, int layer);
   static std::string KBias(const ModelConfig& c, int layer);
   static std::string VBias(const ModelConfig& c, int layer);
+  static std::string OBias(const ModelConfig& c, int layer);
+  // FFN of a dense (non-MoE) layer: "model.layers.L.mlp.gate_proj.weight"; `which` as for Expert.
+  static std::string DenseMlp(const ModelConfig& c, int layer, int which);
   // Shared expert (shared_expert_intermediate_size > 0); `which` as for Expert.
   static std::string SharedExpert(const ModelConfig& c, int layer, int which);
   // Sigmoid gate of the shared expert, weight [1, hidden] (shared_expert_gate).

@@ -233,7 +233,7 @@ std::map<std::string, std::vector<int64_t>> ShapesByName(const ModelConfig& c) {
 
 TEST(TensorNamesTest, Qwen2MoeSharedExpertAndBiases) {
   ModelConfig c = QwenLike(ModelFamily::kQwen2Moe);
-  c.attention_bias = true;
+  c.qkv_bias = true;
   c.shared_expert_intermediate_size = 12;
   c.shared_expert_gate = true;
   ASSERT_TRUE(c.Validate().ok()) << c.Validate();
@@ -251,6 +251,7 @@ TEST(TensorNamesTest, Qwen2MoeSharedExpertAndBiases) {
   EXPECT_EQ(m.at("model.layers.0.self_attn.k_proj.bias"), V({16}));
   EXPECT_EQ(m.at("model.layers.0.self_attn.o_proj.weight"), V({16, 32}));
   EXPECT_EQ(m.count("model.layers.0.self_attn.q_norm.weight"), 0u);
+  EXPECT_EQ(m.count("model.layers.0.self_attn.o_proj.bias"), 0u);  // Qwen2-MoE: never on o_proj
   EXPECT_EQ(m.count("lm_head.weight"), 1u);
 
   // Roles: routed experts only are kExpert; the shared expert stays dense.
@@ -280,6 +281,40 @@ TEST(TensorNamesTest, QkNormShapes) {
   EXPECT_EQ(m.at("model.layers.0.self_attn.k_norm.weight"), std::vector<int64_t>({16}));
   EXPECT_EQ(SumElements(qwen3), qwen3.TotalParameters());
   EXPECT_EQ(SumElements(olmoe), olmoe.TotalParameters());
+}
+
+TEST(TensorNamesTest, OutputProjectionBias) {
+  ModelConfig c = QwenLike(ModelFamily::kQwen3Moe);
+  c.num_hidden_layers = 2;
+  c.qkv_bias = true;
+  c.o_bias = true;
+  auto m = ShapesByName(c);
+  EXPECT_EQ(m.at("model.layers.0.self_attn.v_proj.bias"), std::vector<int64_t>({16}));
+  EXPECT_EQ(m.at("model.layers.1.self_attn.o_proj.bias"), std::vector<int64_t>({16}));
+  EXPECT_EQ(SumElements(c), c.TotalParameters());
+}
+
+TEST(TensorNamesTest, DenseMlpLayersHaveNoGateOrExperts) {
+  ModelConfig c = QwenLike(ModelFamily::kQwen3Moe);
+  c.num_hidden_layers = 2;
+  c.mlp_only_layers = {0};
+  c.mlp_intermediate_size = 40;
+  ASSERT_TRUE(c.Validate().ok()) << c.Validate();
+  auto m = ShapesByName(c);
+  using V = std::vector<int64_t>;
+  EXPECT_EQ(m.at("model.layers.0.mlp.gate_proj.weight"), V({40, 16}));
+  EXPECT_EQ(m.at("model.layers.0.mlp.down_proj.weight"), V({16, 40}));
+  EXPECT_EQ(m.at("model.layers.0.mlp.up_proj.weight"), V({40, 16}));
+  EXPECT_EQ(m.count("model.layers.0.mlp.gate.weight"), 0u);
+  EXPECT_EQ(m.count("model.layers.0.mlp.experts.0.gate_proj.weight"), 0u);
+  EXPECT_EQ(m.count("model.layers.1.mlp.gate.weight"), 1u);
+  EXPECT_EQ(m.count("model.layers.1.mlp.gate_proj.weight"), 0u);
+  for (const ExpectedTensor& t : ExpectedTensors(c)) {
+    if (t.role == TensorRole::kExpert) {
+      EXPECT_EQ(t.layer, 1) << t.name;
+    }
+  }
+  EXPECT_EQ(SumElements(c), c.TotalParameters());
 }
 
 TEST(TensorNamesTest, ExpectedCountMatchesParameters) {

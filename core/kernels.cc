@@ -116,6 +116,22 @@ void ConvertRow(const WeightView& w, int64_t row, float* out) {
   }
 }
 
+void SwiGluFfn(const FfnWeights& w, const float* x, int64_t m, float* out, ThreadPool* pool,
+               FfnScratch* scratch) {
+  const int64_t h = w.gate.cols, f = w.gate.rows;
+  std::vector<float>& gate = scratch->gate;
+  std::vector<float>& up = scratch->up;
+  gate.resize(m * f);
+  up.resize(m * f);
+  MatMul(x, m, h, w.gate, gate.data(), f, pool);
+  MatMul(x, m, h, w.up, up.data(), f, pool);
+  for (int64_t i = 0; i < m * f; ++i) {
+    const float g = gate[i];
+    gate[i] = (g / (1.0f + std::exp(-g))) * up[i];  // SiLU(gate) * up
+  }
+  MatMul(gate.data(), m, f, w.down, out, h, pool);
+}
+
 void Axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }

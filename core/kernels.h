@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "core/dtype.h"
 
@@ -47,6 +48,23 @@ void ConvertRow(const WeightView& w, int64_t row, float* out);
 
 // y[i] += a * x[i]
 void Axpy(float a, const float* x, float* y, int64_t n);
+
+// A SwiGLU feed-forward block (a routed expert, a shared expert or a dense
+// MLP layer): gate [ffn, hidden], down [hidden, ffn], up [ffn, hidden].
+struct FfnWeights {
+  WeightView gate, down, up;
+  int64_t nbytes() const { return gate.nbytes() + down.nbytes() + up.nbytes(); }
+};
+
+// Intermediate buffers of SwiGluFfn, [m, ffn] each.
+struct FfnScratch {
+  std::vector<float> gate, up;
+};
+
+// out[m, hidden] = down(silu(gate x) * (up x)) for m rows of x[m, hidden].
+// Row results do not depend on m (the MatMul contract). x and out must not alias.
+void SwiGluFfn(const FfnWeights& w, const float* x, int64_t m, float* out, ThreadPool* pool,
+               FfnScratch* scratch);
 
 // Which implementation MatMul dispatches to on this CPU: "avx512", "avx2" or "portable".
 std::string_view KernelIsa();

@@ -45,9 +45,23 @@ struct ModelConfig {
   // true (Qwen3-MoE): the norm weight is [head_dim], applied to each head;
   // false (OLMoE): one norm over the whole projection, weights [q_dim] / [kv_dim].
   bool qk_norm_per_head = true;
-  bool attention_bias = false;  // q/k/v projections carry a bias
+  bool qkv_bias = false;  // q/k/v projections carry a bias (qkv_bias / attention_bias)
+  bool o_bias = false;    // o_proj carries a bias (attention_bias, not in Qwen2-MoE)
+  // OLMoE: q, k and v are clamped to [-clip_qkv, clip_qkv] after the q/k norm.
+  std::optional<double> clip_qkv;
   int64_t shared_expert_intermediate_size = 0;  // 0: no shared expert
   bool shared_expert_gate = false;              // sigmoid gate on the shared expert
+  // Which layers are MoE (Qwen families): layer l is a dense MLP layer when it
+  // is in mlp_only_layers or (l + 1) % decoder_sparse_step != 0.
+  int64_t decoder_sparse_step = 1;
+  std::vector<int64_t> mlp_only_layers;
+  int64_t mlp_intermediate_size = 0;  // FFN size of the dense MLP layers (intermediate_size)
+
+  bool IsMoeLayer(int64_t layer) const;
+  // Number of layers with routed experts.
+  int64_t NumMoeLayers() const;
+  // The layers without routed experts, ascending.
+  std::vector<int> DenseLayers() const;
 
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }

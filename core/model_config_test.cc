@@ -1,6 +1,8 @@
 #include "core/model_config.h"
 
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -62,8 +64,10 @@ TEST(ModelConfigTest, LoadsFixture) {
   EXPECT_EQ(c->eos_token_ids, std::vector<int64_t>({4095}));
   EXPECT_TRUE(c->norm_topk_prob);
   EXPECT_FALSE(c->qk_norm);
-  EXPECT_FALSE(c->attention_bias);
+  EXPECT_FALSE(c->qkv_bias);
+  EXPECT_FALSE(c->o_bias);
   EXPECT_EQ(c->shared_expert_intermediate_size, 0);
+  EXPECT_EQ(c->NumMoeLayers(), 2);
 }
 
 TEST(ModelConfigTest, ParameterCountsOfFixture) {
@@ -103,28 +107,85 @@ TEST(ModelConfigTest, UnknownModelTypeNamesItAndTheFile) {
   EXPECT_THAT(c.status().message(), HasSubstr("qwen3_moe"));
 }
 
-TEST(ModelConfigTest, EachMissingRequiredFieldIsNamed) {
-  for (const char* field :
-       {"model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
-        "num_attention_heads", "num_local_experts", "num_experts_per_tok", "vocab_size"}) {
-    SCOPED_TRACE(field);
-    json j = MixtralJson();
-    j.erase(field);
+TEST(ModelConfigTest, ModelTypeIsRequired) {
+  json absent = MixtralJson();
+  absent.erase("model_type");
+  json null = MixtralJson();
+  null["model_type"] = nullptr;
+  for (const json& j : {absent, null}) {
     absl::StatusOr<ModelConfig> c = Parse(j);
     ASSERT_FALSE(c.ok());
     EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(c.status().message(), HasSubstr("cfg.json"));
-    EXPECT_THAT(c.status().message(), HasSubstr(std::string("'") + field + "'"));
-    EXPECT_THAT(c.status().message(), HasSubstr("missing"));
+    EXPECT_THAT(c.status().message(), HasSubstr("cfg.json: missing required field 'model_type'"));
   }
 }
 
-TEST(ModelConfigTest, RequiredFieldSetToNullIsMissing) {
+// A config.json that leaves fields out means what it means to transformers:
+// each family's configuration class defaults, which describe a real model.
+// Parameter counts are checked against the published sizes.
+TEST(ModelConfigTest, MissingFieldsTakeTheHuggingFaceDefaultsOfTheFamily) {
+  absl::StatusOr<ModelConfig> mixtral = Parse(json{{"model_type", "mixtral"}});
+  ASSERT_TRUE(mixtral.ok()) << mixtral.status();
+  EXPECT_EQ(mixtral->hidden_size, 4096);
+  EXPECT_EQ(mixtral->num_key_value_heads, 8);
+  EXPECT_EQ(mixtral->head_dim, 128);
+  EXPECT_EQ(mixtral->num_experts, 8);
+  EXPECT_EQ(mixtral->max_position_embeddings, 131072);
+  EXPECT_DOUBLE_EQ(mixtral->rope_theta, 1e6);
+  EXPECT_EQ(mixtral->bos_token_id, 1);
+  EXPECT_EQ(mixtral->eos_token_ids, std::vector<int64_t>({2}));
+  EXPECT_EQ(mixtral->TotalParameters(), 46702792704);  // Mixtral-8x7B: 46.7B
+
+  absl::StatusOr<ModelConfig> qwen2 = Parse(json{{"model_type", "qwen2_moe"}});
+  ASSERT_TRUE(qwen2.ok()) << qwen2.status();
+  EXPECT_EQ(qwen2->num_experts, 60);
+  EXPECT_EQ(qwen2->num_experts_per_tok, 4);
+  EXPECT_EQ(qwen2->intermediate_size, 1408);  // moe_intermediate_size
+  EXPECT_EQ(qwen2->shared_expert_intermediate_size, 5632);
+  EXPECT_TRUE(qwen2->qkv_bias);  // qkv_bias defaults to true
+  EXPECT_FALSE(qwen2->o_bias);
+  EXPECT_FALSE(qwen2->norm_topk_prob);
+  EXPECT_DOUBLE_EQ(qwen2->rope_theta, 10000.0);
+  EXPECT_FALSE(qwen2->bos_token_id.has_value());
+  EXPECT_TRUE(qwen2->eos_token_ids.empty());
+  EXPECT_EQ(qwen2->TotalParameters(), 14315784192);  // Qwen1.5-MoE-A2.7B: 14.3B
+
+  absl::StatusOr<ModelConfig> qwen3 = Parse(json{{"model_type", "qwen3_moe"}});
+  ASSERT_TRUE(qwen3.ok()) << qwen3.status();
+  EXPECT_EQ(qwen3->num_experts, 128);
+  EXPECT_EQ(qwen3->num_experts_per_tok, 8);
+  EXPECT_EQ(qwen3->intermediate_size, 768);
+  EXPECT_EQ(qwen3->head_dim, 64);  // hidden 2048 / 32 heads: no head_dim default in the class
+  EXPECT_FALSE(qwen3->qkv_bias);
+  EXPECT_FALSE(qwen3->norm_topk_prob);
+
+  absl::StatusOr<ModelConfig> olmoe = Parse(json{{"model_type", "olmoe"}});
+  ASSERT_TRUE(olmoe.ok()) << olmoe.status();
+  EXPECT_EQ(olmoe->num_key_value_heads, 16);  // None: num_attention_heads
+  EXPECT_EQ(olmoe->num_experts, 64);
+  EXPECT_EQ(olmoe->eos_token_ids, std::vector<int64_t>({50279}));
+  EXPECT_EQ(olmoe->intermediate_size, 2048);
+  // OlmoeConfig's default expert size is 2048; OLMoE-1B-7B's config sets 1024.
+  olmoe = Parse(json{{"model_type", "olmoe"}, {"intermediate_size", 1024}});
+  ASSERT_TRUE(olmoe.ok()) << olmoe.status();
+  EXPECT_EQ(olmoe->TotalParameters(), 6919161856);   // OLMoE-1B-7B: 6.92B
+  EXPECT_EQ(olmoe->ActiveParameters(), 1178994688);  // + the embedding row: "1.3B active"
+}
+
+TEST(ModelConfigTest, AbsentTokenIdsTakeTheDefaultNullMeansNone) {
   json j = MixtralJson();
-  j["hidden_size"] = nullptr;
+  j.erase("bos_token_id");
+  j.erase("eos_token_id");
   absl::StatusOr<ModelConfig> c = Parse(j);
-  ASSERT_FALSE(c.ok());
-  EXPECT_THAT(c.status().message(), HasSubstr("'hidden_size'"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->bos_token_id, 1);
+  EXPECT_EQ(c->eos_token_ids, std::vector<int64_t>({2}));
+  j["bos_token_id"] = nullptr;
+  j["eos_token_id"] = nullptr;
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->bos_token_id.has_value());
+  EXPECT_TRUE(c->eos_token_ids.empty());
 }
 
 TEST(ModelConfigTest, WrongJsonTypesNameTheField) {
@@ -173,14 +234,15 @@ TEST(ModelConfigTest, MissingFileIsNotFound) {
 TEST(ModelConfigTest, DefaultsAndNulls) {
   json j = MixtralJson();
   j["head_dim"] = nullptr;
+  j["num_attention_heads"] = 16;
   j.erase("num_key_value_heads");
   j.erase("tie_word_embeddings");
   j["bos_token_id"] = nullptr;
   j["eos_token_id"] = nullptr;
   absl::StatusOr<ModelConfig> c = Parse(j);
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->head_dim, 32);  // 128 / 4
-  EXPECT_EQ(c->num_key_value_heads, 4);
+  EXPECT_EQ(c->head_dim, 8);               // 128 / 16
+  EXPECT_EQ(c->num_key_value_heads, 8);    // MixtralConfig's default
   EXPECT_FALSE(c->tie_word_embeddings);
   EXPECT_FALSE(c->bos_token_id.has_value());
   EXPECT_TRUE(c->eos_token_ids.empty());
@@ -202,26 +264,67 @@ TEST(ModelConfigTest, Qwen3MoeSwitches) {
   EXPECT_EQ(ModelFamilyName(c->family), "qwen3_moe");
   EXPECT_EQ(c->num_experts, 8);
   EXPECT_EQ(c->intermediate_size, 32);  // moe_intermediate_size, not the dense one
+  EXPECT_EQ(c->mlp_intermediate_size, 512);
   EXPECT_EQ(c->head_dim, 32);
   EXPECT_EQ(c->q_dim(), 128);  // differs from hidden_size
   EXPECT_TRUE(c->norm_topk_prob);
   EXPECT_TRUE(c->qk_norm);
   EXPECT_TRUE(c->qk_norm_per_head);
-  EXPECT_FALSE(c->attention_bias);
+  EXPECT_FALSE(c->qkv_bias);
+  EXPECT_FALSE(c->o_bias);
   EXPECT_EQ(c->shared_expert_intermediate_size, 0);
   EXPECT_FALSE(c->bos_token_id.has_value());
+  EXPECT_EQ(c->NumMoeLayers(), 3);
 
   json j = Qwen3MoeJson();
-  j.erase("moe_intermediate_size");
-  absl::StatusOr<ModelConfig> missing = Parse(j);
-  ASSERT_FALSE(missing.ok());
-  EXPECT_THAT(missing.status().message(), HasSubstr("'moe_intermediate_size'"));
+  j["attention_bias"] = true;  // Qwen3-MoE: on q, k, v and o
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->qkv_bias);
+  EXPECT_TRUE(c->o_bias);
 
   j = Qwen3MoeJson();
+  j.erase("norm_topk_prob");  // Qwen3MoeConfig's default is false
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->norm_topk_prob);
+}
+
+TEST(ModelConfigTest, SparsityChoosesTheMoeLayers) {
+  json j = Qwen3MoeJson();
   j["mlp_only_layers"] = json::array({1});
-  absl::StatusOr<ModelConfig> dense = Parse(j);
-  ASSERT_FALSE(dense.ok());
-  EXPECT_THAT(dense.status().message(), HasSubstr("mlp_only_layers"));
+  absl::StatusOr<ModelConfig> c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->IsMoeLayer(0));
+  EXPECT_FALSE(c->IsMoeLayer(1));
+  EXPECT_TRUE(c->IsMoeLayer(2));
+  EXPECT_EQ(c->DenseLayers(), std::vector<int>({1}));
+  absl::StatusOr<ModelConfig> all_moe = Parse(Qwen3MoeJson());
+  ASSERT_TRUE(all_moe.ok());
+  // One layer trades 8 experts and a gate for a 512-wide dense MLP.
+  EXPECT_EQ(all_moe->TotalParameters() - c->TotalParameters(), 8 * 3 * 64 * 32 + 8 * 64 - 3 * 64 * 512);
+  EXPECT_EQ(all_moe->ActiveParameters() - c->ActiveParameters(), 2 * 3 * 64 * 32 + 8 * 64 - 3 * 64 * 512);
+
+  j = Qwen3MoeJson();
+  j["decoder_sparse_step"] = 2;  // layers 1, 3, ... ((l + 1) % 2 == 0)
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->DenseLayers(), std::vector<int>({0, 2}));
+
+  for (const auto& [field, value, want] : std::vector<std::tuple<std::string, json, std::string>>{
+           {"mlp_only_layers", json::array({3}), "'mlp_only_layers' holds 3, which is not a layer (0-2)"},
+           {"mlp_only_layers", json::array({0, 1, 2}), "no layer has experts"},
+           {"decoder_sparse_step", 4, "no layer has experts"},
+           {"decoder_sparse_step", 0, "'decoder_sparse_step' = 0 must be at least 1"},
+           {"mlp_only_layers", "1", "'mlp_only_layers' must be a list"},
+       }) {
+    SCOPED_TRACE(field + " = " + value.dump());
+    j = Qwen3MoeJson();
+    j[field] = value;
+    absl::StatusOr<ModelConfig> bad = Parse(j);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_THAT(bad.status().message(), HasSubstr(want));
+  }
 }
 
 TEST(ModelConfigTest, Qwen2MoeSharedExpert) {
@@ -236,7 +339,8 @@ TEST(ModelConfigTest, Qwen2MoeSharedExpert) {
   EXPECT_EQ(c->head_dim, 16);  // 64 / 4
   EXPECT_FALSE(c->norm_topk_prob);
   EXPECT_FALSE(c->qk_norm);
-  EXPECT_TRUE(c->attention_bias);
+  EXPECT_TRUE(c->qkv_bias);  // no 'qkv_bias' key: true
+  EXPECT_FALSE(c->o_bias);
   EXPECT_EQ(c->shared_expert_intermediate_size, 96);
   EXPECT_TRUE(c->shared_expert_gate);
 
@@ -251,6 +355,17 @@ TEST(ModelConfigTest, Qwen2MoeSharedExpert) {
   ASSERT_TRUE(c32.ok());
   EXPECT_EQ(c32->ActiveParameters() - plain->ActiveParameters(), 3 * per_layer_delta);
   EXPECT_EQ(c32->TotalParameters() - plain->TotalParameters(), 3 * per_layer_delta);
+
+  // The Qwen2-MoE key is 'qkv_bias'; 'attention_bias' is not read.
+  j["qkv_bias"] = false;
+  j["attention_bias"] = true;
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->qkv_bias);
+  EXPECT_FALSE(c->o_bias);
+
+  j["shared_expert_intermediate_size"] = 0;
+  EXPECT_THAT(Parse(j).status().message(), HasSubstr("'shared_expert_intermediate_size' = 0 must be positive"));
 }
 
 TEST(ModelConfigTest, OlmoeSwitches) {
@@ -265,10 +380,57 @@ TEST(ModelConfigTest, OlmoeSwitches) {
   EXPECT_TRUE(c->qk_norm);
   EXPECT_FALSE(c->qk_norm_per_head);
   EXPECT_FALSE(c->norm_topk_prob);
+  EXPECT_FALSE(c->qkv_bias);
+  EXPECT_FALSE(c->clip_qkv.has_value());
   EXPECT_EQ(c->intermediate_size, 256);
 
   j["clip_qkv"] = 8.0;
-  EXPECT_THAT(Parse(j).status().message(), HasSubstr("clip_qkv"));
+  j["attention_bias"] = true;
+  c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->clip_qkv, 8.0);
+  EXPECT_TRUE(c->qkv_bias);
+  EXPECT_TRUE(c->o_bias);
+
+  j["clip_qkv"] = -1;
+  EXPECT_THAT(Parse(j).status().message(), HasSubstr("'clip_qkv' = -1 must be a positive number"));
+  j["clip_qkv"] = "8";
+  EXPECT_THAT(Parse(j).status().message(), HasSubstr("'clip_qkv' must be a number or null"));
+  j["clip_qkv"] = nullptr;
+  j["head_dim"] = 64;  // q/k norms span hidden_size: the projection must too
+  EXPECT_THAT(Parse(j).status().message(), HasSubstr("'head_dim' = 64 must be hidden_size / num_attention_heads = 32"));
+}
+
+TEST(ModelConfigTest, UnsupportedAttentionVariantsAreRefusedByName) {
+  struct Case {
+    json base;
+    std::string field;
+    json value;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {MixtralJson(), "sliding_window", 1024, "'sliding_window' = 1024 is not supported"},
+      {Qwen3MoeJson(), "use_sliding_window", true, "'use_sliding_window' = true is not supported"},
+      {MixtralJson(), "rope_scaling", json{{"rope_type", "yarn"}, {"factor", 4.0}}, "'rope_scaling.rope_type' = \"yarn\""},
+      {MixtralJson(), "rope_scaling", json{{"type", "linear"}}, "'rope_scaling.type' = \"linear\""},
+      {MixtralJson(), "rope_parameters", json{{"rope_type", "llama3"}}, "'rope_parameters.rope_type'"},
+      {MixtralJson(), "rope_scaling", 2, "'rope_scaling' must be an object or null"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.field + " = " + k.value.dump());
+    json j = k.base;
+    j[k.field] = k.value;
+    absl::StatusOr<ModelConfig> c = Parse(j);
+    ASSERT_FALSE(c.ok());
+    EXPECT_THAT(c.status().message(), HasSubstr(k.want));
+  }
+  // What changes nothing is accepted: a window as long as the context, default RoPE.
+  json j = MixtralJson();
+  j["sliding_window"] = 4096;
+  j["rope_parameters"] = json{{"rope_type", "default"}, {"rope_theta", 5e5}};
+  absl::StatusOr<ModelConfig> c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_DOUBLE_EQ(c->rope_theta, 5e5);  // newer configs keep rope_theta here
 }
 
 TEST(ModelConfigTest, ValidateNamesFieldAndValue) {

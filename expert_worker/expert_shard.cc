@@ -43,8 +43,10 @@ absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const Checkpoint&
                                                                std::vector<ExpertKey> keys) {
   const ModelConfig& c = checkpoint.config();
   if (keys.empty()) {
-    for (int l = 0; l < c.num_hidden_layers; ++l)
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+      if (!c.IsMoeLayer(l)) continue;
       for (int e = 0; e < c.num_experts; ++e) keys.push_back({l, e});
+    }
   }
   auto shard = std::unique_ptr<ExpertShard>(new ExpertShard(c));
   for (const ExpertKey& k : keys) {
@@ -53,17 +55,21 @@ absl::StatusOr<std::unique_ptr<ExpertShard>> ExpertShard::Load(const Checkpoint&
                                                      ") is outside the model (", c.num_hidden_layers,
                                                      " layers, ", c.num_experts, " experts)"));
     }
+    if (!c.IsMoeLayer(k.layer)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", k.layer, " is a dense MLP layer: it has no experts (asked for expert ", k.expert, ")"));
+    }
     Weights w;
     const int64_t h = c.hidden_size, f = c.intermediate_size;
-    ASSIGN_OR_RETURN(w.w1, Matrix(checkpoint.store(), TensorNames::Expert(c, k.layer, k.expert, 0), f, h));
-    ASSIGN_OR_RETURN(w.w2, Matrix(checkpoint.store(), TensorNames::Expert(c, k.layer, k.expert, 1), h, f));
-    ASSIGN_OR_RETURN(w.w3, Matrix(checkpoint.store(), TensorNames::Expert(c, k.layer, k.expert, 2), f, h));
+    ASSIGN_OR_RETURN(w.gate, Matrix(checkpoint.store(), TensorNames::Expert(c, k.layer, k.expert, 0), f, h));
+    ASSIGN_OR_RETURN(w.down, Matrix(checkpoint.store(), TensorNames::Expert(c, k.layer, k.expert, 1), h, f));
+    ASSIGN_OR_RETURN(w.up, Matrix(checkpoint.store(), TensorNames::Expert(c, k.layer, k.expert, 2), f, h));
     shard->experts_[k] = w;
   }
   for (const auto& [k, w] : shard->experts_) {
-    Prefault(w.w1);
-    Prefault(w.w2);
-    Prefault(w.w3);
+    Prefault(w.gate);
+    Prefault(w.down);
+    Prefault(w.up);
   }
   return shard;
 }
@@ -76,12 +82,12 @@ std::vector<ExpertKey> ExpertShard::keys() const {
 
 int64_t ExpertShard::weight_bytes() const {
   int64_t total = 0;
-  for (const auto& [k, w] : experts_) total += w.w1.nbytes() + w.w2.nbytes() + w.w3.nbytes();
+  for (const auto& [k, w] : experts_) total += w.nbytes();
   return total;
 }
 
 DType ExpertShard::weight_dtype() const {
-  return experts_.empty() ? DType::kF32 : experts_.begin()->second.w1.dtype;
+  return experts_.empty() ? DType::kF32 : experts_.begin()->second.gate.dtype;
 }
 
 absl::Status ExpertShard::Run(int layer, int expert, const float* x, int64_t m, float* out,
@@ -91,19 +97,7 @@ absl::Status ExpertShard::Run(int layer, int expert, const float* x, int64_t m, 
     return absl::FailedPreconditionError(
         absl::StrCat("this shard does not hold expert ", expert, " of layer ", layer));
   }
-  const Weights& w = it->second;
-  const int64_t h = config_.hidden_size, f = config_.intermediate_size;
-  std::vector<float>& gate = scratch->gate;
-  std::vector<float>& up = scratch->up;
-  gate.resize(m * f);
-  up.resize(m * f);
-  MatMul(x, m, h, w.w1, gate.data(), f, pool);
-  MatMul(x, m, h, w.w3, up.data(), f, pool);
-  for (int64_t i = 0; i < m * f; ++i) {
-    const float g = gate[i];
-    gate[i] = (g / (1.0f + std::exp(-g))) * up[i];  // SiLU(gate) * up
-  }
-  MatMul(gate.data(), m, f, w.w2, out, h, pool);
+  SwiGluFfn(it->second, x, m, out, pool, scratch);
   return absl::OkStatus();
 }
 

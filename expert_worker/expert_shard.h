@@ -52,9 +52,7 @@ class ExpertShard {
   DType weight_dtype() const;
 
   // Intermediate buffers of one Run, [m, ffn] each.
-  struct Scratch {
-    std::vector<float> gate, up;
-  };
+  using Scratch = FfnScratch;
 
   // out[m, hidden] = w2(silu(w1 x) * (w3 x)) for m rows of x[m, hidden].
   // FAILED_PRECONDITION if the pair is not held. The first form uses the
@@ -67,9 +65,7 @@ class ExpertShard {
                    Scratch* scratch) const;
 
  private:
-  struct Weights {
-    WeightView w1, w2, w3;
-  };
+  using Weights = FfnWeights;  // gate = w1, down = w2, up = w3
   explicit ExpertShard(const ModelConfig& config) : config_(config) {}
 
   ModelConfig config_;

@@ -40,8 +40,15 @@ absl::Status ParseRange(absl::string_view item, absl::string_view text, int64_t 
   return absl::OkStatus();
 }
 
+bool IsDense(absl::Span<const int> dense_layers, int64_t layer) {
+  for (int l : dense_layers) {
+    if (l == layer) return true;
+  }
+  return false;
+}
+
 absl::Status ParseMod(absl::string_view spec, absl::string_view body, int64_t num_layers, int64_t num_experts,
-                      std::set<ExpertKey>* keys) {
+                      absl::Span<const int> dense_layers, std::set<ExpertKey>* keys) {
   const size_t slash = body.find('/');
   int64_t index = 0, count = 0;
   if (slash == absl::string_view::npos || !ParseIndex(body.substr(0, slash), &index) ||
@@ -50,15 +57,17 @@ absl::Status ParseMod(absl::string_view spec, absl::string_view body, int64_t nu
   }
   if (count < 1) return BadItem(spec, "N must be at least 1");
   if (index >= count) return BadItem(spec, absl::StrCat("I must be below N (0-", count - 1, ")"));
-  for (int64_t l = 0; l < num_layers; ++l)
+  for (int64_t l = 0; l < num_layers; ++l) {
+    if (IsDense(dense_layers, l)) continue;
     for (int64_t e = index; e < num_experts; e += count) keys->insert({static_cast<int>(l), static_cast<int>(e)});
+  }
   return absl::OkStatus();
 }
 
 }  // namespace
 
 absl::StatusOr<std::vector<ExpertKey>> ParseExpertSpec(absl::string_view spec, int64_t num_layers,
-                                                       int64_t num_experts) {
+                                                       int64_t num_experts, absl::Span<const int> dense_layers) {
   if (num_layers < 1 || num_experts < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("--experts: the model has ", num_layers, " layers and ", num_experts, " experts"));
@@ -66,10 +75,12 @@ absl::StatusOr<std::vector<ExpertKey>> ParseExpertSpec(absl::string_view spec, i
   std::set<ExpertKey> keys;
   absl::string_view mod_body = spec;
   if (spec == "all") {
-    for (int64_t l = 0; l < num_layers; ++l)
+    for (int64_t l = 0; l < num_layers; ++l) {
+      if (IsDense(dense_layers, l)) continue;
       for (int64_t e = 0; e < num_experts; ++e) keys.insert({static_cast<int>(l), static_cast<int>(e)});
+    }
   } else if (absl::ConsumePrefix(&mod_body, "mod:")) {
-    absl::Status s = ParseMod(spec, mod_body, num_layers, num_experts, &keys);
+    absl::Status s = ParseMod(spec, mod_body, num_layers, num_experts, dense_layers, &keys);
     if (!s.ok()) return s;
   } else {
     if (spec.empty()) return absl::InvalidArgumentError("--experts: empty spec (use all, mod:I/N or a list)");
@@ -84,13 +95,18 @@ absl::StatusOr<std::vector<ExpertKey>> ParseExpertSpec(absl::string_view spec, i
           return BadItem(item, absl::StrCat("layer ", layer, " is outside the model (", num_layers, " layers, 0-",
                                             num_layers - 1, ")"));
         }
+        if (IsDense(dense_layers, layer)) {
+          return BadItem(item, absl::StrCat("layer ", layer, " is a dense MLP layer (it has no experts)"));
+        }
         range = item.substr(colon + 1);
       }
       absl::Status s = ParseRange(item, range, num_experts, &first, &last);
       if (!s.ok()) return s;
       const int64_t l0 = layer < 0 ? 0 : layer, l1 = layer < 0 ? num_layers - 1 : layer;
-      for (int64_t l = l0; l <= l1; ++l)
+      for (int64_t l = l0; l <= l1; ++l) {
+        if (IsDense(dense_layers, l)) continue;
         for (int64_t e = first; e <= last; ++e) keys.insert({static_cast<int>(l), static_cast<int>(e)});
+      }
     }
   }
   if (keys.empty()) {

@@ -17,15 +17,18 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "expert_worker/expert_shard.h"
 
 namespace moe {
 
 // The selected pairs, sorted by (layer, expert), without duplicates, never
 // empty. INVALID_ARGUMENT naming the offending item (or the whole spec when it
-// selects nothing).
+// selects nothing). `dense_layers` (ModelConfig::DenseLayers) have no experts:
+// items for every layer skip them, an item naming one is an error.
 absl::StatusOr<std::vector<ExpertKey>> ParseExpertSpec(absl::string_view spec, int64_t num_layers,
-                                                       int64_t num_experts);
+                                                       int64_t num_experts,
+                                                       absl::Span<const int> dense_layers = {});
 
 // "4 experts: layer 0: 0,2; layer 1: 0,2" style summary for logs.
 std::string DescribeExperts(const std::vector<ExpertKey>& keys);

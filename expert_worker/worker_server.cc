@@ -46,7 +46,7 @@ absl::StatusOr<std::unique_ptr<ExpertWorkerServer>> ExpertWorkerServer::Start(co
                                                                                const ExpertWorkerOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(model_dir));
   const ModelConfig& c = checkpoint->config();
-  ASSIGN_OR_RETURN(std::vector<ExpertKey> keys, ParseExpertSpec(spec, c.num_hidden_layers, c.num_experts));
+  ASSIGN_OR_RETURN(std::vector<ExpertKey> keys, ParseExpertSpec(spec, c.num_hidden_layers, c.num_experts, c.DenseLayers()));
   ASSIGN_OR_RETURN(std::unique_ptr<ExpertWorkerServer> worker, Start(*checkpoint, std::move(keys), options));
   worker->owned_checkpoint_ = std::move(checkpoint);
   return worker;

@@ -12,6 +12,16 @@ absl::StatusOr<WeightView> View(const TensorStore& store, const std::string& nam
   return WeightView{t.data, t.dtype(), rows, shape.back()};
 }
 
+// The three projections of a SwiGLU block with inner size `ffn`.
+template <typename NameOf>
+absl::StatusOr<FfnWeights> Ffn(const TensorStore& store, const ModelConfig& c, int64_t ffn, NameOf name_of) {
+  FfnWeights w;
+  ASSIGN_OR_RETURN(w.gate, View(store, name_of(0), {ffn, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.down, View(store, name_of(1), {c.hidden_size, ffn}));
+  ASSIGN_OR_RETURN(w.up, View(store, name_of(2), {ffn, c.hidden_size}));
+  return w;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DenseModel>> DenseModel::Load(const Checkpoint& checkpoint) {
@@ -35,11 +45,32 @@ absl::StatusOr<std::unique_ptr<DenseModel>> DenseModel::Load(const Checkpoint& c
     ASSIGN_OR_RETURN(L.k, View(s, TensorNames::K(c, i), {c.kv_dim(), h}));
     ASSIGN_OR_RETURN(L.v, View(s, TensorNames::V(c, i), {c.kv_dim(), h}));
     ASSIGN_OR_RETURN(L.o, View(s, TensorNames::O(c, i), {h, c.q_dim()}));
+    if (c.qkv_bias) {
+      ASSIGN_OR_RETURN(L.q_bias, View(s, TensorNames::QBias(c, i), {c.q_dim()}));
+      ASSIGN_OR_RETURN(L.k_bias, View(s, TensorNames::KBias(c, i), {c.kv_dim()}));
+      ASSIGN_OR_RETURN(L.v_bias, View(s, TensorNames::VBias(c, i), {c.kv_dim()}));
+    }
+    if (c.o_bias) {
+      ASSIGN_OR_RETURN(L.o_bias, View(s, TensorNames::OBias(c, i), {h}));
+    }
     if (c.qk_norm) {
-      ASSIGN_OR_RETURN(L.q_norm, View(s, TensorNames::QNorm(c, i), {c.head_dim}));
-      ASSIGN_OR_RETURN(L.k_norm, View(s, TensorNames::KNorm(c, i), {c.head_dim}));
+      ASSIGN_OR_RETURN(L.q_norm, View(s, TensorNames::QNorm(c, i), {c.qk_norm_per_head ? c.head_dim : c.q_dim()}));
+      ASSIGN_OR_RETURN(L.k_norm, View(s, TensorNames::KNorm(c, i), {c.qk_norm_per_head ? c.head_dim : c.kv_dim()}));
+    }
+    L.moe = c.IsMoeLayer(i);
+    if (!L.moe) {
+      ASSIGN_OR_RETURN(L.mlp, Ffn(s, c, c.mlp_intermediate_size, [&](int which) { return TensorNames::DenseMlp(c, i, which); }));
+      m->layers_.push_back(L);
+      continue;
     }
     ASSIGN_OR_RETURN(L.gate, View(s, TensorNames::Gate(c, i), {c.num_experts, h}));
+    if (c.shared_expert_intermediate_size > 0) {
+      ASSIGN_OR_RETURN(L.shared_expert, Ffn(s, c, c.shared_expert_intermediate_size,
+                                            [&](int which) { return TensorNames::SharedExpert(c, i, which); }));
+      if (c.shared_expert_gate) {
+        ASSIGN_OR_RETURN(L.shared_expert_gate, View(s, TensorNames::SharedExpertGate(c, i), {1, h}));
+      }
+    }
     m->layers_.push_back(L);
   }
   return m;
@@ -49,7 +80,9 @@ int64_t DenseModel::ActiveDenseBytes() const {
   int64_t total = final_norm_.nbytes() + lm_head_.nbytes();
   for (const LayerWeights& L : layers_) {
     total += L.input_norm.nbytes() + L.post_attention_norm.nbytes() + L.q.nbytes() + L.k.nbytes() +
-             L.v.nbytes() + L.o.nbytes() + L.q_norm.nbytes() + L.k_norm.nbytes() + L.gate.nbytes();
+             L.v.nbytes() + L.o.nbytes() + L.q_bias.nbytes() + L.k_bias.nbytes() + L.v_bias.nbytes() +
+             L.o_bias.nbytes() + L.q_norm.nbytes() + L.k_norm.nbytes() + L.gate.nbytes() +
+             L.shared_expert.nbytes() + L.shared_expert_gate.nbytes() + L.mlp.nbytes();
   }
   return total;
 }

@@ -16,8 +16,14 @@ namespace moe {
 struct LayerWeights {
   WeightView input_norm, post_attention_norm;
   WeightView q, k, v, o;
-  WeightView q_norm, k_norm;  // only with config.qk_norm
-  WeightView gate;            // [experts, hidden]
+  WeightView q_bias, k_bias, v_bias;  // only with config.qkv_bias
+  WeightView o_bias;                  // only with config.o_bias
+  WeightView q_norm, k_norm;          // only with config.qk_norm: [head_dim] or [q_dim] / [kv_dim]
+  bool moe = true;                    // routed experts; false: a dense MLP layer
+  WeightView gate;                    // [experts, hidden], MoE layers
+  FfnWeights shared_expert;           // MoE layers with a shared expert
+  WeightView shared_expert_gate;      // [1, hidden], with config.shared_expert_gate
+  FfnWeights mlp;                     // dense MLP layers
 };
 
 class DenseModel {

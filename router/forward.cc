@@ -16,6 +16,15 @@ ForwardPass::ForwardPass(const DenseModel* model, ExpertBackend* experts, Thread
   for (int64_t i = 0; i < hd / 2; ++i) {
     inv_freq_.push_back(1.0 / std::pow(config_.rope_theta, static_cast<double>(2 * i) / hd));
   }
+  auto to_f32 = [](const WeightView& w) {
+    std::vector<float> out(w.data == nullptr ? 0 : w.cols);
+    if (!out.empty()) ConvertRow(w, 0, out.data());
+    return out;
+  };
+  for (int l = 0; l < config_.num_hidden_layers; ++l) {
+    const LayerWeights& L = model_->layer(l);
+    biases_.push_back({to_f32(L.q_bias), to_f32(L.k_bias), to_f32(L.v_bias), to_f32(L.o_bias)});
+  }
   const int64_t counters = static_cast<int64_t>(config_.num_hidden_layers) * config_.num_experts;
   expert_tokens_ = std::make_unique<std::atomic<uint64_t>[]>(counters);
   for (int64_t i = 0; i < counters; ++i) expert_tokens_[i].store(0, std::memory_order_relaxed);
@@ -38,7 +47,59 @@ void ApplyRope(float* x, const float* cos, const float* sin, int64_t half) {
   }
 }
 
+// rows[t * n + i] += bias[i] for T rows of n = bias.size(); nothing when empty.
+void AddBias(const std::vector<float>& bias, int64_t T, float* rows) {
+  const int64_t n = static_cast<int64_t>(bias.size());
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t i = 0; i < n; ++i) rows[t * n + i] += bias[i];
+  }
+}
+
+void Clamp(float* x, int64_t n, float limit) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::min(std::max(x[i], -limit), limit);
+}
+
 }  // namespace
+
+void ForwardPass::QkvProjections(int layer, int64_t T) {
+  const ModelConfig& c = config_;
+  const LayerWeights& L = model_->layer(layer);
+  const int64_t D = c.hidden_size;
+  MatMul(h_.data(), T, D, L.q, q_.data(), c.q_dim(), pool_);
+  MatMul(h_.data(), T, D, L.k, k_.data(), c.kv_dim(), pool_);
+  MatMul(h_.data(), T, D, L.v, v_.data(), c.kv_dim(), pool_);
+  AddBias(biases_[layer].q, T, q_.data());
+  AddBias(biases_[layer].k, T, k_.data());
+  AddBias(biases_[layer].v, T, v_.data());
+  if (c.qk_norm) {
+    if (c.qk_norm_per_head) {  // Qwen3-MoE: each head on its own
+      RmsNorm(q_.data(), T * c.num_attention_heads, c.head_dim, L.q_norm, c.rms_norm_eps, q_.data());
+      RmsNorm(k_.data(), T * c.num_key_value_heads, c.head_dim, L.k_norm, c.rms_norm_eps, k_.data());
+    } else {  // OLMoE: the whole projection, before the view into heads
+      RmsNorm(q_.data(), T, c.q_dim(), L.q_norm, c.rms_norm_eps, q_.data());
+      RmsNorm(k_.data(), T, c.kv_dim(), L.k_norm, c.rms_norm_eps, k_.data());
+    }
+  }
+  if (c.clip_qkv) {
+    const float limit = static_cast<float>(*c.clip_qkv);
+    Clamp(q_.data(), T * c.q_dim(), limit);
+    Clamp(k_.data(), T * c.kv_dim(), limit);
+    Clamp(v_.data(), T * c.kv_dim(), limit);
+  }
+}
+
+absl::Status ForwardPass::Ffn(int layer, int64_t T) {
+  const ModelConfig& c = config_;
+  const LayerWeights& L = model_->layer(layer);
+  const int64_t D = c.hidden_size;
+  if (!L.moe) {  // a dense MLP layer: computed here, nothing dispatched
+    shared_out_.resize(T * D);
+    SwiGluFfn(L.mlp, h_.data(), T, shared_out_.data(), pool_, &ffn_scratch_);
+    for (int64_t i = 0; i < T * D; ++i) x_[i] += shared_out_[i];
+    return absl::OkStatus();
+  }
+  return MoE(layer, T);
+}
 
 absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::vector<float>* logits) {
   const ModelConfig& c = config_;
@@ -108,13 +169,7 @@ absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::ve
   for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
     const LayerWeights& L = model_->layer(layer);
     RmsNorm(x_.data(), T, D, L.input_norm, c.rms_norm_eps, h_.data());
-    MatMul(h_.data(), T, D, L.q, q_.data(), c.q_dim(), pool_);
-    MatMul(h_.data(), T, D, L.k, k_.data(), c.kv_dim(), pool_);
-    MatMul(h_.data(), T, D, L.v, v_.data(), c.kv_dim(), pool_);
-    if (c.qk_norm) {
-      RmsNorm(q_.data(), T * c.num_attention_heads, hd, L.q_norm, c.rms_norm_eps, q_.data());
-      RmsNorm(k_.data(), T * c.num_key_value_heads, hd, L.k_norm, c.rms_norm_eps, k_.data());
-    }
+    QkvProjections(layer, T);
     for (int64_t t = 0; t < T; ++t) {
       const float* cs = &rope_cos_[t * half];
       const float* sn = &rope_sin_[t * half];
@@ -130,9 +185,10 @@ absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::ve
     }
     Attention(layer, batch);
     MatMul(attn_.data(), T, c.q_dim(), L.o, o_.data(), D, pool_);
+    AddBias(biases_[layer].o, T, o_.data());
     for (int64_t i = 0; i < T * D; ++i) x_[i] += o_[i];
     RmsNorm(x_.data(), T, D, L.post_attention_norm, c.rms_norm_eps, h_.data());
-    if (absl::Status st = MoE(layer, T); !st.ok()) {
+    if (absl::Status st = Ffn(layer, T); !st.ok()) {
       for (const SequenceInput& in : batch) in.kv->Truncate(in.kv->length());  // frees the reserved blocks
       return st;
     }
@@ -294,12 +350,26 @@ absl::Status ForwardPass::MoE(int layer, int64_t T) {
   eb.weights = gate_w_.data();
   if (pool_ != nullptr && experts_->ComputesElsewhere()) pool_->Quiesce();
   RETURN_IF_ERROR(experts_->Compute(eb, expert_out_.data()));
-  // Combine in top-k rank order, then the residual.
+  // The shared expert (Qwen2-MoE) runs here, on the router, for every token.
+  const LayerWeights& L = model_->layer(layer);
+  const bool shared = c.shared_expert_intermediate_size > 0;
+  if (shared) {
+    shared_out_.resize(T * D);
+    SwiGluFfn(L.shared_expert, h_.data(), T, shared_out_.data(), pool_, &ffn_scratch_);
+    if (c.shared_expert_gate) {
+      shared_gate_.resize(T);
+      MatMul(h_.data(), T, D, L.shared_expert_gate, shared_gate_.data(), 1, pool_);
+      for (int64_t t = 0; t < T; ++t) shared_gate_[t] = 1.0f / (1.0f + std::exp(-shared_gate_[t]));
+    }
+  }
+  // Combine in top-k rank order, add the gated shared expert, then the residual.
   for (int64_t t = 0; t < T; ++t) {
     float* x = &x_[t * D];
+    const float s = c.shared_expert_gate ? shared_gate_[t] : 1.0f;
     for (int64_t d = 0; d < D; ++d) {
       float acc = 0.0f;
       for (int64_t j = 0; j < K; ++j) acc += gate_w_[t * K + j] * expert_out_[(t * K + j) * D + d];
+      if (shared) acc += s * shared_out_[t * D + d];
       x[d] += acc;
     }
   }

@@ -59,6 +59,10 @@ class ForwardPass {
 
  private:
   void Attention(int layer, absl::Span<const SequenceInput> batch);
+  // q, k, v of the T rows of h_: projections, biases, q/k norm, clipping.
+  void QkvProjections(int layer, int64_t num_tokens);
+  // x_ += the layer's FFN block (routed experts and shared expert, or the dense MLP) of h_.
+  absl::Status Ffn(int layer, int64_t num_tokens);
   absl::Status MoE(int layer, int64_t num_tokens);
 
   const DenseModel* model_;
@@ -66,6 +70,11 @@ class ForwardPass {
   ExpertBackend* experts_;
   ThreadPool* pool_;
   std::vector<double> inv_freq_;
+  // Attention biases of each layer in f32 (empty where the family has none).
+  struct Biases {
+    std::vector<float> q, k, v, o;
+  };
+  std::vector<Biases> biases_;
   std::unique_ptr<std::atomic<uint64_t>[]> expert_tokens_;  // [layers * experts]
 
   // Per-call scratch, [tokens, ...].
@@ -73,6 +82,8 @@ class ForwardPass {
   std::vector<int64_t> token_pos_;   // its position
   std::vector<float> x_, h_, q_, k_, v_, attn_, o_, gate_logits_, gate_w_, expert_out_;
   std::vector<int32_t> gate_e_;
+  std::vector<float> shared_out_, shared_gate_;  // shared expert / dense MLP output, its gate logit
+  FfnScratch ffn_scratch_;
   std::vector<float> rope_cos_, rope_sin_;  // [tokens, head_dim / 2]
 };
 

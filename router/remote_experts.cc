@@ -283,11 +283,16 @@ absl::StatusOr<std::unique_ptr<RemoteExpertBackend>> RemoteExpertBackend::Connec
         return absl::FailedPreconditionError(absl::StrCat("expert worker ", address, " claims expert ", id.expert(),
                                                           " of layer ", id.layer(), ", outside the model"));
       }
+      if (!config.IsMoeLayer(id.layer())) {
+        return absl::FailedPreconditionError(absl::StrCat("expert worker ", address, " claims expert ", id.expert(),
+                                                          " of layer ", id.layer(), ", a dense MLP layer of the model"));
+      }
       std::vector<int>& owners = backend->owners_[id.layer() * config.num_experts + id.expert()];
       if (owners.empty() || owners.back() != i) owners.push_back(i);
     }
   }
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    if (!config.IsMoeLayer(l)) continue;
     for (int64_t e = 0; e < config.num_experts; ++e) {
       if (backend->owners_[l * config.num_experts + e].empty()) {
         return absl::FailedPreconditionError(absl::StrCat("no expert worker holds expert ", e, " of layer ", l,
@@ -327,6 +332,7 @@ bool RemoteExpertBackend::Covered(int layer) const {
   for (size_t w = 0; w < workers_.size(); ++w) healthy[w] = workers_[w]->healthy();
   const int64_t first = layer < 0 ? 0 : layer, last = layer < 0 ? config_.num_hidden_layers : layer + 1;
   for (int64_t l = first; l < last; ++l) {
+    if (!config_.IsMoeLayer(l)) continue;
     for (int64_t e = 0; e < config_.num_experts; ++e) {
       bool any = false;
       for (int w : owners_[l * config_.num_experts + e]) any = any || healthy[w];
@@ -479,8 +485,8 @@ void RemoteExpertBackend::TakeFreshChannels() {
 }
 
 absl::Status RemoteExpertBackend::Compute(const ExpertBatch& b, float* outputs) {
-  if (b.layer < 0 || b.layer >= config_.num_hidden_layers || b.hidden != config_.hidden_size || b.top_k < 1 ||
-      b.num_tokens < 0) {
+  if (b.layer < 0 || b.layer >= config_.num_hidden_layers || !config_.IsMoeLayer(b.layer) ||
+      b.hidden != config_.hidden_size || b.top_k < 1 || b.num_tokens < 0) {
     return absl::InvalidArgumentError(absl::StrCat("expert batch: layer ", b.layer, ", hidden ", b.hidden, ", top_k ",
                                                    b.top_k, ", ", b.num_tokens, " tokens do not fit the model"));
   }

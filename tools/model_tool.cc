@@ -354,10 +354,17 @@ std::string FormatModelSummary(const ModelSummary& s) {
   absl::StrAppend(&out, "  norm_topk_prob: ", b(c.norm_topk_prob), "\n");
   absl::StrAppend(&out, "  qk_norm: ", b(c.qk_norm), "\n");
   absl::StrAppend(&out, "  qk_norm_per_head: ", b(c.qk_norm_per_head), "\n");
-  absl::StrAppend(&out, "  attention_bias: ", b(c.attention_bias), "\n");
+  absl::StrAppend(&out, "  qkv_bias: ", b(c.qkv_bias), "\n");
+  absl::StrAppend(&out, "  o_bias: ", b(c.o_bias), "\n");
+  absl::StrAppend(&out, "  clip_qkv: ", c.clip_qkv ? absl::StrFormat("%g", *c.clip_qkv) : std::string("none"), "\n");
   absl::StrAppend(&out, "  shared_expert_intermediate_size: ",
                   c.shared_expert_intermediate_size, "\n");
   absl::StrAppend(&out, "  shared_expert_gate: ", b(c.shared_expert_gate), "\n");
+  absl::StrAppend(&out, "  moe_layers: ", c.NumMoeLayers(), "\n");
+  absl::StrAppend(&out, "  dense_mlp_layers: [", absl::StrJoin(c.DenseLayers(), ", "), "]\n");
+  if (!c.DenseLayers().empty()) {
+    absl::StrAppend(&out, "  dense_mlp_intermediate_size: ", c.mlp_intermediate_size, "\n");
+  }
   absl::StrAppend(&out, "tensors: ", s.num_tensors, "\n");
   absl::StrAppend(&out, "files: ", s.num_files, "\n");
   for (const auto& [dtype, bytes] : s.bytes_by_dtype) {
