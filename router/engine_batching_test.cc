@@ -1,16 +1,19 @@
 // Continuous batching over the paged KV cache: batch invariance (with and
 // without prefix caching, with forced preemption), cancellation, overload and
-// prefix reuse, on the tiny-mixtral fixture with in-process experts.
+// prefix reuse, on the tiny-mixtral fixture with in-process experts; batch
+// invariance on every family's tiny fixture.
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "core/checkpoint.h"
@@ -18,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "router/engine.h"
+#include "tests/tiny_models.h"
 
 namespace moe {
 namespace {
@@ -97,18 +101,16 @@ int64_t ResidentBytes() {
 
 class EngineBatchingTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto ckpt = Checkpoint::Open(std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral");
-    ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-    checkpoint_ = std::move(*ckpt).release();
-    dense_ = std::move(DenseModel::Load(*checkpoint_)).value().release();
-    shard_ = std::move(ExpertShard::Load(*checkpoint_, {})).value().release();
-    pool_ = new ThreadPool(2);
-    local_ = new LocalExpertBackend(shard_, pool_);
-  }
+  static void SetUpTestSuite() { pool_ = new ThreadPool(2); }
+  // The model the test runs on (tests/testdata/tiny-FAMILY).
+  virtual std::string Family() const { return "mixtral"; }
   void SetUp() override {
-    counting_ = std::make_unique<CountingBackend>(local_);
-    forward_ = std::make_unique<ForwardPass>(dense_, counting_.get(), pool_);
+    model_ = test::LoadTinyModel(Family());
+    ASSERT_NE(model_, nullptr);
+    checkpoint_ = model_->checkpoint.get();
+    local_ = std::make_unique<LocalExpertBackend>(model_->shard.get(), pool_);
+    counting_ = std::make_unique<CountingBackend>(local_.get());
+    forward_ = std::make_unique<ForwardPass>(model_->dense.get(), counting_.get(), pool_);
   }
   const ModelConfig& config() const { return checkpoint_->config(); }
   std::unique_ptr<Engine> MakeEngine(const EngineOptions& options) {
@@ -116,7 +118,7 @@ class EngineBatchingTest : public ::testing::Test {
     EXPECT_TRUE(engine.ok()) << engine.status();
     return std::move(engine).value();
   }
-  static EngineOptions Options(bool prefix_caching, int64_t kv_blocks = 4096, int64_t block_size = 16) {
+  EngineOptions Options(bool prefix_caching, int64_t kv_blocks = 4096, int64_t block_size = 16) const {
     EngineOptions o;
     o.kv_cache.enable_prefix_caching = prefix_caching;
     o.kv_cache.block_size_tokens = block_size;
@@ -167,11 +169,10 @@ class EngineBatchingTest : public ::testing::Test {
     ADD_FAILURE() << "the engine did not become idle";
   }
 
-  static inline Checkpoint* checkpoint_ = nullptr;
-  static inline DenseModel* dense_ = nullptr;
-  static inline ExpertShard* shard_ = nullptr;
   static inline ThreadPool* pool_ = nullptr;
-  static inline LocalExpertBackend* local_ = nullptr;
+  const test::TinyModel* model_ = nullptr;
+  const Checkpoint* checkpoint_ = nullptr;
+  std::unique_ptr<LocalExpertBackend> local_;
   std::unique_ptr<CountingBackend> counting_;
   std::unique_ptr<ForwardPass> forward_;
 };
@@ -182,13 +183,20 @@ struct InvarianceCase {
   int64_t kv_blocks;
 };
 
-class BatchInvarianceTest : public EngineBatchingTest, public ::testing::WithParamInterface<InvarianceCase> {};
+// Every case on every family's model.
+class BatchInvarianceTest : public EngineBatchingTest,
+                            public ::testing::WithParamInterface<std::tuple<std::string, InvarianceCase>> {
+ protected:
+  std::string Family() const override { return std::get<0>(GetParam()); }
+  const InvarianceCase& Case() const { return std::get<1>(GetParam()); }
+};
 
 TEST_P(BatchInvarianceTest, SixtyFourConcurrentGreedyRequestsGiveBitwiseTheirAloneResults) {
   const auto requests = SixtyFourRequests();
-  static const std::vector<Result>* const alone_once = new std::vector<Result>(Alone(requests));
-  const std::vector<Result>& alone = *alone_once;
-  EngineOptions o = Options(GetParam().prefix_caching, GetParam().kv_blocks);
+  static auto* alone_of_family = new std::map<std::string, std::vector<Result>>();
+  if (alone_of_family->count(Family()) == 0) (*alone_of_family)[Family()] = Alone(requests);
+  const std::vector<Result>& alone = alone_of_family->at(Family());
+  EngineOptions o = Options(Case().prefix_caching, Case().kv_blocks);
   o.max_batch_tokens = 96;  // prompts are prefilled in chunks, next to decodes
   auto engine = MakeEngine(o);
   std::vector<std::shared_ptr<Sink>> sinks;
@@ -208,28 +216,31 @@ TEST_P(BatchInvarianceTest, SixtyFourConcurrentGreedyRequestsGiveBitwiseTheirAlo
   const EngineStats s = engine->Stats();
   EXPECT_EQ(s.kv_blocks_used, 0);
   EXPECT_EQ(s.finished_requests, 64u);
-  if (GetParam().prefix_caching) {
+  if (Case().prefix_caching) {
     EXPECT_GT(s.prefix_cache_hit_tokens, 0u);
   } else {
     EXPECT_EQ(s.prefix_cache_hit_tokens, 0u);
     EXPECT_EQ(s.kv_blocks_cached, 0);
   }
-  if (GetParam().kv_blocks < 64) {
+  if (Case().kv_blocks < 64) {
     EXPECT_GT(s.preemptions, 0u);
   } else {
     EXPECT_EQ(s.preemptions, 0u);
   }
-  std::cout << GetParam().name << ": " << s.steps << " steps, " << s.preemptions << " preemptions, "
+  std::cout << Family() << " " << Case().name << ": " << s.steps << " steps, " << s.preemptions << " preemptions, "
             << s.prefix_cache_hit_tokens << " prefix-cache hit tokens, " << s.prefill_tokens_computed
             << " prefill tokens computed\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, BatchInvarianceTest,
-                         ::testing::Values(InvarianceCase{"PrefixCachingOn", true, 4096},
-                                           InvarianceCase{"PrefixCachingOff", false, 4096},
-                                           InvarianceCase{"TinyKvPreemptsWithPrefixCaching", true, 24},
-                                           InvarianceCase{"TinyKvPreemptsWithoutPrefixCaching", false, 24}),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         ::testing::Combine(::testing::ValuesIn(test::TinyFamilies()),
+                                            ::testing::Values(InvarianceCase{"PrefixCachingOn", true, 4096},
+                                                              InvarianceCase{"PrefixCachingOff", false, 4096},
+                                                              InvarianceCase{"TinyKvPreemptsWithPrefixCaching", true, 24},
+                                                              InvarianceCase{"TinyKvPreemptsWithoutPrefixCaching", false, 24})),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
+                         });
 
 TEST_F(EngineBatchingTest, OneExpertDispatchPerLayerPerStepForTheWholeBatch) {
   auto engine = MakeEngine(Options(/*prefix_caching=*/true));

@@ -12,33 +12,26 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "router/generator.h"
+#include "tests/tiny_models.h"
 
 namespace moe {
 namespace {
 
-const std::string kModelDir = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
-
-class TinyMixtral : public ::testing::Test {
+// Every test runs on the tiny checkpoint of every supported family.
+class TinyModelTest : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() {
-    auto ckpt = Checkpoint::Open(kModelDir);
-    ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-    checkpoint_ = std::move(*ckpt).release();
-    auto dense = DenseModel::Load(*checkpoint_);
-    ASSERT_TRUE(dense.ok()) << dense.status();
-    dense_ = std::move(*dense).release();
-    auto shard = ExpertShard::Load(*checkpoint_, {});
-    ASSERT_TRUE(shard.ok()) << shard.status();
-    shard_ = std::move(*shard).release();
-    pool_ = new ThreadPool(2);
+  static void SetUpTestSuite() { pool_ = new ThreadPool(2); }
+  void SetUp() override {
+    model_ = test::LoadTinyModel(GetParam());
+    ASSERT_NE(model_, nullptr);
   }
 
   // A fresh forward pass over the shared weights.
   std::unique_ptr<ForwardPass> MakeForward() {
-    backends_.push_back(std::make_unique<LocalExpertBackend>(shard_, pool_));
-    return std::make_unique<ForwardPass>(dense_, backends_.back().get(), pool_);
+    backends_.push_back(std::make_unique<LocalExpertBackend>(model_->shard.get(), pool_));
+    return std::make_unique<ForwardPass>(model_->dense.get(), backends_.back().get(), pool_);
   }
-  const ModelConfig& config() const { return checkpoint_->config(); }
+  const ModelConfig& config() const { return model_->config(); }
   // A paged cache with room for a few sequences of the whole context.
   std::unique_ptr<KvCache> Cache(int64_t block_size_tokens = 16, bool prefix_caching = false) {
     KvCacheOptions o;
@@ -51,19 +44,16 @@ class TinyMixtral : public ::testing::Test {
     return std::move(cache).value();
   }
 
-  static nlohmann::json Golden() {
-    std::ifstream in(kModelDir + "/golden.json");
-    return nlohmann::json::parse(in);
-  }
+  nlohmann::json Golden() const { return test::TinyGolden(GetParam()); }
 
-  static inline Checkpoint* checkpoint_ = nullptr;
-  static inline DenseModel* dense_ = nullptr;
-  static inline ExpertShard* shard_ = nullptr;
   static inline ThreadPool* pool_ = nullptr;
+  const test::TinyModel* model_ = nullptr;
   std::vector<std::unique_ptr<LocalExpertBackend>> backends_;
 };
 
-TEST_F(TinyMixtral, GreedyIdsAndLogprobsMatchGolden) {
+INSTANTIATE_TEST_SUITE_P(Families, TinyModelTest, ::testing::ValuesIn(test::TinyFamilies()), test::FamilyName());
+
+TEST_P(TinyModelTest, GreedyIdsAndLogprobsMatchGolden) {
   const nlohmann::json golden = Golden();
   ASSERT_EQ(golden["cases"].size(), 6u);
   double worst = 0;
@@ -91,10 +81,10 @@ TEST_F(TinyMixtral, GreedyIdsAndLogprobsMatchGolden) {
     }
     EXPECT_EQ(got, want) << c["prompt_text"];
   }
-  std::cout << "max |logprob - golden| = " << worst << "\n";
+  std::cout << GetParam() << ": max |logprob - golden| = " << worst << "\n";
 }
 
-TEST_F(TinyMixtral, GenerateGreedyStreamsTheGoldenContinuation) {
+TEST_P(TinyModelTest, GenerateGreedyStreamsTheGoldenContinuation) {
   const nlohmann::json golden = Golden();
   const auto& c = golden["cases"][0];
   auto fwd = MakeForward();
@@ -119,7 +109,7 @@ std::vector<int32_t> Prompt(int len, int salt) {
   return p;
 }
 
-TEST_F(TinyMixtral, LogitsAreBitwiseTheSameAloneOrBatchedWithSevenOthers) {
+TEST_P(TinyModelTest, LogitsAreBitwiseTheSameAloneOrBatchedWithSevenOthers) {
   const std::vector<int32_t> target = Prompt(23, 0);
   auto alone = MakeForward();
   auto cache = Cache();
@@ -157,7 +147,7 @@ TEST_F(TinyMixtral, LogitsAreBitwiseTheSameAloneOrBatchedWithSevenOthers) {
                            ref_step.size() * sizeof(float)));
 }
 
-TEST_F(TinyMixtral, PrefillAtOnceEqualsTokenByToken) {
+TEST_P(TinyModelTest, PrefillAtOnceEqualsTokenByToken) {
   const std::vector<int32_t> prompt = Prompt(40, 9);
   auto once = MakeForward();
   auto cache = Cache();
@@ -200,7 +190,7 @@ std::vector<float> RunPaged(ForwardPass& fwd, SequenceKv& kv, const std::vector<
   return all;
 }
 
-TEST_F(TinyMixtral, LogitsAreBitwiseTheSameWhateverTheBlockSizeAndLayout) {
+TEST_P(TinyModelTest, LogitsAreBitwiseTheSameWhateverTheBlockSizeAndLayout) {
   const std::vector<int32_t> prompt = Prompt(45, 3);
   const std::vector<int32_t> decode = {11, 22, 33, 44, 55, 66, 77};
   auto fwd = MakeForward();
@@ -223,7 +213,7 @@ TEST_F(TinyMixtral, LogitsAreBitwiseTheSameWhateverTheBlockSizeAndLayout) {
   }
 }
 
-TEST_F(TinyMixtral, PrefixCacheHitGivesTheSameLogitsAsRecomputing) {
+TEST_P(TinyModelTest, PrefixCacheHitGivesTheSameLogitsAsRecomputing) {
   auto fwd = MakeForward();
   const std::vector<int32_t> a = Prompt(40, 4);
   std::vector<int32_t> b(a.begin(), a.begin() + 35);
@@ -265,7 +255,7 @@ TEST_F(TinyMixtral, PrefixCacheHitGivesTheSameLogitsAsRecomputing) {
   EXPECT_EQ(kv_d.AttachCachedPrefix(a, static_cast<int64_t>(a.size())), 40);
 }
 
-TEST_F(TinyMixtral, TooFewFreeBlocksIsResourceExhaustedAndAppendsNothing) {
+TEST_P(TinyModelTest, TooFewFreeBlocksIsResourceExhaustedAndAppendsNothing) {
   auto fwd = MakeForward();
   KvCacheOptions o;
   o.block_size_tokens = 16;
@@ -286,7 +276,7 @@ TEST_F(TinyMixtral, TooFewFreeBlocksIsResourceExhaustedAndAppendsNothing) {
   EXPECT_EQ(small.length(), 10);
 }
 
-TEST_F(TinyMixtral, CountsTokensPerExpertPerLayer) {
+TEST_P(TinyModelTest, CountsTokensPerExpertPerLayer) {
   auto fwd = MakeForward();
   auto cache = Cache();
   SequenceKv kv(cache.get());
@@ -303,7 +293,7 @@ TEST_F(TinyMixtral, CountsTokensPerExpertPerLayer) {
   }
 }
 
-TEST_F(TinyMixtral, RejectsTokenOutsideVocabulary) {
+TEST_P(TinyModelTest, RejectsTokenOutsideVocabulary) {
   auto fwd = MakeForward();
   auto cache = Cache();
   SequenceKv kv(cache.get());

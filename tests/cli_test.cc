@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/shell_command.h"
+#include "tests/tiny_models.h"
 
 namespace {
 
@@ -32,11 +33,15 @@ std::string Join(const std::vector<int>& ids) {
   return s;
 }
 
-TEST(MoeGenerateCli, JsonOutputMatchesGolden) {
-  std::ifstream in(kFixture + "/golden.json");
-  const nlohmann::json golden = nlohmann::json::parse(in);
+// Every family's golden continuation, as a user gets it from the command line.
+class MoeGenerateFamilyCli : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MoeGenerateFamilyCli, JsonOutputMatchesGolden) {
+  const std::string model = moe::test::TinyModelDir(GetParam());
+  const nlohmann::json golden = moe::test::TinyGolden(GetParam());
+  ASSERT_EQ(golden["cases"].size(), 6u);
   for (const auto& c : golden["cases"]) {
-    const Result r = RunCommand(kBin + "/moe-generate --model " + kFixture + " --prompt-ids " +
+    const Result r = RunCommand(kBin + "/moe-generate --model " + model + " --prompt-ids " +
                          Join(c["prompt_ids"].get<std::vector<int>>()) +
                          " --max-tokens 16 --top-logprobs 5 --json --ignore-eos --threads 2");
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -56,9 +61,13 @@ TEST(MoeGenerateCli, JsonOutputMatchesGolden) {
       }
       ++step;
     }
+    EXPECT_EQ(step, 16u);
     EXPECT_EQ(ids, c["greedy_ids"].get<std::vector<int>>()) << c["prompt_text"];
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Families, MoeGenerateFamilyCli, ::testing::ValuesIn(moe::test::TinyFamilies()),
+                         moe::test::FamilyName());
 
 TEST(MoeGenerateCli, StreamsDecodedText) {
   std::ifstream in(kFixture + "/golden.json");

@@ -27,6 +27,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/rpc_util.h"
 #include "tests/shell_command.h"
+#include "tests/tiny_models.h"
 
 namespace moe {
 namespace {
@@ -105,7 +106,8 @@ std::vector<Generation> RunGolden(LocalClusterOptions options,
   EXPECT_TRUE(up.ok()) << up;
   std::vector<Generation> out;
   if (!up.ok()) return out;
-  const nlohmann::json golden = Golden();
+  std::ifstream in(cluster.options().model_dir + "/golden.json");
+  const nlohmann::json golden = nlohmann::json::parse(in);
   for (const auto& c : golden["cases"]) {
     out.push_back(Generate(cluster.gateway_address(),
                            GreedyRequest(c["prompt_ids"].get<std::vector<uint32_t>>(), 16)));
@@ -165,6 +167,47 @@ TEST(ClusterTest, GoldenGreedyIdsWithOneTwoFourWorkersBitwiseEqualToLocal) {
     }
   }
 }
+
+// The other families through the cluster: golden tokens and log-probabilities,
+// and two workers bitwise equal to in-process experts (Mixtral: the test above).
+class ClusterFamilyTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ClusterFamilyTest, GoldenWithTwoWorkersBitwiseEqualToInProcess) {
+  const nlohmann::json golden = test::TinyGolden(GetParam());
+  LocalClusterOptions o = Options(0);
+  o.model_dir = test::TinyModelDir(GetParam());
+  const std::vector<Generation> local = RunGolden(o);
+  ASSERT_EQ(local.size(), golden["cases"].size());
+  double worst = 0;
+  for (size_t i = 0; i < local.size(); ++i) {
+    const auto& c = golden["cases"][i];
+    ASSERT_TRUE(local[i].status.ok()) << local[i].status.error_message();
+    EXPECT_EQ(local[i].ids, c["greedy_ids"].get<std::vector<uint32_t>>()) << "case " << i;
+    EXPECT_EQ(local[i].text, c["greedy_text"].get<std::string>()) << "case " << i;
+    ASSERT_EQ(local[i].top.size(), 16u);
+    for (size_t step = 0; step < local[i].top.size(); ++step) {
+      ASSERT_EQ(local[i].top[step].size(), 5u);
+      for (size_t k = 0; k < 5; ++k) {
+        const double want = c["top5_logprobs_each_step"][step][k][1].get<double>();
+        EXPECT_EQ(local[i].top[step][k].first, c["top5_logprobs_each_step"][step][k][0].get<uint32_t>());
+        EXPECT_NEAR(local[i].top[step][k].second, want, 1e-4) << "case " << i << " step " << step;
+        worst = std::max(worst, std::abs(local[i].top[step][k].second - want));
+      }
+    }
+  }
+  std::cout << GetParam() << ": max |logprob - golden| through the gateway = " << worst << "\n";
+  o.num_workers = 2;
+  const std::vector<Generation> remote = RunGolden(o);
+  ASSERT_EQ(remote.size(), local.size());
+  for (size_t i = 0; i < remote.size(); ++i) {
+    ASSERT_TRUE(remote[i].status.ok()) << remote[i].status.error_message();
+    EXPECT_EQ(remote[i].ids, local[i].ids) << "case " << i;
+    EXPECT_EQ(remote[i].top, local[i].top) << "case " << i;  // bitwise: the logits were
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ClusterFamilyTest, ::testing::Values("qwen2_moe", "qwen3_moe", "olmoe"),
+                         test::FamilyName());
 
 TEST(ClusterTest, PlacedWorkersRunWhereTheyWereToldAndGiveBitwiseTheSameLogprobs) {
   // moe-cluster --place-workers: worker i's serving threads on the i-th CPU,

@@ -54,6 +54,7 @@ class LocalCluster {
   // every started child is stopped and the message names the process (and
   // points at its log).
   absl::Status Up();
+  const LocalClusterOptions& options() const { return options_; }
   const std::string& gateway_address() const { return gateway_address_; }
   // "127.0.0.1:PORT" of the HTTP API; empty when http_port is -1.
   const std::string& gateway_http_address() const { return gateway_http_address_; }
