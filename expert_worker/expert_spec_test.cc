@@ -33,6 +33,22 @@ TEST(ExpertSpecTest, AllSelectsEveryExpertOfEveryLayer) {
   EXPECT_EQ(keys.back(), (ExpertKey{2, 3}));
 }
 
+TEST(ExpertSpecTest, DenseLayersHaveNoExperts) {
+  const std::vector<int> dense = {0, 2};
+  auto keys = ParseExpertSpec("all", 3, 2, dense);
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_THAT(*keys, ElementsAre(ExpertKey{1, 0}, ExpertKey{1, 1}));
+  keys = ParseExpertSpec("mod:1/2", 3, 2, dense);
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_THAT(*keys, ElementsAre(ExpertKey{1, 1}));
+  keys = ParseExpertSpec("0-1", 3, 2, dense);
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_THAT(*keys, ElementsAre(ExpertKey{1, 0}, ExpertKey{1, 1}));
+  keys = ParseExpertSpec("2:0", 3, 2, dense);
+  ASSERT_FALSE(keys.ok());
+  EXPECT_THAT(std::string(keys.status().message()), HasSubstr("bad item '2:0': layer 2 is a dense MLP layer"));
+}
+
 TEST(ExpertSpecTest, ModIsTheDefaultPlacement) {
   EXPECT_THAT(Parse("mod:1/3"), ElementsAre(ExpertKey{0, 1}, ExpertKey{0, 4}, ExpertKey{0, 7}, ExpertKey{1, 1},
                                             ExpertKey{1, 4}, ExpertKey{1, 7}));

@@ -1,17 +1,23 @@
 #include "router/forward.h"
 
+#include <unistd.h>
+
 #include <cstring>
+#include <filesystem>
+#include <functional>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/checkpoint.h"
+#include "core/safetensors.h"
 #include "expert_worker/expert_shard.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "router/generator.h"
+#include "tools/model_tool.h"
 #include "tests/tiny_models.h"
 
 namespace moe {
@@ -305,6 +311,161 @@ TEST_P(TinyModelTest, RejectsTokenOutsideVocabulary) {
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("4096"));
   EXPECT_EQ(kv.length(), 0);
   EXPECT_EQ(cache->num_used_blocks(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Switches no golden fixture exercises (dense MLP layers, o_proj biases,
+// clip_qkv), checked against equivalent checkpoints built by make-tiny.
+
+class FamilySwitchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/forward_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Make(const std::string& name, MakeTinyOptions o) {
+    o.out_dir = dir_ + "/" + name;
+    o.hidden = 64;
+    o.vocab = 512;
+    o.seed = 7;
+    const absl::Status s = MakeTinyModel(o);
+    EXPECT_TRUE(s.ok()) << s;
+    return o.out_dir;
+  }
+
+  // Rewrites DIR/model.safetensors with every tensor's bytes from `source`'s
+  // checkpoint, under the name `rename` gives (identity when it returns "").
+  // `zero` tensors are written as zeros.
+  void CopyWeights(const std::string& dir, const std::string& source,
+                   const std::function<std::string(const std::string&)>& rename,
+                   const std::function<bool(const std::string&)>& zero = nullptr) {
+    auto from = Checkpoint::Open(source);
+    ASSERT_TRUE(from.ok()) << from.status();
+    auto config = LoadModelConfig(dir);
+    ASSERT_TRUE(config.ok()) << config.status();
+    std::vector<TensorToWrite> tensors;
+    for (const ExpectedTensor& t : ExpectedTensors(*config)) {
+      std::string name = rename(t.name);
+      if (name.empty()) name = t.name;
+      auto view = (*from)->store().Get(name, t.shape);
+      if (!view.ok() && zero && zero(t.name)) {
+        int64_t n = 1;
+        for (int64_t d : t.shape) n *= d;
+        tensors.push_back({t.name, DType::kBF16, t.shape, std::string(static_cast<size_t>(n) * 2, '\0')});
+        continue;
+      }
+      ASSERT_TRUE(view.ok()) << view.status();
+      std::string bytes(reinterpret_cast<const char*>(view->data), view->nbytes());
+      if (zero && zero(t.name)) bytes.assign(bytes.size(), '\0');
+      tensors.push_back({t.name, view->dtype(), t.shape, std::move(bytes)});
+    }
+    ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", tensors).ok());
+  }
+
+  // All logits of a 20-token prompt and 3 decode steps, in process.
+  static std::vector<float> Logits(const std::string& dir, std::vector<uint64_t>* expert_counts = nullptr) {
+    auto ckpt = Checkpoint::Open(dir);
+    EXPECT_TRUE(ckpt.ok()) << ckpt.status();
+    if (!ckpt.ok()) return {};
+    auto dense = DenseModel::Load(**ckpt);
+    auto shard = ExpertShard::Load(**ckpt, {});
+    EXPECT_TRUE(dense.ok() && shard.ok());
+    LocalExpertBackend experts(shard->get(), nullptr);
+    ForwardPass fwd(dense->get(), &experts, nullptr);
+    KvCacheOptions o;
+    o.block_size_tokens = 16;
+    o.capacity_bytes = 8 * KvCache::BytesPerBlock((*ckpt)->config(), 16);
+    auto cache = KvCache::Create((*ckpt)->config(), o);
+    SequenceKv kv(cache->get());
+    std::vector<int32_t> prompt;
+    for (int i = 0; i < 20; ++i) prompt.push_back((i * 53 + 11) % 509);
+    std::vector<float> all, out;
+    SequenceInput in{&kv, prompt, /*all_logits=*/true};
+    EXPECT_TRUE(fwd.Forward({&in, 1}, &all).ok());
+    for (int32_t id : {7, 300, 42}) {
+      SequenceInput step{&kv, {&id, 1}};
+      EXPECT_TRUE(fwd.Forward({&step, 1}, &out).ok());
+      all.insert(all.end(), out.begin(), out.end());
+    }
+    if (expert_counts != nullptr) *expert_counts = fwd.ExpertTokenCounts();
+    return all;
+  }
+
+  static bool Same(const std::vector<float>& a, const std::vector<float>& b) {
+    return !a.empty() && a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  }
+
+  std::string dir_;
+};
+
+// A dense MLP layer computes exactly what a one-expert MoE layer with the same
+// weights does (the gate's weight is then exactly 1).
+TEST_F(FamilySwitchTest, DenseMlpLayerEqualsAOneExpertLayerWithItsWeights) {
+  MakeTinyOptions o;
+  o.family = "qwen3_moe";
+  o.experts = 1;
+  o.top_k = 1;
+  o.ffn = 96;
+  const std::string moe = Make("moe", o);
+  o.mlp_only_layers = {0};
+  o.dense_ffn = 96;
+  const std::string dense = Make("dense", o);
+  CopyWeights(dense, moe, [](const std::string& name) -> std::string {
+    const std::string prefix = "model.layers.0.mlp.";
+    for (const char* proj : {"gate_proj", "down_proj", "up_proj"}) {
+      if (name == prefix + proj + ".weight") return prefix + "experts.0." + proj + ".weight";
+    }
+    return "";
+  });
+  std::vector<uint64_t> counts;
+  const std::vector<float> a = Logits(moe), b = Logits(dense, &counts);
+  EXPECT_TRUE(Same(a, b));
+  ASSERT_EQ(counts.size(), 2u);  // [layer * experts + expert]
+  EXPECT_EQ(counts[0], 0u);      // nothing routed in the dense layer
+  EXPECT_EQ(counts[1], 23u);
+
+  // The dense layer's weights are used: other weights, other logits.
+  const std::string other = Make("other", o);
+  EXPECT_FALSE(Same(Logits(other), b));
+}
+
+// With attention_bias, Qwen3-MoE and OLMoE add biases on q, k, v and o: zero
+// biases change nothing, each non-zero one changes the logits.
+TEST_F(FamilySwitchTest, AttentionBiasesIncludingOProjAreApplied) {
+  for (const std::string family : {"qwen3_moe", "olmoe"}) {
+    SCOPED_TRACE(family);
+    MakeTinyOptions o;
+    o.family = family;
+    const std::string plain = Make(family + "-plain", o);
+    o.attention_bias = true;
+    const std::string zero = Make(family + "-zero", o);
+    auto is_bias = [](const std::string& n) { return n.size() > 5 && n.substr(n.size() - 5) == ".bias"; };
+    CopyWeights(zero, plain, [](const std::string&) { return std::string(); }, is_bias);
+    const std::vector<float> base = Logits(plain);
+    EXPECT_TRUE(Same(Logits(zero), base));
+    for (const char* proj : {"q_proj", "k_proj", "v_proj", "o_proj"}) {
+      const std::string only = Make(family + "-" + proj, o);
+      const std::string keep = std::string("self_attn.") + proj + ".bias";
+      CopyWeights(only, Make(family + "-" + proj + "-src", o), [](const std::string&) { return std::string(); },
+                  [&](const std::string& n) { return is_bias(n) && n.find(keep) == std::string::npos; });
+      EXPECT_FALSE(Same(Logits(only), base)) << proj << " bias not applied";
+    }
+  }
+}
+
+// OLMoE's clip_qkv clamps q, k and v: a bound above every value changes
+// nothing, a tight one changes the logits.
+TEST_F(FamilySwitchTest, OlmoeClipQkv) {
+  MakeTinyOptions o;
+  o.family = "olmoe";
+  const std::vector<float> base = Logits(Make("plain", o));
+  o.clip_qkv = 1e30;
+  EXPECT_TRUE(Same(Logits(Make("loose", o)), base));
+  o.clip_qkv = 0.05;
+  EXPECT_FALSE(Same(Logits(Make("tight", o)), base));
 }
 
 }  // namespace

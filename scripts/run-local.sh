@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, creates the tiny demo model under
-# models/tiny-mixtral if absent, starts the local cluster on loopback (expert
+# models/tiny-FAMILY if absent, starts the local cluster on loopback (expert
 # workers, router, gateway), sends one request and prints the streamed answer,
 # then keeps serving until Ctrl-C.
 #
-# Environment: MOE_MODEL_DIR (model), MOE_WORKERS (expert workers, default 2),
+# Environment: MOE_MODEL_DIR (model), MOE_FAMILY (the demo model's family when
+# it is created: mixtral (default), qwen2_moe, qwen3_moe or olmoe), MOE_WORKERS (expert workers, default 2),
 # MOE_PORT (gateway port, default 50051; 0 = any free port), MOE_HTTP_PORT
 # (the gateway's OpenAI-compatible HTTP API, default 8080; 0 = any free
 # port), MOE_PROMPT,
@@ -17,10 +18,11 @@ if [ "${MOE_SKIP_BUILD:-0}" != 1 ]; then  # the smoke test runs it from an exist
 fi
 build="${BUILD_DIR:-$root/build}"
 bin="$build/bin"
-model="${MOE_MODEL_DIR:-$root/models/tiny-mixtral}"
+family="${MOE_FAMILY:-mixtral}"
+model="${MOE_MODEL_DIR:-$root/models/tiny-$family}"
 if [ ! -f "$model/config.json" ]; then
-  echo "Creating the tiny demo model in $model"
-  "$bin/moe-model" make-tiny --out "$model"
+  echo "Creating the tiny $family demo model in $model"
+  "$bin/moe-model" make-tiny --family "$family" --out "$model"
 fi
 
 run_dir="$(mktemp -d /tmp/moe-run-local.XXXXXX)"

@@ -209,6 +209,35 @@ TEST_P(ClusterFamilyTest, GoldenWithTwoWorkersBitwiseEqualToInProcess) {
 INSTANTIATE_TEST_SUITE_P(Families, ClusterFamilyTest, ::testing::Values("qwen2_moe", "qwen3_moe", "olmoe"),
                          test::FamilyName());
 
+// A Qwen2-MoE with a dense MLP layer (mlp_only_layers): workers hold the
+// experts of the MoE layers only, and two of them give bitwise the logits of
+// in-process experts.
+TEST(ClusterTest, ModelWithDenseMlpLayersServesBitwiseTheSameThroughWorkers) {
+  char pattern[] = "/tmp/cluster_test.XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::string dir = std::string(pattern) + "/model";
+  const test::ShellResult made = test::RunShellCommand(std::string(MOE_BIN_DIR) +
+                                                       "/moe-model make-tiny --family qwen2_moe --layers 3 "
+                                                       "--mlp-only-layers 1 --seed 9 --out " + dir);
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  LocalClusterOptions o = Options(0);
+  o.model_dir = dir;
+  const std::vector<uint32_t> prompt = {11, 22, 33, 44, 55, 66, 77};
+  std::vector<Generation> runs;
+  for (int workers : {0, 2}) {
+    o.num_workers = workers;
+    LocalCluster cluster(o);
+    const absl::Status up = cluster.Up();
+    ASSERT_TRUE(up.ok()) << up;
+    runs.push_back(Generate(cluster.gateway_address(), GreedyRequest(prompt, 12)));
+    ASSERT_TRUE(runs.back().status.ok()) << runs.back().status.error_message();
+    ASSERT_EQ(runs.back().ids.size(), 12u);
+  }
+  EXPECT_EQ(runs[1].ids, runs[0].ids);
+  EXPECT_EQ(runs[1].top, runs[0].top);
+  std::filesystem::remove_all(pattern);
+}
+
 TEST(ClusterTest, PlacedWorkersRunWhereTheyWereToldAndGiveBitwiseTheSameLogprobs) {
   // moe-cluster --place-workers: worker i's serving threads on the i-th CPU,
   // its kernel pool's helper on every CPU, every thread under SCHED_BATCH.

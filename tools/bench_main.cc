@@ -281,7 +281,7 @@ int main(int argc, char** argv) {
 
   const double bandwidth = MeasureReadBandwidth(pool, static_cast<size_t>(absl::GetFlag(FLAGS_bandwidth_mib)) << 20);
   const int64_t active_bytes =
-      (*dense)->ActiveDenseBytes() + per_expert * cfg.num_experts_per_tok * cfg.num_hidden_layers;
+      (*dense)->ActiveDenseBytes() + per_expert * cfg.num_experts_per_tok * cfg.NumMoeLayers();
 
   std::vector<float> logits;
   // Room for the warm-up, the prefill and every sequence of the batched decode.

@@ -123,7 +123,12 @@ TensorToWrite RandomBf16Tensor(const ExpectedTensor& t, uint64_t seed, double me
   return TensorToWrite{t.name, DType::kBF16, t.shape, std::move(bytes)};
 }
 
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
 TensorToWrite InitTensor(const ExpectedTensor& t, const ModelConfig& c, uint64_t seed) {
+  if (EndsWith(t.name, ".bias")) return RandomBf16Tensor(t, seed, 0.0, 0.1);  // projection biases
   if (t.shape.size() == 1) return RandomBf16Tensor(t, seed, 1.0, 0.1);  // norm weights
   if (t.name == TensorNames::Embedding()) return RandomBf16Tensor(t, seed, 0.0, 1.0);
   const double hidden = static_cast<double>(c.hidden_size);
@@ -187,12 +192,37 @@ std::string HumanBytes(int64_t n) {
 
 std::string DefaultBaseTokenizerPath() { return MOE_DEFAULT_BASE_TOKENIZER; }
 
-absl::Status ValidateMakeTinyOptions(const MakeTinyOptions& o) {
-  if (o.out_dir.empty()) return FlagError("--out is required (the directory to write)");
+namespace {
+
+bool IsQwen(std::string_view family) { return family == "qwen2_moe" || family == "qwen3_moe"; }
+
+// The options with every "family default" (0 / empty) filled in.
+MakeTinyOptions Resolved(const MakeTinyOptions& in) {
+  MakeTinyOptions o = in;
+  const bool mixtral = o.family == "mixtral";
+  if (o.experts == 0) o.experts = mixtral ? 4 : 8;
+  if (o.ffn == 0) o.ffn = mixtral ? 256 : 128;
+  if (o.head_dim == 0) o.head_dim = o.family == "qwen3_moe" ? 48 : (o.heads > 0 ? o.hidden / o.heads : 0);
+  if (o.shared_ffn == 0 && o.family == "qwen2_moe") o.shared_ffn = 256;
+  if (o.dense_ffn == 0 && IsQwen(o.family)) o.dense_ffn = o.family == "qwen2_moe" ? 256 : 384;
+  return o;
+}
+
+}  // namespace
+
+absl::Status ValidateMakeTinyOptions(const MakeTinyOptions& options) {
+  if (options.out_dir.empty()) return FlagError("--out is required (the directory to write)");
+  if (options.family != "mixtral" && options.family != "qwen2_moe" && options.family != "qwen3_moe" &&
+      options.family != "olmoe") {
+    return FlagError(absl::StrCat("--family '", options.family,
+                                  "' is not one of mixtral, qwen2_moe, qwen3_moe, olmoe"));
+  }
+  const MakeTinyOptions o = Resolved(options);
   const std::pair<const char*, int64_t> sizes[] = {
-      {"--hidden", o.hidden}, {"--layers", o.layers}, {"--heads", o.heads},
-      {"--kv-heads", o.kv_heads}, {"--experts", o.experts}, {"--top-k", o.top_k},
-      {"--ffn", o.ffn}, {"--vocab", o.vocab}};
+      {"--hidden", o.hidden}, {"--layers", o.layers},   {"--heads", o.heads},
+      {"--kv-heads", o.kv_heads}, {"--head-dim", o.head_dim}, {"--experts", o.experts},
+      {"--top-k", o.top_k},   {"--ffn", o.ffn},         {"--vocab", o.vocab},
+      {"--decoder-sparse-step", o.decoder_sparse_step}};
   for (const auto& [flag, value] : sizes) {
     if (value <= 0) return FlagError(absl::StrCat(flag, " must be positive, got ", value));
     if (value > kMaxDim) {
@@ -200,9 +230,51 @@ absl::Status ValidateMakeTinyOptions(const MakeTinyOptions& o) {
                                     kMaxDim, ")"));
     }
   }
-  if (o.hidden % o.heads != 0) {
+  // Switches that the family does not have.
+  auto only = [&](bool set, const char* flag, bool applies, const char* families) -> absl::Status {
+    if (set && !applies) {
+      return FlagError(absl::StrCat(flag, " applies to ", families, " only, not --family ", o.family));
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(only(options.shared_ffn != 0, "--shared-ffn", o.family == "qwen2_moe", "qwen2_moe"));
+  RETURN_IF_ERROR(only(options.dense_ffn != 0, "--dense-ffn", IsQwen(o.family), "qwen2_moe and qwen3_moe"));
+  RETURN_IF_ERROR(only(!options.mlp_only_layers.empty(), "--mlp-only-layers", IsQwen(o.family),
+                       "qwen2_moe and qwen3_moe"));
+  RETURN_IF_ERROR(only(options.decoder_sparse_step != 1, "--decoder-sparse-step", IsQwen(o.family),
+                       "qwen2_moe and qwen3_moe"));
+  RETURN_IF_ERROR(only(options.attention_bias.has_value(), "--attention-bias", o.family != "mixtral",
+                       "qwen2_moe, qwen3_moe and olmoe"));
+  RETURN_IF_ERROR(only(options.norm_topk_prob.has_value(), "--norm-topk-prob", o.family != "mixtral",
+                       "qwen2_moe, qwen3_moe and olmoe"));
+  RETURN_IF_ERROR(only(options.clip_qkv != 0, "--clip-qkv", o.family == "olmoe", "olmoe"));
+  if (o.family == "qwen2_moe") {
+    for (const auto& [flag, value] : {std::pair<const char*, int64_t>{"--shared-ffn", o.shared_ffn},
+                                      {"--dense-ffn", o.dense_ffn}}) {
+      if (value <= 0 || value > kMaxDim) {
+        return FlagError(absl::StrCat(flag, " must be in [1, ", kMaxDim, "], got ", value));
+      }
+    }
+  }
+  if (o.family == "qwen3_moe" && (o.dense_ffn <= 0 || o.dense_ffn > kMaxDim)) {
+    return FlagError(absl::StrCat("--dense-ffn must be in [1, ", kMaxDim, "], got ", o.dense_ffn));
+  }
+  if (!(o.clip_qkv >= 0 && std::isfinite(o.clip_qkv))) {
+    return FlagError(absl::StrCat("--clip-qkv must be a positive number (0: none), got ", o.clip_qkv));
+  }
+  if (o.family == "olmoe" && o.head_dim * o.heads != o.hidden) {
+    return FlagError(absl::StrCat("--head-dim (", o.head_dim, ") must be --hidden / --heads (",
+                                  o.hidden / o.heads, ") for olmoe"));
+  }
+  if (o.head_dim % 2 != 0) return FlagError(absl::StrCat("--head-dim (", o.head_dim, ") must be even (RoPE)"));
+  for (int64_t l : o.mlp_only_layers) {
+    if (l < 0 || l >= o.layers) {
+      return FlagError(absl::StrCat("--mlp-only-layers: ", l, " is not a layer (0-", o.layers - 1, ")"));
+    }
+  }
+  if (o.family != "qwen3_moe" && o.family != "olmoe" && o.hidden % o.heads != 0 && options.head_dim == 0) {
     return FlagError(absl::StrCat("--hidden (", o.hidden, ") must be a multiple of --heads (",
-                                  o.heads, ")"));
+                                  o.heads, ") or --head-dim given"));
   }
   if (o.heads % o.kv_heads != 0) {
     return FlagError(absl::StrCat("--heads (", o.heads, ") must be a multiple of --kv-heads (",
@@ -216,12 +288,11 @@ absl::Status ValidateMakeTinyOptions(const MakeTinyOptions& o) {
     return FlagError(absl::StrCat("--vocab must be at least ", kMinTinyVocab,
                                   " (256 byte tokens + 3 special tokens), got ", o.vocab));
   }
-  const double h = static_cast<double>(o.hidden);
-  const double kv = h / static_cast<double>(o.heads) * static_cast<double>(o.kv_heads);
-  const double per_layer = 2 * h * h + 2 * h * kv + 2 * h +
-                           static_cast<double>(o.experts) * (h + 3 * h * static_cast<double>(o.ffn));
-  const double total = 2 * static_cast<double>(o.vocab) * h + h +
-                       static_cast<double>(o.layers) * per_layer;
+  // The config the options describe must be one the engine accepts (every
+  // layer dense, for instance, is not a mixture of experts).
+  absl::StatusOr<ModelConfig> config = ParseModelConfig(TinyConfigJson(o), "make-tiny config.json");
+  if (!config.ok()) return FlagError(std::string(config.status().message()));
+  const double total = static_cast<double>(config->TotalParameters());
   if (total > kMaxParameters) {
     return FlagError(absl::StrFormat(
         "the model would have %.0f parameters, more than make-tiny's limit of %.0f; reduce "
@@ -231,30 +302,96 @@ absl::Status ValidateMakeTinyOptions(const MakeTinyOptions& o) {
   return absl::OkStatus();
 }
 
-std::string TinyConfigJson(const MakeTinyOptions& o) {
-  nlohmann::ordered_json c = nlohmann::ordered_json::object();
-  c["architectures"] = nlohmann::ordered_json::array({"MixtralForCausalLM"});
-  c["model_type"] = "mixtral";
+std::string TinyConfigJson(const MakeTinyOptions& options) {
+  const MakeTinyOptions o = Resolved(options);
+  using Json = nlohmann::ordered_json;
+  Json c = Json::object();
+  if (o.family == "mixtral") {
+    c["architectures"] = Json::array({"MixtralForCausalLM"});
+    c["model_type"] = "mixtral";
+    c["vocab_size"] = o.vocab;
+    c["hidden_size"] = o.hidden;
+    c["intermediate_size"] = o.ffn;
+    c["num_hidden_layers"] = o.layers;
+    c["num_attention_heads"] = o.heads;
+    c["num_key_value_heads"] = o.kv_heads;
+    c["head_dim"] = o.head_dim;
+    c["max_position_embeddings"] = 4096;
+    c["rms_norm_eps"] = 1e-5;
+    c["rope_theta"] = 1e6;
+    c["num_local_experts"] = o.experts;
+    c["num_experts_per_tok"] = o.top_k;
+    c["tie_word_embeddings"] = o.tie_word_embeddings;
+    c["sliding_window"] = nullptr;
+    c["hidden_act"] = "silu";
+    c["bos_token_id"] = nullptr;
+    c["eos_token_id"] = o.vocab - 1;
+    c["torch_dtype"] = "bfloat16";
+    c["router_aux_loss_coef"] = 0.02;
+    c["output_router_logits"] = false;
+    return DumpJsonPythonStyle(c, /*indent=*/1);
+  }
+  // The Qwen and OLMoE layouts share their first fields.
+  const bool qwen2 = o.family == "qwen2_moe", qwen3 = o.family == "qwen3_moe", olmoe = o.family == "olmoe";
+  c["architectures"] = Json::array(
+      {qwen2 ? "Qwen2MoeForCausalLM" : qwen3 ? "Qwen3MoeForCausalLM" : "OlmoeForCausalLM"});
+  c["model_type"] = o.family;
   c["vocab_size"] = o.vocab;
   c["hidden_size"] = o.hidden;
-  c["intermediate_size"] = o.ffn;
   c["num_hidden_layers"] = o.layers;
   c["num_attention_heads"] = o.heads;
   c["num_key_value_heads"] = o.kv_heads;
-  c["head_dim"] = o.hidden / o.heads;
   c["max_position_embeddings"] = 4096;
-  c["rms_norm_eps"] = 1e-5;
-  c["rope_theta"] = 1e6;
-  c["num_local_experts"] = o.experts;
+  c["rms_norm_eps"] = olmoe ? 1e-5 : 1e-6;
+  c["rope_theta"] = olmoe ? 1e4 : 1e6;
+  c["num_experts"] = o.experts;
   c["num_experts_per_tok"] = o.top_k;
-  c["tie_word_embeddings"] = false;
-  c["sliding_window"] = nullptr;
+  c["tie_word_embeddings"] = o.tie_word_embeddings;
   c["hidden_act"] = "silu";
   c["bos_token_id"] = nullptr;
   c["eos_token_id"] = o.vocab - 1;
   c["torch_dtype"] = "bfloat16";
-  c["router_aux_loss_coef"] = 0.02;
+  c["attention_dropout"] = 0.0;
+  c["initializer_range"] = 0.02;
+  c["use_cache"] = true;
   c["output_router_logits"] = false;
+  Json mlp_only = Json::array();
+  for (int64_t l : o.mlp_only_layers) mlp_only.push_back(l);
+  if (qwen2) {
+    if (options.head_dim != 0) c["head_dim"] = o.head_dim;  // absent: hidden / heads
+    c["intermediate_size"] = o.dense_ffn;
+    c["moe_intermediate_size"] = o.ffn;
+    c["shared_expert_intermediate_size"] = o.shared_ffn;
+    c["decoder_sparse_step"] = o.decoder_sparse_step;
+    c["mlp_only_layers"] = mlp_only;
+    c["norm_topk_prob"] = o.norm_topk_prob.value_or(false);
+    if (o.attention_bias.has_value()) c["qkv_bias"] = *o.attention_bias;  // absent: true
+    c["use_sliding_window"] = false;
+    c["sliding_window"] = 4096;
+    c["max_window_layers"] = o.layers;
+    c["router_aux_loss_coef"] = 0.001;
+  } else if (qwen3) {
+    c["head_dim"] = o.head_dim;
+    c["intermediate_size"] = o.dense_ffn;
+    c["moe_intermediate_size"] = o.ffn;
+    c["attention_bias"] = o.attention_bias.value_or(false);
+    c["rope_scaling"] = nullptr;
+    c["decoder_sparse_step"] = o.decoder_sparse_step;
+    c["mlp_only_layers"] = mlp_only;
+    c["norm_topk_prob"] = o.norm_topk_prob.value_or(true);
+    c["use_sliding_window"] = false;
+    c["sliding_window"] = nullptr;
+    c["max_window_layers"] = o.layers;
+    c["router_aux_loss_coef"] = 0.001;
+  } else {
+    c["intermediate_size"] = o.ffn;
+    c["attention_bias"] = o.attention_bias.value_or(false);
+    c["clip_qkv"] = o.clip_qkv > 0 ? Json(o.clip_qkv) : Json(nullptr);
+    c["rope_scaling"] = nullptr;
+    c["norm_topk_prob"] = o.norm_topk_prob.value_or(false);
+    c["pad_token_id"] = o.vocab - 3;
+    c["router_aux_loss_coef"] = 0.01;
+  }
   return DumpJsonPythonStyle(c, /*indent=*/1);
 }
 
@@ -267,7 +404,6 @@ absl::Status MakeTinyModel(const MakeTinyOptions& options) {
   const std::string config_text = TinyConfigJson(options);
   const std::string config_path = (dir / "config.json").string();
   ASSIGN_OR_RETURN(ModelConfig config, ParseModelConfig(config_text, config_path));
-  RETURN_IF_ERROR(config.Validate());
 
   const std::string base_path =
       options.base_tokenizer.empty() ? DefaultBaseTokenizerPath() : options.base_tokenizer;

@@ -211,9 +211,19 @@ TEST(MakeTinyOptionsTest, BadOptionsNameTheFlag) {
       {[](MakeTinyOptions* o) { o->layers = -1; }, "--layers"},
       {[](MakeTinyOptions* o) { o->heads = 0; }, "--heads"},
       {[](MakeTinyOptions* o) { o->kv_heads = 3; }, "--kv-heads"},
-      {[](MakeTinyOptions* o) { o->experts = 0; }, "--experts"},
+      {[](MakeTinyOptions* o) { o->experts = -1; }, "--experts"},
       {[](MakeTinyOptions* o) { o->top_k = 5; }, "--top-k"},
-      {[](MakeTinyOptions* o) { o->ffn = 0; }, "--ffn"},
+      {[](MakeTinyOptions* o) { o->ffn = -1; }, "--ffn"},
+      {[](MakeTinyOptions* o) { o->family = "llama"; }, "--family 'llama'"},
+      {[](MakeTinyOptions* o) { o->shared_ffn = 64; }, "--shared-ffn applies to qwen2_moe only"},
+      {[](MakeTinyOptions* o) { o->attention_bias = true; }, "--attention-bias"},
+      {[](MakeTinyOptions* o) { o->clip_qkv = 4; }, "--clip-qkv applies to olmoe only"},
+      {[](MakeTinyOptions* o) { o->mlp_only_layers = {0}; }, "--mlp-only-layers applies to"},
+      {[](MakeTinyOptions* o) { o->family = "qwen3_moe"; o->mlp_only_layers = {5}; }, "--mlp-only-layers: 5"},
+      {[](MakeTinyOptions* o) { o->family = "qwen3_moe"; o->mlp_only_layers = {0, 1}; }, "no layer has experts"},
+      {[](MakeTinyOptions* o) { o->family = "qwen3_moe"; o->head_dim = 7; }, "--head-dim (7) must be even"},
+      {[](MakeTinyOptions* o) { o->family = "olmoe"; o->head_dim = 64; }, "--head-dim (64) must be --hidden / --heads"},
+      {[](MakeTinyOptions* o) { o->family = "qwen2_moe"; o->decoder_sparse_step = 0; }, "--decoder-sparse-step"},
       {[](MakeTinyOptions* o) { o->vocab = 258; }, "--vocab"},
       {[](MakeTinyOptions* o) { o->hidden = 130; }, "--hidden"},
       {[](MakeTinyOptions* o) { o->hidden = int64_t{1} << 21; }, "--hidden"},
@@ -228,6 +238,75 @@ TEST(MakeTinyOptionsTest, BadOptionsNameTheFlag) {
     EXPECT_THAT(status.message(), HasSubstr(c.flag));
   }
   EXPECT_FALSE(fs::exists(dir.path() / "never"));
+}
+
+// --family alone gives the shape of tests/testdata/tiny-FAMILY: the same
+// config.json byte for byte, and a checkpoint that opens.
+class MakeTinyFamilyTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MakeTinyFamilyTest, ConfigIsTheFixtureFileByteForByteAndTheCheckpointOpens) {
+  TempDir dir;
+  MakeTinyOptions o = Options(dir.Sub("m"));
+  o.family = GetParam();
+  ASSERT_TRUE(MakeTinyModel(o).ok());
+  const std::string fixture = std::string(MOE_TESTDATA_DIR) + "/tiny-" + GetParam();
+  EXPECT_EQ(ReadFile(dir.path() / "m" / "config.json"), ReadFile(fixture + "/config.json"));
+  EXPECT_TRUE(ReadFile(dir.path() / "m" / "tokenizer.json") == ReadFile(fixture + "/tokenizer.json"));
+  absl::StatusOr<std::unique_ptr<Checkpoint>> made = Checkpoint::Open(o.out_dir);
+  ASSERT_TRUE(made.ok()) << made.status();
+  absl::StatusOr<std::unique_ptr<Checkpoint>> golden = Checkpoint::Open(fixture);
+  ASSERT_TRUE(golden.ok()) << golden.status();
+  // The same tensors with the same shapes (the weights are other random numbers).
+  EXPECT_EQ((*made)->store().Names(), (*golden)->store().Names());
+  for (const std::string& name : (*golden)->store().Names()) {
+    EXPECT_EQ((*made)->store().Get(name)->shape(), (*golden)->store().Get(name)->shape()) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, MakeTinyFamilyTest,
+                         ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe"),
+                         [](const auto& info) { return info.param; });
+
+TEST(MakeTinyOptionsTest, FamilySwitchesReachTheConfig) {
+  TempDir dir;
+  MakeTinyOptions o = Options(dir.Sub("q2"));
+  o.family = "qwen2_moe";
+  o.layers = 4;
+  o.mlp_only_layers = {0};
+  o.decoder_sparse_step = 2;
+  o.attention_bias = false;
+  o.shared_ffn = 48;
+  o.dense_ffn = 80;
+  o.head_dim = 16;
+  o.tie_word_embeddings = true;
+  ASSERT_TRUE(MakeTinyModel(o).ok());
+  absl::StatusOr<std::unique_ptr<Checkpoint>> c = Checkpoint::Open(o.out_dir);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ModelConfig& q2 = (*c)->config();
+  EXPECT_EQ(q2.DenseLayers(), std::vector<int>({0, 2}));
+  EXPECT_FALSE(q2.qkv_bias);
+  EXPECT_EQ(q2.shared_expert_intermediate_size, 48);
+  EXPECT_EQ(q2.mlp_intermediate_size, 80);
+  EXPECT_EQ(q2.head_dim, 16);
+  EXPECT_TRUE(q2.tie_word_embeddings);
+
+  o = Options(dir.Sub("ol"));
+  o.family = "olmoe";
+  o.attention_bias = true;
+  o.clip_qkv = 6;
+  o.norm_topk_prob = true;
+  ASSERT_TRUE(MakeTinyModel(o).ok());
+  c = Checkpoint::Open(o.out_dir);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE((*c)->config().o_bias);
+  EXPECT_EQ((*c)->config().clip_qkv, 6.0);
+  EXPECT_TRUE((*c)->config().norm_topk_prob);
+  // Biases are small around 0, not norm weights around 1.
+  absl::StatusOr<TensorView> bias = (*c)->store().Get("model.layers.0.self_attn.o_proj.bias");
+  ASSERT_TRUE(bias.ok()) << bias.status();
+  auto [mean, stddev] = Stats(*bias);
+  EXPECT_NEAR(mean, 0.0, 0.05);
+  EXPECT_NEAR(stddev, 0.1, 0.03);
 }
 
 TEST(MakeTinyOptionsTest, VocabLargerThanTheBaseTokenizerNamesTheFlag) {

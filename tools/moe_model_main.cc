@@ -1,7 +1,8 @@
-// moe-model: make a tiny random Mixtral checkpoint, or inspect a checkpoint.
+// moe-model: make a tiny random checkpoint of any family, or inspect a checkpoint.
 // A thin layer over tools_lib (tools/model_tool.h): flags in, options out.
 #include <cstdint>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -9,6 +10,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "glog/logging.h"
 #include "core/command_line.h"
@@ -22,9 +27,24 @@ ABSL_FLAG(int64_t, hidden, 128, "make-tiny: hidden_size.");
 ABSL_FLAG(int64_t, layers, 2, "make-tiny: num_hidden_layers.");
 ABSL_FLAG(int64_t, heads, 4, "make-tiny: num_attention_heads (head_dim = hidden / heads).");
 ABSL_FLAG(int64_t, kv_heads, 2, "make-tiny: num_key_value_heads (must divide --heads).");
-ABSL_FLAG(int64_t, experts, 4, "make-tiny: num_local_experts.");
+ABSL_FLAG(std::string, family, "mixtral", "make-tiny: mixtral, qwen2_moe, qwen3_moe or olmoe.");
+ABSL_FLAG(int64_t, head_dim, 0, "make-tiny: head_dim; 0: hidden / heads (qwen3_moe: 48).");
+ABSL_FLAG(int64_t, experts, 0, "make-tiny: number of routed experts; 0: 4 (mixtral), 8 (others).");
 ABSL_FLAG(int64_t, top_k, 2, "make-tiny: num_experts_per_tok (<= --experts).");
-ABSL_FLAG(int64_t, ffn, 256, "make-tiny: intermediate_size of each expert.");
+ABSL_FLAG(int64_t, ffn, 0, "make-tiny: FFN size of each routed expert; 0: 256 (mixtral), 128 (others).");
+ABSL_FLAG(int64_t, shared_ffn, 0, "make-tiny, qwen2_moe: shared expert FFN size; 0: 256.");
+ABSL_FLAG(int64_t, dense_ffn, 0,
+          "make-tiny, qwen2_moe/qwen3_moe: intermediate_size (dense MLP layers); 0: 256 / 384.");
+ABSL_FLAG(std::string, mlp_only_layers, "",
+          "make-tiny, qwen2_moe/qwen3_moe: comma-separated layers that are dense MLP layers.");
+ABSL_FLAG(int64_t, decoder_sparse_step, 1, "make-tiny, qwen2_moe/qwen3_moe: decoder_sparse_step.");
+ABSL_FLAG(std::string, attention_bias, "",
+          "make-tiny: true or false; qwen2_moe's qkv_bias (default true), qwen3_moe's and olmoe's "
+          "attention_bias (q/k/v/o, default false).");
+ABSL_FLAG(std::string, norm_topk_prob, "",
+          "make-tiny: true or false; default true for qwen3_moe, false for qwen2_moe and olmoe.");
+ABSL_FLAG(double, clip_qkv, 0, "make-tiny, olmoe: clip_qkv; 0: none.");
+ABSL_FLAG(bool, tie_word_embeddings, false, "make-tiny: tie lm_head to the embedding table.");
 ABSL_FLAG(int64_t, vocab, 4096,
           "make-tiny: vocab_size (>= 259); the last 3 ids are <|endoftext|>, <|im_start|>, "
           "<|im_end|> (eos).");
@@ -36,13 +56,17 @@ namespace {
 
 constexpr char kUsage[] =
     "usage:\n"
-    "  moe-model make-tiny --out DIR [--seed N] [--hidden H] [--layers L] [--heads A]\n"
-    "                      [--kv-heads K] [--experts E] [--top-k k] [--ffn F] [--vocab V]\n"
-    "                      [--base-tokenizer PATH]\n"
-    "      Writes a Mixtral checkpoint with random bf16 weights (config.json,\n"
+    "  moe-model make-tiny --out DIR [--family mixtral|qwen2_moe|qwen3_moe|olmoe] [--seed N]\n"
+    "                      [--hidden H] [--layers L] [--heads A] [--kv-heads K] [--head-dim D]\n"
+    "                      [--experts E] [--top-k k] [--ffn F] [--vocab V] [--tie-word-embeddings]\n"
+    "                      [--shared-ffn S] [--dense-ffn F] [--mlp-only-layers L,...]\n"
+    "                      [--decoder-sparse-step N] [--attention-bias true|false]\n"
+    "                      [--norm-topk-prob true|false] [--clip-qkv C] [--base-tokenizer PATH]\n"
+    "      Writes a checkpoint of the family with random bf16 weights (config.json,\n"
     "      model.safetensors, tokenizer.json, tokenizer_config.json) into DIR.\n"
-    "      Defaults: seed 1, hidden 128, layers 2, heads 4, kv-heads 2, experts 4,\n"
-    "      top-k 2, ffn 256, vocab 4096 (the shape of tests/testdata/tiny-mixtral).\n"
+    "      Defaults: the shape of tests/testdata/tiny-FAMILY (seed 1, hidden 128,\n"
+    "      layers 2, heads 4, kv-heads 2, top-k 2, vocab 4096; mixtral: 4 experts of\n"
+    "      FFN 256; the others: 8 experts of FFN 128).\n"
     "  moe-model inspect DIR\n"
     "      Prints the config, tensor count, bytes by dtype and parameter counts.\n";
 
@@ -57,6 +81,14 @@ int Fail(absl::string_view command, absl::string_view message) {
   return 1;
 }
 
+// "", "true" or "false" for a family-default switch.
+absl::StatusOr<std::optional<bool>> Switch(const char* flag, const std::string& value) {
+  if (value.empty()) return std::optional<bool>();
+  if (value == "true") return std::optional<bool>(true);
+  if (value == "false") return std::optional<bool>(false);
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, " must be true or false, got '", value, "'"));
+}
+
 int MakeTiny(const std::vector<char*>& positional) {
   if (positional.size() != 2) return Usage("make-tiny takes no positional arguments");
   moe::MakeTinyOptions options;
@@ -67,6 +99,26 @@ int MakeTiny(const std::vector<char*>& positional) {
   options.layers = absl::GetFlag(FLAGS_layers);
   options.heads = absl::GetFlag(FLAGS_heads);
   options.kv_heads = absl::GetFlag(FLAGS_kv_heads);
+  options.family = absl::GetFlag(FLAGS_family);
+  options.head_dim = absl::GetFlag(FLAGS_head_dim);
+  options.shared_ffn = absl::GetFlag(FLAGS_shared_ffn);
+  options.dense_ffn = absl::GetFlag(FLAGS_dense_ffn);
+  options.decoder_sparse_step = absl::GetFlag(FLAGS_decoder_sparse_step);
+  options.clip_qkv = absl::GetFlag(FLAGS_clip_qkv);
+  options.tie_word_embeddings = absl::GetFlag(FLAGS_tie_word_embeddings);
+  for (absl::string_view item : absl::StrSplit(absl::GetFlag(FLAGS_mlp_only_layers), ',', absl::SkipEmpty())) {
+    int64_t layer = 0;
+    if (!absl::SimpleAtoi(item, &layer)) {
+      return Fail("make-tiny", absl::StrCat("--mlp-only-layers: '", item, "' is not a layer number"));
+    }
+    options.mlp_only_layers.push_back(layer);
+  }
+  absl::StatusOr<std::optional<bool>> bias = Switch("attention-bias", absl::GetFlag(FLAGS_attention_bias));
+  if (!bias.ok()) return Fail("make-tiny", bias.status().message());
+  options.attention_bias = *bias;
+  absl::StatusOr<std::optional<bool>> norm = Switch("norm-topk-prob", absl::GetFlag(FLAGS_norm_topk_prob));
+  if (!norm.ok()) return Fail("make-tiny", norm.status().message());
+  options.norm_topk_prob = *norm;
   options.experts = absl::GetFlag(FLAGS_experts);
   options.top_k = absl::GetFlag(FLAGS_top_k);
   options.ffn = absl::GetFlag(FLAGS_ffn);
@@ -74,7 +126,7 @@ int MakeTiny(const std::vector<char*>& positional) {
   options.base_tokenizer = absl::GetFlag(FLAGS_base_tokenizer);
   absl::Status status = moe::MakeTinyModel(options);
   if (!status.ok()) return Fail("make-tiny", status.message());
-  LOG(INFO) << "wrote a tiny Mixtral (seed " << options.seed << ") to " << options.out_dir;
+  LOG(INFO) << "wrote a tiny " << options.family << " (seed " << options.seed << ") to " << options.out_dir;
   std::cout << options.out_dir << "\n";
   return 0;
 }
