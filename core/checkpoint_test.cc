@@ -110,6 +110,38 @@ TEST(CheckpointTest, FixtureValidates) {
   EXPECT_EQ((*ckpt)->store().Names().size(), ExpectedTensors((*ckpt)->config()).size());
 }
 
+// The family fixtures with one config switch flipped: the tensors no longer
+// agree, and the error names the first tensor that shows it.
+TEST(CheckpointTest, FamilyFixtureWithAFlippedSwitchNamesTheTensor) {
+  struct Case {
+    std::string family, key;
+    nlohmann::json value;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {"qwen2_moe", "qkv_bias", false, "unexpected tensor 'model.layers.0.self_attn.k_proj.bias' (not part of a qwen2_moe model with this config) and 5 more"},
+      {"qwen2_moe", "shared_expert_intermediate_size", 128, "'model.layers.0.mlp.shared_expert.gate_proj.weight' has shape [256,128], config wants [128,128]"},
+      {"qwen2_moe", "mlp_only_layers", nlohmann::json::array({1}), "missing tensor 'model.layers.1.mlp.gate_proj.weight'"},
+      {"qwen3_moe", "attention_bias", true, "missing tensor 'model.layers.0.self_attn.q_proj.bias'"},
+      {"olmoe", "attention_bias", true, "missing tensor 'model.layers.0.self_attn.q_proj.bias' (shape [128] for model_type olmoe) and 7 more"},
+      {"qwen3_moe", "head_dim", 32, "model.layers.0.self_attn.q_proj.weight"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.family + ": " + k.key + " = " + k.value.dump());
+    const std::string fixture = std::string(MOE_TESTDATA_DIR) + "/tiny-" + k.family;
+    TempDir dir;
+    std::ifstream in(fixture + "/config.json");
+    nlohmann::json config = nlohmann::json::parse(in);
+    config[k.key] = k.value;
+    dir.Write("config.json", config.dump());
+    std::filesystem::create_symlink(fixture + "/model.safetensors", dir.path() + "/model.safetensors");
+    absl::StatusOr<std::unique_ptr<Checkpoint>> ckpt = Checkpoint::Open(dir.path());
+    ASSERT_FALSE(ckpt.ok());
+    EXPECT_EQ(ckpt.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(ckpt.status().message()), HasSubstr(k.want));
+  }
+}
+
 TEST(CheckpointTest, TinyHandWrittenCheckpointValidates) {
   TempDir dir;
   WriteCheckpoint(dir, TinyTensors());
