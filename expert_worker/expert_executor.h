@@ -1,6 +1,6 @@
-// ExpertExecutor: runs an expert worker's computations one at a time.
+// ExpertExecutor: runs an expert worker's computations one at a time, on the
+// worker's ExpertRunner (experts/expert_runner.h), which it owns.
 //
-// It owns the ExpertShard's scratch buffers and a ThreadPool for the kernels.
 // gRPC reactions validate a request (cheap, on the gRPC thread) and Post a
 // job that calls Run and finishes the reaction. When nothing else is
 // computing, Post runs the job at once on the posting thread: a decode step
@@ -12,7 +12,7 @@
 // that validation and grouping are testable without gRPC.
 //
 // Thread-safety: Post may be called from any thread. Run only from inside a
-// job (jobs never overlap). shard() is immutable after construction.
+// job (jobs never overlap). runner() is immutable after construction.
 #ifndef MOE_EXPERT_WORKER_EXPERT_EXECUTOR_H_
 #define MOE_EXPERT_WORKER_EXPERT_EXECUTOR_H_
 
@@ -29,8 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
-#include "core/thread_pool.h"
-#include "expert_worker/expert_shard.h"
+#include "experts/expert_runner.h"
 
 namespace moe {
 
@@ -46,43 +45,28 @@ struct ExpertRowsView {
 };
 
 // INVALID_ARGUMENT naming the field and both values when the request does not
-// fit the shard (dtype, sizes, layer, an expert this worker does not hold).
-absl::Status ValidateExpertRows(const ExpertRowsView& rows, const ExpertShard& shard);
-
-struct ExpertExecutorOptions {
-  // Kernel threads, counting the compute thread itself; 0: every CPU the
-  // process may use (those of pool_cpus when given).
-  int compute_threads = 0;
-  // CPUs of the pool's helper threads; empty: those of the constructing
-  // thread.
-  std::vector<int> pool_cpus;
-  // Threads for a request whose rows all go to one expert, counting the
-  // thread that runs the job; 0: the whole pool. Their helpers run where the
-  // constructing thread runs. A worker with CPUs of its own on a shared host
-  // sets this to their number, so that a lone expert stays on them while
-  // several experts of one request still spread over the pool.
-  int lone_expert_threads = 0;
-};
+// fit the runner (dtype, sizes, layer, an expert this worker does not hold).
+absl::Status ValidateExpertRows(const ExpertRowsView& rows, const ExpertRunner& runner);
 
 class ExpertExecutor {
  public:
   using Job = absl::AnyInvocable<void(ExpertExecutor& executor)>;
 
-  ExpertExecutor(std::unique_ptr<ExpertShard> shard, const ExpertExecutorOptions& options);
+  explicit ExpertExecutor(std::unique_ptr<ExpertRunner> runner);
   // Runs every job already posted, then joins the compute thread.
   ~ExpertExecutor();
   ExpertExecutor(const ExpertExecutor&) = delete;
   ExpertExecutor& operator=(const ExpertExecutor&) = delete;
 
-  const ExpertShard& shard() const { return *shard_; }
+  const ExpertRunner& runner() const { return *runner_; }
 
   // Runs `job` now on this thread if no job is running or queued; otherwise
   // queues it for the compute thread and returns at once.
   void Post(Job job);
 
   // Inside a job only. Writes num_rows * hidden_size little-endian f32 to
-  // `out`: row r = expert_{expert_ids[r]}(rows[r]), unweighted. Each expert
-  // runs once over all its rows. `rows` must have passed ValidateExpertRows.
+  // `out`: row r = expert_{expert_ids[r]}(rows[r]), unweighted (ExpertRunner::Run).
+  // `rows` must have passed ValidateExpertRows.
   absl::Status Run(const ExpertRowsView& rows, char* out);
 
  private:
@@ -91,19 +75,8 @@ class ExpertExecutor {
   // After a job: lets the kernel threads sleep if nothing is queued.
   void AfterJob();
 
-  std::unique_ptr<ExpertShard> shard_;
-  const ExpertExecutorOptions options_;
-  ThreadPool pool_;
-  std::unique_ptr<ThreadPool> lone_pool_;  // lone_expert_threads > 0 only
-  // Compute-thread scratch.
-  std::vector<std::pair<uint32_t, int64_t>> order_;  // (expert, row), sorted
-  std::vector<std::pair<size_t, size_t>> groups_;     // [begin, end) of order_ per expert
-  struct GroupScratch {
-    std::vector<float> x, y;  // gathered rows and their outputs
-    ExpertShard::Scratch ffn;
-  };
-  std::vector<GroupScratch> scratch_;  // per group
-  std::vector<absl::Status> status_;   // per group, when they run concurrently
+  std::unique_ptr<ExpertRunner> runner_;
+  std::vector<uint32_t> ids_;  // expert ids, copied out of the request (aligned)
 
   mutable absl::Mutex mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);

@@ -4,7 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
-#include "expert_worker/expert_spec.h"
+#include "experts/cpu_expert_runner.h"
+#include "experts/expert_spec.h"
 #include "expert_worker/worker_service.h"
 #include "glog/logging.h"
 
@@ -24,11 +25,11 @@ absl::StatusOr<std::unique_ptr<ExpertWorkerServer>> ExpertWorkerServer::Start(co
   LOG(INFO) << "expert worker: loaded " << DescribeExperts(shard->keys()) << " (" << shard->weight_bytes()
             << " bytes of weights) from " << checkpoint.dir();
   auto worker = std::unique_ptr<ExpertWorkerServer>(new ExpertWorkerServer());
-  ExpertExecutorOptions exec;
-  exec.compute_threads = options.compute_threads;
-  exec.pool_cpus = options.pool_cpus;
-  exec.lone_expert_threads = options.lone_expert_threads;
-  worker->executor_ = std::make_unique<ExpertExecutor>(std::move(shard), exec);
+  CpuExpertOptions cpu;
+  cpu.compute_threads = options.compute_threads;
+  cpu.pool_cpus = options.pool_cpus;
+  cpu.lone_expert_threads = options.lone_expert_threads;
+  worker->executor_ = std::make_unique<ExpertExecutor>(std::make_unique<CpuExpertRunner>(std::move(shard), cpu));
   worker->service_ = std::make_unique<ExpertWorkerService>(worker->executor_.get());
   rpc::ServerOptions server_options;
   server_options.listen_address = options.listen_address;

@@ -18,7 +18,8 @@
 #include "absl/strings/string_view.h"
 #include "core/checkpoint.h"
 #include "expert_worker/expert_executor.h"
-#include "expert_worker/expert_shard.h"
+#include "experts/expert_runner.h"
+#include "experts/expert_shard.h"
 #include "proto/rpc_util.h"
 
 namespace moe {
@@ -32,7 +33,7 @@ struct ExpertWorkerOptions {
   std::string address_file;
   // Kernel threads, counting the compute thread; 0: every CPU available.
   int compute_threads = 0;
-  // See ExpertExecutorOptions: where the kernel pool's helpers run, and how
+  // See CpuExpertOptions: where the kernel pool's helpers run, and how
   // many threads a request for one expert uses (0: the whole pool).
   std::vector<int> pool_cpus;
   int lone_expert_threads = 0;
@@ -55,7 +56,7 @@ class ExpertWorkerServer {
   ~ExpertWorkerServer();
 
   const std::string& address() const { return server_->address(); }
-  const ExpertShard& shard() const { return executor_->shard(); }
+  const ExpertRunner& runner() const { return executor_->runner(); }
 
   // Blocks until Shutdown.
   void Wait() { server_->Wait(); }

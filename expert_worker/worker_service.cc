@@ -36,8 +36,8 @@ absl::Status InRequest(const pb::ExpertRequest& r, const absl::Status& s) {
 }
 
 // Validates `request`; empty `response` header filled in either way.
-absl::Status Prepare(const ExpertShard& shard, const pb::ExpertRequest& request, pb::ExpertResponse* response) {
-  absl::Status s = ValidateExpertRows(ViewOf(request), shard);
+absl::Status Prepare(const ExpertRunner& runner, const pb::ExpertRequest& request, pb::ExpertResponse* response) {
+  absl::Status s = ValidateExpertRows(ViewOf(request), runner);
   if (!s.ok()) return InRequest(request, s);
   response->set_dtype(pb::ACTIVATION_DTYPE_F32);
   response->set_num_rows(request.num_rows());
@@ -74,7 +74,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<pb::ExpertRequest, pb
       Finish(grpc::Status::OK);
       return;
     }
-    absl::Status s = Prepare(executor_->shard(), request_, &response_);
+    absl::Status s = Prepare(executor_->runner(), request_, &response_);
     if (!s.ok()) {
       Finish(rpc::ToGrpcStatus(s));
       return;
@@ -114,14 +114,14 @@ class StreamReactor final : public grpc::ServerBidiReactor<pb::ExpertRequest, pb
 grpc::ServerUnaryReactor* ExpertWorkerService::GetInfo(grpc::CallbackServerContext* context,
                                                        const pb::GetWorkerInfoRequest* /*request*/,
                                                        pb::WorkerInfo* response) {
-  const ExpertShard& shard = executor_->shard();
-  const ModelConfig& c = shard.config();
-  for (const ExpertKey& k : shard.keys()) {
+  const ExpertRunner& runner = executor_->runner();
+  const ModelConfig& c = runner.config();
+  for (const ExpertKey& k : runner.keys()) {
     pb::ExpertId* id = response->add_experts();
     id->set_layer(k.layer);
     id->set_expert(k.expert);
   }
-  response->set_weight_dtype(std::string(DTypeName(shard.weight_dtype())));
+  response->set_weight_dtype(std::string(runner.weight_dtype()));
   response->set_hidden_size(c.hidden_size);
   response->set_intermediate_size(c.intermediate_size);
   response->set_num_layers(c.num_hidden_layers);
@@ -140,7 +140,7 @@ grpc::ServerUnaryReactor* ExpertWorkerService::RunExperts(grpc::CallbackServerCo
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the expert worker is draining (shutting down)"));
     return reactor;
   }
-  absl::Status s = Prepare(executor_->shard(), *request, response);
+  absl::Status s = Prepare(executor_->runner(), *request, response);
   if (!s.ok() || request->num_rows() == 0) {
     reactor->Finish(rpc::ToGrpcStatus(s));
     return reactor;

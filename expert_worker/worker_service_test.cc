@@ -11,7 +11,8 @@
 #include "absl/synchronization/notification.h"
 #include "core/checkpoint.h"
 #include "expert_worker/expert_executor.h"
-#include "expert_worker/expert_spec.h"
+#include "experts/cpu_expert_runner.h"
+#include "experts/expert_spec.h"
 #include "expert_worker/worker_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -78,9 +79,10 @@ class WorkerServiceTest : public ::testing::Test {
     std::string out(r.rows().size(), '\0');
     const size_t row_bytes = hidden() * sizeof(float);
     std::vector<float> x(hidden()), y(hidden());
+    FfnScratch scratch;
     for (int i = 0; i < static_cast<int>(r.num_rows()); ++i) {
       std::memcpy(x.data(), r.rows().data() + i * row_bytes, row_bytes);
-      EXPECT_TRUE(reference_->Run(r.layer(), r.expert_ids(i), x.data(), 1, y.data(), nullptr).ok());
+      EXPECT_TRUE(reference_->Run(r.layer(), r.expert_ids(i), x.data(), 1, y.data(), nullptr, &scratch).ok());
       std::memcpy(out.data() + i * row_bytes, y.data(), row_bytes);
     }
     return out;
@@ -163,10 +165,10 @@ TEST_F(WorkerServiceTest, ExpertsOfOneRequestRunOnSeveralThreadsWithBitwiseTheSa
   for (int lone_threads : {0, 2}) {
     auto shard = ExpertShard::Load(*checkpoint_, {});
     ASSERT_TRUE(shard.ok());
-    ExpertExecutorOptions options;
+    CpuExpertOptions options;
     options.compute_threads = 3;
     options.lone_expert_threads = lone_threads;
-    ExpertExecutor executor(std::move(*shard), options);
+    ExpertExecutor executor(std::make_unique<CpuExpertRunner>(std::move(*shard), options));
     for (int layer = 0; layer < 2; ++layer) {
       for (const std::vector<uint32_t>* experts : {&mixed, &lone}) {
         const pb::ExpertRequest r = Request(layer, *experts, layer + 5);
@@ -176,7 +178,7 @@ TEST_F(WorkerServiceTest, ExpertsOfOneRequestRunOnSeveralThreadsWithBitwiseTheSa
         v.hidden_size = r.hidden_size();
         v.rows = r.rows();
         v.expert_ids = absl::MakeConstSpan(r.expert_ids().data(), r.expert_ids().size());
-        ASSERT_TRUE(ValidateExpertRows(v, executor.shard()).ok());
+        ASSERT_TRUE(ValidateExpertRows(v, executor.runner()).ok());
         std::string out(r.rows().size(), '\0');
         absl::Notification done;
         absl::Status status;

@@ -7,7 +7,8 @@
 #include <vector>
 
 #include "core/checkpoint.h"
-#include "expert_worker/expert_shard.h"
+#include "experts/expert_shard.h"
+#include "experts/local_expert_backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"

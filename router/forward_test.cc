@@ -12,7 +12,8 @@
 
 #include "core/checkpoint.h"
 #include "core/safetensors.h"
-#include "expert_worker/expert_shard.h"
+#include "experts/expert_shard.h"
+#include "experts/local_expert_backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"

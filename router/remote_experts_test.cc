@@ -11,8 +11,9 @@
 #include <vector>
 
 #include "core/checkpoint.h"
-#include "expert_worker/expert_shard.h"
-#include "expert_worker/expert_spec.h"
+#include "experts/expert_shard.h"
+#include "experts/local_expert_backend.h"
+#include "experts/expert_spec.h"
 #include "expert_worker/worker_server.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"

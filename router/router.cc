@@ -3,7 +3,8 @@
 #include <filesystem>
 
 #include "core/status_macros.h"
-#include "expert_worker/expert_shard.h"
+#include "experts/expert_shard.h"
+#include "experts/local_expert_backend.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "router/dense_model.h"

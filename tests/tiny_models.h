@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/checkpoint.h"
-#include "expert_worker/expert_shard.h"
+#include "experts/expert_shard.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "router/dense_model.h"

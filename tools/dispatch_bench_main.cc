@@ -33,7 +33,8 @@
 #include "expert_worker/worker_server.h"
 #include "moe/internal/v1/expert_worker.grpc.pb.h"
 #include "proto/rpc_util.h"
-#include "expert_worker/expert_shard.h"
+#include "experts/expert_shard.h"
+#include "experts/local_expert_backend.h"
 #include "router/remote_experts.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout). Required.");

@@ -1,4 +1,4 @@
-#include "expert_worker/expert_spec.h"
+#include "experts/expert_spec.h"
 
 #include <set>
 

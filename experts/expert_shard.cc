@@ -1,4 +1,4 @@
-#include "expert_worker/expert_shard.h"
+#include "experts/expert_shard.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -98,28 +98,6 @@ absl::Status ExpertShard::Run(int layer, int expert, const float* x, int64_t m, 
         absl::StrCat("this shard does not hold expert ", expert, " of layer ", layer));
   }
   SwiGluFfn(it->second, x, m, out, pool, scratch);
-  return absl::OkStatus();
-}
-
-absl::Status LocalExpertBackend::Compute(const ExpertBatch& b, float* outputs) {
-  const int64_t choices = b.num_tokens * b.top_k;
-  // Rows of each expert, in token order (the order does not change results:
-  // every row's output is computed independently of the others).
-  std::map<int, std::vector<int64_t>> by_expert;
-  for (int64_t c = 0; c < choices; ++c) by_expert[b.experts[c]].push_back(c);
-  for (const auto& [expert, list] : by_expert) {
-    const int64_t m = static_cast<int64_t>(list.size());
-    rows_.resize(m * b.hidden);
-    out_.resize(m * b.hidden);
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t token = list[i] / b.top_k;
-      std::memcpy(&rows_[i * b.hidden], b.hidden_states + token * b.hidden, b.hidden * sizeof(float));
-    }
-    RETURN_IF_ERROR(shard_->Run(b.layer, expert, rows_.data(), m, out_.data(), pool_));
-    for (int64_t i = 0; i < m; ++i) {
-      std::memcpy(outputs + list[i] * b.hidden, &out_[i * b.hidden], b.hidden * sizeof(float));
-    }
-  }
   return absl::OkStatus();
 }
 

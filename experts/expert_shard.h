@@ -4,14 +4,13 @@
 // checkpoint, and Load prefaults exactly those pages (madvise + one read per
 // page), so a loaded worker is warm and its resident memory is its share of
 // the weights and no more.
-// LocalExpertBackend runs a whole layer's batch against a shard in process
-// (`--workers=local`, tests, moe-generate).
+// CpuExpertRunner (experts/cpu_expert_runner.h) runs a layer's rows against
+// a shard.
 //
-// Thread-safety: Run with the shard's own scratch and Compute use per-object
-// buffers: one caller at a time. Run with caller-owned Scratch is const and
-// may run concurrently.
-#ifndef MOE_EXPERT_WORKER_EXPERT_SHARD_H_
-#define MOE_EXPERT_WORKER_EXPERT_SHARD_H_
+// Thread-safety: immutable after Load; Run is const and may run
+// concurrently, each caller with its own Scratch.
+#ifndef MOE_EXPERTS_EXPERT_SHARD_H_
+#define MOE_EXPERTS_EXPERT_SHARD_H_
 
 #include <cstdint>
 #include <map>
@@ -21,7 +20,6 @@
 
 #include "absl/status/statusor.h"
 #include "core/checkpoint.h"
-#include "core/expert_backend.h"
 #include "core/kernels.h"
 #include "core/thread_pool.h"
 
@@ -55,12 +53,7 @@ class ExpertShard {
   using Scratch = FfnScratch;
 
   // out[m, hidden] = w2(silu(w1 x) * (w3 x)) for m rows of x[m, hidden].
-  // FAILED_PRECONDITION if the pair is not held. The first form uses the
-  // shard's own scratch (one caller at a time); concurrent callers each pass
-  // their own.
-  absl::Status Run(int layer, int expert, const float* x, int64_t m, float* out, ThreadPool* pool) {
-    return Run(layer, expert, x, m, out, pool, &scratch_);
-  }
+  // FAILED_PRECONDITION if the pair is not held.
   absl::Status Run(int layer, int expert, const float* x, int64_t m, float* out, ThreadPool* pool,
                    Scratch* scratch) const;
 
@@ -70,22 +63,8 @@ class ExpertShard {
 
   ModelConfig config_;
   std::map<ExpertKey, Weights> experts_;
-  Scratch scratch_;
-};
-
-// Runs every routed expert of a batch against one shard, grouping the rows of
-// each expert so its weights are read once per step.
-class LocalExpertBackend : public ExpertBackend {
- public:
-  LocalExpertBackend(ExpertShard* shard, ThreadPool* pool) : shard_(shard), pool_(pool) {}
-  absl::Status Compute(const ExpertBatch& batch, float* outputs) override;
-
- private:
-  ExpertShard* shard_;
-  ThreadPool* pool_;
-  std::vector<float> rows_, out_;  // scratch for gathered rows
 };
 
 }  // namespace moe
 
-#endif  // MOE_EXPERT_WORKER_EXPERT_SHARD_H_
+#endif  // MOE_EXPERTS_EXPERT_SHARD_H_

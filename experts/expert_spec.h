@@ -8,8 +8,8 @@
 //
 // Parsing checks the numbers against the model, so a typo fails at start-up
 // with a message naming the item rather than as a missing expert later.
-#ifndef MOE_EXPERT_WORKER_EXPERT_SPEC_H_
-#define MOE_EXPERT_WORKER_EXPERT_SPEC_H_
+#ifndef MOE_EXPERTS_EXPERT_SPEC_H_
+#define MOE_EXPERTS_EXPERT_SPEC_H_
 
 #include <cstdint>
 #include <string>
@@ -18,7 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "expert_worker/expert_shard.h"
+#include "experts/expert_shard.h"
 
 namespace moe {
 
@@ -35,4 +35,4 @@ std::string DescribeExperts(const std::vector<ExpertKey>& keys);
 
 }  // namespace moe
 
-#endif  // MOE_EXPERT_WORKER_EXPERT_SPEC_H_
+#endif  // MOE_EXPERTS_EXPERT_SPEC_H_
