@@ -23,10 +23,6 @@ absl::Status ValidateExpertRows(const ExpertRowsView& v, const ExpertRunner& run
     return absl::InvalidArgumentError(
         absl::StrCat("expert_ids has ", v.expert_ids.size(), " entries for num_rows ", v.num_rows));
   }
-  if (v.num_gate_weights != 0 && v.num_gate_weights != v.num_rows) {
-    return absl::InvalidArgumentError(absl::StrCat("gate_weights has ", v.num_gate_weights,
-                                                   " entries; want 0 or num_rows ", v.num_rows));
-  }
   if (v.num_rows == 0) return absl::OkStatus();
   if (v.layer < 0 || v.layer >= c.num_hidden_layers) {
     return absl::InvalidArgumentError(

@@ -41,7 +41,6 @@ struct ExpertRowsView {
   int64_t hidden_size = 0;
   absl::string_view rows;  // num_rows * hidden_size little-endian f32
   absl::Span<const uint32_t> expert_ids;
-  int64_t num_gate_weights = 0;  // 0 or num_rows (observability only)
 };
 
 // INVALID_ARGUMENT naming the field and both values when the request does not

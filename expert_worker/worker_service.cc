@@ -25,7 +25,6 @@ ExpertRowsView ViewOf(const pb::ExpertRequest& r) {
   v.hidden_size = r.hidden_size();
   v.rows = absl::string_view(r.rows());
   v.expert_ids = absl::MakeConstSpan(r.expert_ids().data(), r.expert_ids().size());
-  v.num_gate_weights = r.gate_weights_size();
   return v;
 }
 
@@ -60,54 +59,6 @@ absl::Status Compute(ExpertExecutor& executor, const pb::ExpertRequest& request,
   if (!s.ok()) return absl::InternalError(InRequest(request, s).message());
   return absl::OkStatus();
 }
-
-// ExpertStream, one request at a time: read -> compute (compute thread) ->
-// write -> read. At any moment exactly one of these is in progress, so the
-// reactor's fields need no lock, and the compute thread's StartWrite/Finish is
-// its last touch of the reactor.
-class StreamReactor final : public grpc::ServerBidiReactor<pb::ExpertRequest, pb::ExpertResponse> {
- public:
-  explicit StreamReactor(ExpertExecutor* executor) : executor_(executor) { StartRead(&request_); }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {  // the client closed its side (or went away)
-      Finish(grpc::Status::OK);
-      return;
-    }
-    absl::Status s = Prepare(executor_->runner(), request_, &response_);
-    if (!s.ok()) {
-      Finish(rpc::ToGrpcStatus(s));
-      return;
-    }
-    if (request_.num_rows() == 0) {
-      StartWrite(&response_);
-      return;
-    }
-    executor_->Post([this, arrived = Clock::now()](ExpertExecutor& executor) {
-      absl::Status st = Compute(executor, request_, &response_, arrived);
-      if (!st.ok()) {
-        Finish(rpc::ToGrpcStatus(st));
-      } else {
-        StartWrite(&response_);
-      }
-    });
-  }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "ExpertStream: the client went away"));
-      return;
-    }
-    StartRead(&request_);
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  ExpertExecutor* executor_;
-  pb::ExpertRequest request_;
-  pb::ExpertResponse response_;
-};
 
 }  // namespace
 
@@ -151,11 +102,6 @@ grpc::ServerUnaryReactor* ExpertWorkerService::RunExperts(grpc::CallbackServerCo
     in_flight_.fetch_sub(1);
   });
   return reactor;
-}
-
-grpc::ServerBidiReactor<pb::ExpertRequest, pb::ExpertResponse>* ExpertWorkerService::ExpertStream(
-    grpc::CallbackServerContext* /*context*/) {
-  return new StreamReactor(executor_);
 }
 
 }  // namespace moe

@@ -4,9 +4,7 @@
 // Reactions never compute: they validate the request (INVALID_ARGUMENT naming
 // the field; bad input never crashes the worker), post the work to the
 // ExpertExecutor's compute thread and return. The compute thread fills the
-// response and finishes the reaction (unary) or starts the write (stream).
-// ExpertStream handles one request at a time per stream (read, compute,
-// write, read ...), so responses come back in request order.
+// response and finishes the reaction.
 //
 // Ownership: the executor is not owned and must outlive the server that
 // serves this service (and the service must outlive the server).
@@ -25,8 +23,7 @@ class ExpertWorkerService final : public rpc::ParsingService<moe::internal::v1::
  public:
   explicit ExpertWorkerService(ExpertExecutor* executor) : executor_(executor) {
     // Method indices as in expert_worker.proto; requests that fail to parse
-    // get INVALID_ARGUMENT (proto/parsed_request.h). The ExpertStream
-    // transport reads its messages itself.
+    // get INVALID_ARGUMENT (proto/parsed_request.h).
     ParseUnary(0, &ExpertWorkerService::GetInfo);
     ParseUnary(1, &ExpertWorkerService::RunExperts);
   }
@@ -37,13 +34,11 @@ class ExpertWorkerService final : public rpc::ParsingService<moe::internal::v1::
   grpc::ServerUnaryReactor* RunExperts(grpc::CallbackServerContext* context,
                                        const moe::internal::v1::ExpertRequest* request,
                                        moe::internal::v1::ExpertResponse* response) override;
-  grpc::ServerBidiReactor<moe::internal::v1::ExpertRequest, moe::internal::v1::ExpertResponse>* ExpertStream(
-      grpc::CallbackServerContext* context) override;
 
   // Drain: new exchanges are refused (UNAVAILABLE, so that routers retry on
   // a replica at once); exchanges already taken finish.
   void StopAccepting() { accepting_.store(false); }
-  // Unary exchanges taken and not yet answered.
+  // Exchanges taken and not yet answered.
   int InFlight() const { return in_flight_.load(); }
 
  private:

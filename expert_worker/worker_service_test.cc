@@ -67,10 +67,7 @@ class WorkerServiceTest : public ::testing::Test {
     std::vector<float> rows(experts.size() * hidden());
     for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<float>(((i * 37 + salt * 11) % 101) - 50) / 40.0f;
     r.set_rows(std::string(reinterpret_cast<const char*>(rows.data()), rows.size() * sizeof(float)));
-    for (uint32_t e : experts) {
-      r.add_expert_ids(e);
-      r.add_gate_weights(0.5f);
-    }
+    for (uint32_t e : experts) r.add_expert_ids(e);
     return r;
   }
 
@@ -130,7 +127,6 @@ TEST_F(WorkerServiceTest, MalformedRequestsAreInvalidArgumentNamingTheField) {
       {[](pb::ExpertRequest& r) { r.set_num_rows(4); }, "num_rows 4"},
       {[](pb::ExpertRequest& r) { r.set_hidden_size(64); }, "hidden_size is 64, the model's is 128"},
       {[](pb::ExpertRequest& r) { r.add_expert_ids(0); }, "expert_ids has 4 entries for num_rows 3"},
-      {[](pb::ExpertRequest& r) { r.add_gate_weights(1); }, "gate_weights has 4 entries"},
       {[](pb::ExpertRequest& r) { r.set_layer(7); }, "layer 7 is outside the model (2 layers)"},
       {[](pb::ExpertRequest& r) { r.set_expert_ids(1, 1); },
        "does not hold expert 1 of layer 1 (expert_ids[1])"},
@@ -197,7 +193,6 @@ TEST_F(WorkerServiceTest, ExpertsOfOneRequestRunOnSeveralThreadsWithBitwiseTheSa
 
 TEST_F(WorkerServiceTest, ZeroRowsGetAnEmptyReply) {
   pb::ExpertRequest r = Request(/*layer=*/0, {});
-  r.clear_gate_weights();
   pb::ExpertResponse response;
   const grpc::Status s = Call(r, &response);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -230,44 +225,6 @@ TEST_F(WorkerServiceTest, ManyConcurrentUnaryCallsAllComplete) {
   }
 }
 
-TEST_F(WorkerServiceTest, StreamAnswersSeveralRequestsInOrder) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(rpc::DeadlineIn(5000));
-  auto stream = stub_->ExpertStream(&ctx);
-  std::vector<pb::ExpertRequest> requests = {Request(0, {0}), Request(1, {2, 2, 0}, 1), Request(0, {}),
-                                             Request(1, {0, 0, 0, 0, 2, 2, 2, 0}, 2), Request(0, {2}, 3)};
-  for (const pb::ExpertRequest& r : requests) {
-    ASSERT_TRUE(stream->Write(r));
-    pb::ExpertResponse response;
-    ASSERT_TRUE(stream->Read(&response));
-    EXPECT_EQ(response.num_rows(), r.num_rows());
-    EXPECT_TRUE(response.outputs() == Expected(r));
-  }
-  // Pipelined: several writes before the reads; replies keep the order.
-  for (const pb::ExpertRequest& r : requests) ASSERT_TRUE(stream->Write(r));
-  for (const pb::ExpertRequest& r : requests) {
-    pb::ExpertResponse response;
-    ASSERT_TRUE(stream->Read(&response));
-    EXPECT_TRUE(response.outputs() == Expected(r));
-  }
-  ASSERT_TRUE(stream->WritesDone());
-  const grpc::Status s = stream->Finish();
-  EXPECT_TRUE(s.ok()) << s.error_message();
-}
-
-TEST_F(WorkerServiceTest, StreamEndsWithInvalidArgumentOnABadRequest) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(rpc::DeadlineIn(5000));
-  auto stream = stub_->ExpertStream(&ctx);
-  ASSERT_TRUE(stream->Write(Request(0, {0})));
-  pb::ExpertResponse response;
-  ASSERT_TRUE(stream->Read(&response));
-  ASSERT_TRUE(stream->Write(Request(0, {3})));
-  EXPECT_FALSE(stream->Read(&response));
-  const grpc::Status s = stream->Finish();
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("does not hold expert 3 of layer 0"));
-}
 
 }  // namespace
 }  // namespace moe

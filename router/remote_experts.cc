@@ -47,100 +47,10 @@ struct RemoteExpertBackend::Call {
   grpc::Status status;  // OK once a reply arrived
   bool timed_out = false;
   double latency_s = 0;
-  // Unary transport: the call's context, its reader, and when it was sent.
+  // The call's context, its reader, and when it was sent.
   std::unique_ptr<grpc::ClientContext> context;
   std::unique_ptr<grpc::ClientAsyncResponseReader<pb::ExpertResponse>> reader;
   Clock::time_point start;
-};
-
-// A persistent ExpertStream to one worker. One exchange (a write and a read)
-// at a time; its completion flags are guarded by the backend's mutex, and the
-// exchange counts as finished once both the write and the read are done (the
-// reply can arrive before OnWriteDone). The hold taken at construction keeps
-// gRPC from finishing the reactor while the engine thread may still start
-// operations; Close releases it and waits for OnDone.
-class RemoteExpertBackend::Stream final : public grpc::ClientBidiReactor<pb::ExpertRequest, pb::ExpertResponse> {
- public:
-  Stream(pb::ExpertWorker::Stub* stub, bool wait_for_ready, absl::Mutex* mu, int* pending)
-      : mu_(mu), pending_(pending) {
-    context_.set_wait_for_ready(wait_for_ready);
-    stub->async()->ExpertStream(&context_, this);
-    AddHold();
-    StartCall();
-  }
-
-  // Engine thread; the previous exchange must be finished. The caller counts
-  // this exchange in *pending beforehand.
-  void Begin(const pb::ExpertRequest* request, pb::ExpertResponse* response) ABSL_LOCKS_EXCLUDED(mu_) {
-    {
-      absl::MutexLock lock(mu_);
-      read_done_ = write_done_ = false;
-      read_ok_ = write_ok_ = false;
-      ++exchanges_;
-    }
-    StartRead(response);
-    StartWrite(request);
-  }
-  bool finished() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return read_done_ && write_done_; }
-  bool succeeded() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished() && read_ok_ && write_ok_; }
-  Clock::time_point finished_at() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_at_; }
-  int exchanges() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return exchanges_; }
-  // Any thread: the outstanding read and write complete (not ok) soon after.
-  void Cancel() { context_.TryCancel(); }
-
-  // Engine thread, no exchange outstanding: ends the stream and returns its
-  // final status. The object may be destroyed afterwards.
-  grpc::Status Close() ABSL_LOCKS_EXCLUDED(mu_) {
-    RemoveHold();
-    bool done;
-    {
-      absl::MutexLock lock(mu_);
-      done = mu_->AwaitWithTimeout(absl::Condition(&done_), absl::Seconds(1));
-    }
-    // A healthy stream being closed, or a peer that does not answer. Outside
-    // the lock: cancelling may run callbacks inline.
-    if (!done) Cancel();
-    absl::MutexLock lock(mu_);
-    mu_->Await(absl::Condition(&done_));
-    return final_status_;
-  }
-
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(mu_);
-    write_ok_ = ok;
-    write_done_ = true;
-    MaybeFinish();
-  }
-  void OnReadDone(bool ok) override {
-    absl::MutexLock lock(mu_);
-    read_ok_ = ok;
-    read_done_ = true;
-    MaybeFinish();
-  }
-  void OnDone(const grpc::Status& status) override {
-    absl::MutexLock lock(mu_);
-    final_status_ = status;
-    done_ = true;
-  }
-
- private:
-  void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!finished()) return;
-    finished_at_ = Clock::now();
-    --*pending_;
-  }
-
-  grpc::ClientContext context_;
-  absl::Mutex* const mu_;
-  int* const pending_ ABSL_PT_GUARDED_BY(mu_);
-  bool read_done_ ABSL_GUARDED_BY(mu_) = false;
-  bool write_done_ ABSL_GUARDED_BY(mu_) = false;
-  bool read_ok_ ABSL_GUARDED_BY(mu_) = false;
-  bool write_ok_ ABSL_GUARDED_BY(mu_) = false;
-  int exchanges_ ABSL_GUARDED_BY(mu_) = 0;
-  Clock::time_point finished_at_ ABSL_GUARDED_BY(mu_);
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
 };
 
 struct RemoteExpertBackend::Worker {
@@ -148,7 +58,6 @@ struct RemoteExpertBackend::Worker {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<pb::ExpertWorker::Stub> stub;
   // Engine thread only.
-  std::unique_ptr<Stream> stream;  // open stream (stream transport), reopened after a failure
   // The monitor's channel: reconnects within one probe interval.
   std::unique_ptr<grpc::health::v1::Health::Stub> probe;
   // Any thread. stats.up is the worker's health.
@@ -177,11 +86,6 @@ RemoteExpertBackend::~RemoteExpertBackend() {
     stop_monitor_ = true;
   }
   if (monitor_.joinable()) monitor_.join();
-  for (auto& w : workers_) {
-    if (w->stream == nullptr) continue;
-    w->stream->Cancel();
-    w->stream->Close();
-  }
   if (cq_ != nullptr) {
     cq_->Shutdown();  // no call is in flight between Compute calls
     void* tag;
@@ -457,11 +361,6 @@ bool RemoteExpertBackend::ProbeNow(int w) {
   if (!s.ok() || response.status() != grpc::health::v1::HealthCheckResponse::SERVING) return false;
   worker.channel = std::move(channel);
   worker.stub = pb::ExpertWorker::NewStub(worker.channel);
-  if (worker.stream != nullptr) {
-    worker.stream->Cancel();
-    worker.stream->Close();
-    worker.stream.reset();
-  }
   SetHealthy(w, true, "");
   return true;
 }
@@ -474,11 +373,6 @@ void RemoteExpertBackend::TakeFreshChannels() {
       fresh = std::move(w->fresh_channel);
     }
     if (fresh == nullptr) continue;
-    if (w->stream != nullptr) {
-      w->stream->Cancel();
-      w->stream->Close();
-      w->stream.reset();
-    }
     w->channel = std::move(fresh);
     w->stub = pb::ExpertWorker::NewStub(w->channel);
   }
@@ -597,21 +491,15 @@ absl::Status RemoteExpertBackend::Compute(const ExpertBatch& b, float* outputs) 
       std::string* rows = r.mutable_rows();
       rows->resize(list.size() * row_bytes);
       r.mutable_expert_ids()->Reserve(list.size());
-      if (b.weights != nullptr) r.mutable_gate_weights()->Reserve(list.size());
       for (size_t i = 0; i < list.size(); ++i) {
         const int64_t c = list[i];
         std::memcpy(rows->data() + i * row_bytes, b.hidden_states + (c / b.top_k) * h, row_bytes);
         r.add_expert_ids(static_cast<uint32_t>(b.experts[c]));
-        if (b.weights != nullptr) r.add_gate_weights(b.weights[c]);
       }
     }
     std::vector<Call*> view;
     for (auto& c : calls) view.push_back(c.get());
-    if (options_.transport == ExpertTransport::kUnary) {
-      RunUnary(view);
-    } else {
-      RunStreams(view);
-    }
+    RunUnary(view);
 
     std::vector<int> again;
     for (const auto& call : calls) {
@@ -680,76 +568,6 @@ void RemoteExpertBackend::RunUnary(const std::vector<Call*>& calls) {
     CHECK(cq_->Next(&tag, &ok)) << "completion queue shut down with exchanges in flight";
     Call* c = static_cast<Call*>(tag);
     c->latency_s = std::chrono::duration<double>(Clock::now() - c->start).count();
-  }
-}
-
-void RemoteExpertBackend::ExchangeOnStreams(const std::vector<Call*>& calls, absl::Time deadline) {
-  {
-    absl::MutexLock lock(&mu_);
-    pending_ = static_cast<int>(calls.size());
-  }
-  std::vector<Clock::time_point> start(calls.size());
-  for (size_t i = 0; i < calls.size(); ++i) {
-    Worker& w = *workers_[calls[i]->worker];
-    if (w.stream == nullptr) w.stream = std::make_unique<Stream>(w.stub.get(), w.WaitForReady(), &mu_, &pending_);
-    start[i] = Clock::now();
-    w.stream->Begin(&calls[i]->request, &calls[i]->response);
-  }
-  const absl::Condition all_done(+[](int* p) { return *p == 0; }, &pending_);
-  std::vector<Stream*> late;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!mu_.AwaitWithDeadline(all_done, deadline)) {
-      for (Call* c : calls) {
-        Stream* stream = workers_[c->worker]->stream.get();
-        if (stream->finished()) continue;
-        c->timed_out = true;
-        late.push_back(stream);
-      }
-    }
-  }
-  for (Stream* stream : late) stream->Cancel();  // outside the lock: may call back inline
-  absl::MutexLock lock(&mu_);
-  mu_.Await(all_done);  // cancelled exchanges finish promptly
-  for (size_t i = 0; i < calls.size(); ++i) {
-    Stream& stream = *workers_[calls[i]->worker]->stream;
-    calls[i]->latency_s = std::chrono::duration<double>(stream.finished_at() - start[i]).count();
-  }
-}
-
-void RemoteExpertBackend::RunStreams(const std::vector<Call*>& calls) {
-  const absl::Time deadline = absl::Now() + absl::Milliseconds(options_.dispatch_deadline_ms);
-  std::vector<Call*> todo = calls;
-  // A stream that sat idle may have died with its worker (a restart) without
-  // anyone noticing; an exchange that fails on such a stream is tried once
-  // more on a fresh one, within the same deadline.
-  for (int attempt = 0; attempt < 2 && !todo.empty(); ++attempt) {
-    ExchangeOnStreams(todo, deadline);
-    std::vector<Call*> retry;
-    for (Call* c : todo) {
-      Worker& w = *workers_[c->worker];
-      bool ok, reused;
-      {
-        absl::MutexLock lock(&mu_);
-        ok = w.stream->succeeded();
-        reused = w.stream->exchanges() > 1;
-      }
-      if (ok) {
-        c->status = grpc::Status::OK;
-        continue;
-      }
-      grpc::Status final_status = w.stream->Close();
-      w.stream.reset();
-      if (attempt == 0 && reused && !c->timed_out) {
-        LOG(INFO) << "expert stream to " << w.address << " ended (" << CodeName(final_status.error_code()) << ": "
-                  << final_status.error_message() << "); retrying layer " << c->request.layer() << " on a new stream";
-        c->response.Clear();
-        retry.push_back(c);
-        continue;
-      }
-      c->status = final_status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the stream ended") : final_status;
-    }
-    todo = std::move(retry);
   }
 }
 

@@ -4,14 +4,12 @@
 // Connect asks every worker what it holds and refuses to start unless every
 // (layer, expert) of the model is held by some worker. Compute sends each
 // worker that has rows ONE request per layer, all concurrently, and waits for
-// every reply (or the per-layer deadline). By default each request is one
-// callback unary RunExperts call, whose deadline gRPC enforces. The
-// alternative transport is one persistent ExpertStream per worker (a write
-// and a read per layer); on loopback neither is clearly faster
-// (docs/dispatch.md). The stream's per-layer deadline is enforced here: a
-// late exchange cancels the stream, which is reopened on the next call; an
-// exchange that fails on a stream opened before (e.g. to a worker since
-// restarted) is retried once on a fresh stream within the same deadline.
+// every reply (or the per-layer deadline). Each request is one unary
+// RunExperts call on gRPC's asynchronous completion-queue API, which the
+// engine thread drains itself (a reply wakes it directly, with no hand-off
+// from a callback thread); gRPC enforces the deadline. A persistent stream
+// per worker was measured as no faster on loopback and removed
+// (docs/dispatch.md).
 //
 // Replicas: workers may hold overlapping sets of experts. Each step, the
 // rows of each expert go to one healthy worker holding it, spread by load
@@ -59,11 +57,6 @@
 
 namespace moe {
 
-enum class ExpertTransport {
-  kUnary,   // one RunExperts call per worker per layer
-  kStream,  // one persistent ExpertStream per worker
-};
-
 struct RemoteExpertsOptions {
   // "HOST:PORT" of each worker; the order decides which of several workers
   // holding the same expert is asked first.
@@ -73,8 +66,6 @@ struct RemoteExpertsOptions {
   // Deadline for reaching every worker at start-up (GetInfo), ms; workers
   // still starting within it are waited for.
   int64_t connect_deadline_ms = 10000;
-  // How the per-layer requests travel; failures and results are the same.
-  ExpertTransport transport = ExpertTransport::kUnary;
   // TLS to the workers (this router's certificate is its client certificate).
   rpc::TlsConfig tls;
   // How often unhealthy workers are probed (healthy ones: 5x less often), ms;
@@ -129,7 +120,6 @@ class RemoteExpertBackend : public ExpertBackend {
  private:
   struct Worker;
   struct Call;
-  class Stream;
   RemoteExpertBackend(const ModelConfig& config, const RemoteExpertsOptions& options);
   // Assigns each expert of `experts` (rows waiting) a healthy worker holding
   // it, not in `tried[expert]`, with the fewest rows so far; -1 when none.
@@ -146,21 +136,15 @@ class RemoteExpertBackend : public ExpertBackend {
   bool Covered(int layer) const;
   // Send `calls` and wait until each has a status (OK, or the failure).
   void RunUnary(const std::vector<Call*>& calls);
-  void RunStreams(const std::vector<Call*>& calls);
-  // Starts the exchanges of `calls` on their workers' streams and waits for
-  // them until `deadline`; cancels the late ones.
-  void ExchangeOnStreams(const std::vector<Call*>& calls, absl::Time deadline);
 
   const ModelConfig config_;
   const RemoteExpertsOptions options_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // owners_[layer * num_experts + expert]: indices of the workers holding it, in option order.
   std::vector<std::vector<int>> owners_;
-  absl::Mutex mu_;  // guards the exchanges in flight (pending_ and the streams' flags)
-  int pending_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t step_ = 0;  // requests sent, for the workers' logs
-  // Unary transport: the engine thread waits on this queue itself, so that
-  // a reply wakes it directly (no hand-off from a gRPC callback thread).
+  // The engine thread waits on this queue itself, so that a reply wakes it
+  // directly (no hand-off from a gRPC callback thread).
   std::unique_ptr<grpc::CompletionQueue> cq_;
   // Compute scratch (engine thread only).
   std::vector<std::vector<int64_t>> choices_of_expert_;  // per expert: choice indices (token * top_k + k)

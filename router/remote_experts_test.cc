@@ -141,10 +141,7 @@ TEST_F(RemoteExpertsTest, LogitsAreBitwiseTheSameOn1_2And4WorkersAsInProcess) {
   const std::vector<std::vector<float>> want = GoldenLogits(&local);
   ASSERT_FALSE(want.empty());
   for (int n : {1, 2, 4}) {
-   for (ExpertTransport transport : {ExpertTransport::kStream, ExpertTransport::kUnary}) {
-    SCOPED_TRACE(transport == ExpertTransport::kStream ? "stream" : "unary");
     RemoteExpertsOptions options;
-    options.transport = transport;
     auto workers = StartWorkers(n, &options);
     auto remote = RemoteExpertBackend::Connect(config(), options);
     ASSERT_TRUE(remote.ok()) << remote.status();
@@ -163,7 +160,6 @@ TEST_F(RemoteExpertsTest, LogitsAreBitwiseTheSameOn1_2And4WorkersAsInProcess) {
       calls += s.calls;
     }
     EXPECT_GE(calls, want.size() * config().num_hidden_layers);
-   }
   }
 }
 
@@ -286,7 +282,6 @@ TEST_F(RemoteExpertsTest, AMalformedReplyIsInternalNamingTheWorker) {
   ASSERT_TRUE(server.ok()) << server.status();
   RemoteExpertsOptions options;
   options.worker_addresses = {(*server)->address()};
-  options.transport = ExpertTransport::kUnary;
   auto remote = RemoteExpertBackend::Connect(config(), options);
   ASSERT_TRUE(remote.ok()) << remote.status();
   const Batch b = MakeBatch();
@@ -402,11 +397,8 @@ TEST_F(RemoteExpertsTest, AWorkerThatStopsAnsweringCostsOneDeadlineThenItsReplic
   (*server)->Shutdown(std::chrono::milliseconds(0));
 }
 
-class RemoteExpertsRestartTest : public RemoteExpertsTest, public ::testing::WithParamInterface<ExpertTransport> {};
-
-TEST_P(RemoteExpertsRestartTest, AWorkerThatGoesAwayIsUnavailableAndWorksAgainAfterRestartOnTheSamePort) {
+TEST_F(RemoteExpertsTest, AWorkerThatGoesAwayIsUnavailableAndWorksAgainAfterRestartOnTheSamePort) {
   RemoteExpertsOptions options;
-  options.transport = GetParam();
   auto workers = StartWorkers(2, &options);
   options.dispatch_deadline_ms = 500;
   auto remote = RemoteExpertBackend::Connect(config(), options);
@@ -447,9 +439,8 @@ TEST_P(RemoteExpertsRestartTest, AWorkerThatGoesAwayIsUnavailableAndWorksAgainAf
   EXPECT_EQ(out, want);
 }
 
-TEST_P(RemoteExpertsRestartTest, AWorkerRestartedBetweenCallsIsUsedAgainAtOnce) {
+TEST_F(RemoteExpertsTest, AWorkerRestartedBetweenCallsIsUsedAgainAtOnce) {
   RemoteExpertsOptions options;
-  options.transport = GetParam();
   auto workers = StartWorkers(2, &options);
   auto remote = RemoteExpertBackend::Connect(config(), options);
   ASSERT_TRUE(remote.ok()) << remote.status();
@@ -466,12 +457,6 @@ TEST_P(RemoteExpertsRestartTest, AWorkerRestartedBetweenCallsIsUsedAgainAtOnce) 
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(out, want);
 }
-
-INSTANTIATE_TEST_SUITE_P(Transports, RemoteExpertsRestartTest,
-                         ::testing::Values(ExpertTransport::kStream, ExpertTransport::kUnary),
-                         [](const ::testing::TestParamInfo<ExpertTransport>& info) {
-                           return std::string(info.param == ExpertTransport::kStream ? "Stream" : "Unary");
-                         });
 
 }  // namespace
 }  // namespace moe

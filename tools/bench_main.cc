@@ -45,8 +45,6 @@ ABSL_FLAG(int, bandwidth_mib, 1024, "Buffer size for the bandwidth measurement, 
 ABSL_FLAG(bool, json, false, "Print the figures as one JSON object.");
 ABSL_FLAG(std::string, workers, "local",
           "Expert workers to dispatch to (comma-separated addresses), or 'local' for in-process experts.");
-ABSL_FLAG(std::string, expert_transport, "unary",
-          "With remote workers: 'unary' (one call per layer) or 'stream' (one persistent stream per worker).");
 ABSL_FLAG(int64_t, dispatch_deadline_ms, 5000, "Deadline of one MoE-layer exchange with a worker, ms.");
 ABSL_FLAG(std::string, concurrency, "",
           "Comma-separated request counts (e.g. 1,8,32,64): measure the engine with that many concurrent "
@@ -212,11 +210,6 @@ int main(int argc, char** argv) {
     moe::RemoteExpertsOptions ro;
     for (absl::string_view w : absl::StrSplit(workers, ',', absl::SkipWhitespace())) ro.worker_addresses.emplace_back(w);
     ro.dispatch_deadline_ms = absl::GetFlag(FLAGS_dispatch_deadline_ms);
-    const std::string transport = absl::GetFlag(FLAGS_expert_transport);
-    if (transport != "unary" && transport != "stream") {
-      return Fail("--expert-transport: '" + transport + "' is neither 'unary' nor 'stream'");
-    }
-    ro.transport = transport == "stream" ? moe::ExpertTransport::kStream : moe::ExpertTransport::kUnary;
     auto r = moe::RemoteExpertBackend::Connect(cfg, ro);
     if (!r.ok()) return Fail(std::string(r.status().message()));
     remote = r->get();

@@ -1,9 +1,8 @@
 // moe-dispatch-bench: round-trip time of one MoE layer's dispatch to an expert
-// worker, per transport path: callback unary RunExperts (one call per layer),
-// a persistent ExpertStream (one write + one read per layer), and
-// RemoteExpertBackend::Compute end to end (gather, call, scatter) on each of
-// the two transports. "empty" is a 0-row unary call, answered inside the
-// worker's reaction: the transport alone. "compute" is the expert FFNs alone.
+// worker: a unary RunExperts call (one per layer), and
+// RemoteExpertBackend::Compute end to end (gather, call, scatter). "empty" is
+// a 0-row call, answered inside the worker's reaction: the transport alone.
+// "compute" is the expert FFNs alone.
 //
 //   moe-dispatch-bench --model DIR [--rows 1,32] [--iterations 2000] [--worker ADDR]
 //
@@ -115,60 +114,6 @@ absl::StatusOr<double> UnaryRoundTrip(pb::ExpertWorker::Stub* stub, const pb::Ex
   return us;
 }
 
-// Stream: one persistent ExpertStream; each layer is a write and a read.
-class StreamClient : public grpc::ClientBidiReactor<pb::ExpertRequest, pb::ExpertResponse> {
- public:
-  explicit StreamClient(pb::ExpertWorker::Stub* stub) {
-    stub->async()->ExpertStream(&ctx_, this);
-    AddHold();
-    StartCall();
-  }
-  ~StreamClient() override {
-    StartWritesDone();
-    RemoveHold();
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(&done_));
-  }
-
-  absl::StatusOr<double> RoundTrip(const pb::ExpertRequest& request) {
-    {
-      absl::MutexLock lock(&mu_);
-      read_done_ = write_done_ = false;
-    }
-    const auto t0 = Clock::now();
-    StartRead(&response_);
-    StartWrite(&request);
-    absl::MutexLock lock(&mu_);
-    // The reply can arrive before OnWriteDone; the next StartWrite must wait for both.
-    mu_.Await(absl::Condition(this, &StreamClient::ExchangeDone));
-    const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-    if (!read_ok_) return absl::UnavailableError("stream broke");
-    if (response_.outputs().size() != request.rows().size()) return absl::InternalError("short reply");
-    return us;
-  }
-
-  void OnWriteDone(bool /*ok*/) override {
-    absl::MutexLock lock(&mu_);
-    write_done_ = true;
-  }
-  void OnReadDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    read_ok_ = ok;
-    read_done_ = true;
-  }
-  void OnDone(const grpc::Status& /*status*/) override {
-    absl::MutexLock lock(&mu_);
-    done_ = true;
-  }
-
- private:
-  grpc::ClientContext ctx_;
-  pb::ExpertResponse response_;
-  absl::Mutex mu_;
-  bool ExchangeDone() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return read_done_ && write_done_; }
-  bool read_done_ = false, write_done_ = false, read_ok_ = false, done_ = false;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -203,10 +148,6 @@ int main(int argc, char** argv) {
   auto stub = pb::ExpertWorker::NewStub(channel);
   moe::RemoteExpertsOptions remote_options;
   remote_options.worker_addresses = {address};
-  remote_options.transport = moe::ExpertTransport::kStream;
-  auto remote_stream = moe::RemoteExpertBackend::Connect(cfg, remote_options);
-  if (!remote_stream.ok()) return Fail(std::string(remote_stream.status().message()));
-  remote_options.transport = moe::ExpertTransport::kUnary;
   auto remote_unary = moe::RemoteExpertBackend::Connect(cfg, remote_options);
   if (!remote_unary.ok()) return Fail(std::string(remote_unary.status().message()));
 
@@ -231,10 +172,7 @@ int main(int argc, char** argv) {
     std::vector<float> x(rows * cfg.hidden_size);
     for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 13) / 13.0f - 0.5f;
     request.set_rows(std::string(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float)));
-    for (int r = 0; r < rows; ++r) {
-      request.add_expert_ids(r % cfg.num_experts);
-      request.add_gate_weights(1.0f);
-    }
+    for (int r = 0; r < rows; ++r) request.add_expert_ids(r % cfg.num_experts);
     // The same rows as an ExpertBatch of `rows` tokens with top-1.
     std::vector<int32_t> experts(rows);
     for (int r = 0; r < rows; ++r) experts[r] = r % cfg.num_experts;
@@ -243,7 +181,6 @@ int main(int argc, char** argv) {
 
     // The paths take turns, one round trip each, so that whatever else the
     // machine does at the time falls on all of them alike.
-    StreamClient stream(stub.get());
     struct Path {
       const char* name;
       std::function<absl::StatusOr<double>()> once;
@@ -260,14 +197,11 @@ int main(int argc, char** argv) {
     empty.set_num_rows(0);
     empty.clear_rows();
     empty.clear_expert_ids();
-    empty.clear_gate_weights();
     std::vector<Path> paths = {
         {"empty", [&] { return UnaryRoundTrip(stub.get(), empty); }, {}},
         {"compute", [&] { return timed([&] { return in_process.Compute(batch, outputs.data()); }); }, {}},
         {"unary", [&] { return UnaryRoundTrip(stub.get(), request); }, {}},
-        {"stream", [&] { return stream.RoundTrip(request); }, {}},
         {"rb-unary", [&] { return timed([&] { return (*remote_unary)->Compute(batch, outputs.data()); }); }, {}},
-        {"rb-stream", [&] { return timed([&] { return (*remote_stream)->Compute(batch, outputs.data()); }); }, {}},
     };
     for (int i = 0; i < warmup + iterations; ++i) {
       for (size_t k = 0; k < paths.size(); ++k) {
