@@ -13,6 +13,10 @@
 
 namespace moe {
 
+// Most samples one request may ask for (n, and best_of at the gateway);
+// the gateway's --max-n may only lower it.
+inline constexpr uint32_t kMaxSamplesPerRequest = 16;
+
 struct SamplingOptions {
   float temperature = 1.0f;         // >= 0; 0: greedy
   int top_k = 0;                    // 0: off; else 1..vocab
@@ -24,7 +28,7 @@ struct SamplingOptions {
   float frequency_penalty = 0.0f;   // [-2, 2]
   std::vector<std::pair<int64_t, float>> logit_bias;  // id -> bias in [-100, 100] (64 bits: a uint32 id never wraps)
   std::optional<uint64_t> seed;
-  uint64_t sample_index = 0;  // which of the n samples of one request
+  uint64_t sample_index = 0;  // which of the n samples of one request (< kMaxSamplesPerRequest)
   int top_logprobs = 0;       // 0..20 alternatives reported per token
   bool ignore_eos = false;
   int min_tokens = 0;         // end tokens are masked until this many were generated

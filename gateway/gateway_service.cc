@@ -102,7 +102,8 @@ class TwoSidedLifetime {
 };
 
 // Stops one sample of a multi-sample request on the router (fire and forget).
-void AbortSample(RouterPool::Router* router, const std::string& request_id, uint32_t index) {
+// `handle` is the router's id of the request (RouterGenerateResponse.request_handle).
+void AbortSample(RouterPool::Router* router, uint64_t handle, uint32_t index) {
   struct Call {
     grpc::ClientContext ctx;
     moe::internal::v1::AbortRequest req;
@@ -110,7 +111,8 @@ void AbortSample(RouterPool::Router* router, const std::string& request_id, uint
   };
   auto* call = new Call();
   call->ctx.set_deadline(rpc::DeadlineIn(5000));
-  call->req.set_request_id(absl::StrCat(request_id, "/", index));
+  call->req.set_request_handle(handle);
+  call->req.set_sample_index(index);
   router->stub->async()->Abort(&call->ctx, &call->req, &call->resp, [call](grpc::Status) { delete call; });
 }
 
@@ -153,7 +155,6 @@ class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateRespons
       return;
     }
     translator_.emplace(service->tokenizer(), *prepared);
-    request_id_ = id;
     router_ = std::make_unique<RouterCall>(this, service, std::move(prepared->router),
                                            service->options().default_request_deadline_ms, context->deadline());
     router_->Start();
@@ -168,7 +169,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateRespons
       return;
     }
     if (out->stopped_sample.has_value() && !out->all_done) {
-      AbortSample(router_->router(), request_id_, *out->stopped_sample);
+      AbortSample(router_->router(), msg.request_handle(), *out->stopped_sample);
     }
     if (out->all_done) {
       // Every sample has ended (stop strings may end them before the router
@@ -208,7 +209,6 @@ class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateRespons
   GatewayService::ActiveCall active_;  // first: counted until the reactor is gone
   std::optional<ResponseTranslator> translator_;
   std::unique_ptr<RouterCall> router_;
-  std::string request_id_;
   moe::v1::GenerateResponse out_;
   grpc::Status error_;
   bool all_done_ = false;
@@ -233,7 +233,6 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
       return;
     }
     translator_.emplace(service->tokenizer(), *prepared);
-    request_id_ = id;
     router_ = std::make_unique<RouterCall>(this, service, std::move(prepared->router),
                                            service->options().default_request_deadline_ms, context->deadline());
     router_->Start();
@@ -247,7 +246,7 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
     } else {
       if (out->message.has_value() && out->message->tokens_size() > 0) clock_.Token();
       if (out->stopped_sample.has_value() && !out->all_done) {
-        AbortSample(router_->router(), request_id_, *out->stopped_sample);
+        AbortSample(router_->router(), msg.request_handle(), *out->stopped_sample);
       }
       if (out->all_done) {
         all_done_ = true;
@@ -285,7 +284,6 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
   CallClock clock_;
   std::optional<ResponseTranslator> translator_;
   std::unique_ptr<RouterCall> router_;
-  std::string request_id_;
   grpc::Status error_;
   bool all_done_ = false;
   TwoSidedLifetime lifetime_;

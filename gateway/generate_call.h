@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/sampling_options.h"
 #include "gateway/stop_matcher.h"
 #include "gateway/tokenizer/tokenizer.h"
 #include "moe/internal/v1/router.pb.h"
@@ -20,7 +21,7 @@
 namespace moe {
 
 struct RequestLimits {
-  int max_n = 16;             // n and best_of at most this
+  int max_n = static_cast<int>(kMaxSamplesPerRequest);  // n and best_of at most this
   int max_stop_strings = 16;  // stop strings per request
 };
 

@@ -34,8 +34,8 @@ void SendError(httplib::Response& res, const absl::Status& status, const OpenAiR
   SendJson(res, e.http_status, e.body);
 }
 
-// "cmpl-" + 24 random hex digits: unique across gateways and restarts (the
-// router keys Abort by request id).
+// "cmpl-" + 24 random hex digits: unique across gateways and restarts, so
+// that logs of different requests never share an id.
 std::string NewResponseId(absl::string_view prefix) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return absl::StrFormat("%s%016x%08x", prefix, rng(), static_cast<uint32_t>(rng()));

@@ -8,6 +8,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
 #include "core/command_line.h"
+#include "core/sampling_options.h"
 #include "gateway/gateway.h"
 #include "glog/logging.h"
 #include "proto/rpc_util.h"
@@ -19,7 +20,8 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:0", "Address to serve on (port 0: chos
 ABSL_FLAG(std::string, address_file, "", "Write the bound address to this file once serving.");
 ABSL_FLAG(int64_t, connect_deadline_ms, 30000, "How long to wait for a router at start-up, ms.");
 ABSL_FLAG(int64_t, request_deadline_ms, 600000, "Deadline of a request whose client set none, ms.");
-ABSL_FLAG(int, max_n, 16, "Largest n and best_of a request may ask for.");
+ABSL_FLAG(int, max_n, static_cast<int>(moe::kMaxSamplesPerRequest),
+          "Largest n and best_of a request may ask for (at most the router's limit, 16).");
 ABSL_FLAG(std::string, http_listen, "",
           "Serve the OpenAI-compatible HTTP API on this address (e.g. 127.0.0.1:8080; port 0: chosen by the OS). "
           "Empty: no HTTP.");
@@ -69,8 +71,9 @@ int main(int argc, char** argv) {
     std::cerr << "moe-gateway: --http-threads must be in [1, 4096]\n";
     return 2;
   }
-  if (options.service.limits.max_n < 1 || options.service.limits.max_n > 64) {
-    std::cerr << "moe-gateway: --max-n must be in [1, 64]\n";
+  if (options.service.limits.max_n < 1 ||
+      options.service.limits.max_n > static_cast<int>(moe::kMaxSamplesPerRequest)) {
+    std::cerr << "moe-gateway: --max-n must be in [1, " << moe::kMaxSamplesPerRequest << "]\n";
     return 2;
   }
   if (options.connect_deadline_ms <= 0 || options.service.default_request_deadline_ms <= 0) {

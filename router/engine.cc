@@ -7,6 +7,14 @@
 #include "glog/logging.h"
 
 namespace moe {
+namespace {
+
+// "client-id#7/1" (sample 1 of request 7) for logs and messages.
+std::string Describe(const GenerationRequest& r) {
+  return absl::StrCat(r.client_id, "#", r.id, "/", r.sampling.sample_index);
+}
+
+}  // namespace
 
 struct Engine::Sequence {
   GenerationRequest request;
@@ -68,7 +76,7 @@ void Engine::Stop(const absl::Status& status) {
   if (thread_.joinable()) thread_.join();
 }
 
-absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<GenerationSink> sink) {
+absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request, std::shared_ptr<GenerationSink> sink) {
   const int64_t n = static_cast<int64_t>(request.prompt.size());
   if (n == 0) return absl::InvalidArgumentError("prompt: at least one token is required");
   for (int32_t id : request.prompt) {
@@ -120,6 +128,7 @@ absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<Generatio
   seq->request = std::move(request);
   seq->sink = std::move(sink);
   seq->submitted = std::chrono::steady_clock::now();
+  uint64_t id = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::UnavailableError("the router is shutting down");
@@ -137,18 +146,20 @@ absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<Generatio
                                                        options_.max_waiting_tokens));
     }
     waiting_tokens_ += n;
-    ++live_ids_[seq->request.request_id];
+    if (seq->request.id == 0) seq->request.id = NewRequestId();
+    id = seq->request.id;
+    ++live_ids_[id];
     ++in_flight_;
     waiting_.push_back(std::move(seq));
   }
   cv_.notify_one();
-  return absl::OkStatus();
+  return id;
 }
 
-bool Engine::Abort(const std::string& request_id) {
+bool Engine::Abort(uint64_t id, std::optional<uint64_t> sample_index) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (live_ids_.count(request_id) == 0) return false;
-  aborts_.push_back(request_id);
+  if (live_ids_.count(id) == 0) return false;
+  aborts_.push_back({id, sample_index});
   return true;
 }
 
@@ -193,7 +204,7 @@ void Engine::Finish(Sequence& seq, const absl::Status& status, FinishReason reas
   seq.kv.reset();  // frees its blocks (full ones stay in the prefix cache)
   ++counters_.finished_requests;
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = live_ids_.find(seq.request.request_id);
+  auto it = live_ids_.find(seq.request.id);
   if (it != live_ids_.end() && --it->second == 0) live_ids_.erase(it);
   --in_flight_;
 }
@@ -243,15 +254,18 @@ void Engine::DropCancelled() {
   };
   std::vector<Dropped> dropped;
   const absl::Time now = absl::Now();
-  std::vector<std::string> aborts;
+  std::vector<AbortOrder> aborts;
+  auto aborted = [&](const GenerationRequest& r) {
+    for (const AbortOrder& a : aborts) {
+      if (a.id == r.id && (!a.sample_index || *a.sample_index == r.sampling.sample_index)) return true;
+    }
+    return false;
+  };
   // OK (cancelled), DEADLINE_EXCEEDED, or nullopt to keep the sequence.
   auto verdict = [&](const Sequence& s) -> std::optional<absl::Status> {
-    if (s.sink->Cancelled() ||
-        std::find(aborts.begin(), aborts.end(), s.request.request_id) != aborts.end()) {
-      return absl::OkStatus();
-    }
+    if (s.sink->Cancelled() || aborted(s.request)) return absl::OkStatus();
     if (now >= s.request.deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("request ", s.request.request_id, ": deadline passed after ",
+      return absl::DeadlineExceededError(absl::StrCat("request ", Describe(s.request), ": deadline passed after ",
                                                       s.generated(), " generated tokens"));
     }
     return std::nullopt;
@@ -279,7 +293,7 @@ void Engine::DropCancelled() {
 }
 
 void Engine::Preempt(std::unique_ptr<Sequence> seq) {
-  VLOG(1) << "request " << seq->request.request_id << ": preempted at " << seq->tokens.size()
+  VLOG(1) << "request " << Describe(seq->request) << ": preempted at " << seq->tokens.size()
           << " tokens (KV cache full)";
   seq->kv.reset();  // recomputed when resumed; its full blocks stay in the prefix cache
   ++counters_.preemptions;
@@ -314,7 +328,7 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
         std::unique_ptr<Sequence> seq = std::move(running_[0]);
         running_.erase(running_.begin());
         Finish(*seq,
-               absl::ResourceExhaustedError(absl::StrCat("request ", seq->request.request_id, ": ",
+               absl::ResourceExhaustedError(absl::StrCat("request ", Describe(seq->request), ": ",
                                                          seq->tokens.size(), " tokens outgrow the KV cache of ",
                                                          cache_->capacity_tokens(), " tokens")),
                FinishReason::kStop);
@@ -361,7 +375,7 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
     // passed: it ends here rather than running a step first.
     if (!resumed && absl::Now() >= seq->request.deadline) {
       Finish(*seq,
-             absl::DeadlineExceededError(absl::StrCat("request ", seq->request.request_id,
+             absl::DeadlineExceededError(absl::StrCat("request ", Describe(seq->request),
                                                       ": deadline passed before it was admitted")),
              FinishReason::kCancelled);
       continue;
@@ -398,7 +412,7 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
       counters_.queue_seconds_max = std::max(counters_.queue_seconds_max, q);
       seq->sink->OnAdmitted(q);
     }
-    VLOG(1) << "request " << seq->request.request_id << (resumed ? ": resumed, " : ": admitted, ") << hit
+    VLOG(1) << "request " << Describe(seq->request) << (resumed ? ": resumed, " : ": admitted, ") << hit
             << " of " << len << " tokens from the prefix cache";
     chunks.push_back({seq.get(), n});
     if (!resumed) admitted_prompts.push_back(&seq->tokens);

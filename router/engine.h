@@ -54,7 +54,12 @@ namespace moe {
 enum class FinishReason { kStop, kLength, kCancelled };
 
 struct GenerationRequest {
-  std::string request_id;
+  // The engine's key: unique for the engine's life (Engine::NewRequestId);
+  // 0 at Submit means "assign one". The samples of one client request share
+  // it and differ by sampling.sample_index.
+  uint64_t id = 0;
+  // The client's own id, for logs only: two clients may send the same one.
+  std::string client_id;
   std::vector<int32_t> prompt;
   int max_tokens = 0;  // 0: up to the context limit
   std::vector<int32_t> stop_token_ids;
@@ -157,9 +162,13 @@ class Engine {
   // prompt, ids outside the vocabulary, prompt + max_tokens past the context),
   // RESOURCE_EXHAUSTED when the waiting queue is full (naming the limit) or
   // the request can never fit in the KV cache, UNAVAILABLE after Stop.
-  absl::Status Submit(GenerationRequest request, std::shared_ptr<GenerationSink> sink);
-  // Ends a request at the next step with FinishReason::kCancelled. False if unknown.
-  bool Abort(const std::string& request_id);
+  // Returns the request's id (request.id, or a fresh one when it was 0).
+  absl::StatusOr<uint64_t> Submit(GenerationRequest request, std::shared_ptr<GenerationSink> sink);
+  // A fresh request id, for callers that submit several samples under one id.
+  uint64_t NewRequestId() { return next_id_.fetch_add(1); }
+  // Ends request `id` (all its samples, or only `sample_index`) at the next
+  // step with FinishReason::kCancelled. False if no such request is live.
+  bool Abort(uint64_t id, std::optional<uint64_t> sample_index = std::nullopt);
   EngineLoad Load() const;
   // Thread-safe snapshot.
   EngineStats Stats() const;
@@ -211,8 +220,13 @@ class Engine {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Sequence>> waiting_;  // guarded by mu_
   int64_t waiting_tokens_ = 0;                     // guarded by mu_
-  std::map<std::string, int> live_ids_;            // guarded by mu_; id -> live requests
-  std::vector<std::string> aborts_;                // guarded by mu_; ids to cancel
+  std::map<uint64_t, int> live_ids_;               // guarded by mu_; id -> live samples
+  struct AbortOrder {
+    uint64_t id;
+    std::optional<uint64_t> sample_index;  // none: every sample
+  };
+  std::vector<AbortOrder> aborts_;                 // guarded by mu_; requests to cancel
+  std::atomic<uint64_t> next_id_{1};
   bool stopping_ = false;                          // guarded by mu_
   absl::Status stop_status_;                       // guarded by mu_
   bool accepting_ = true;                          // guarded by mu_

@@ -128,7 +128,7 @@ class EngineBatchingTest : public ::testing::Test {
   }
   static GenerationRequest Greedy(const std::string& id, std::vector<int32_t> prompt, int max_tokens) {
     GenerationRequest r;
-    r.request_id = id;
+    r.client_id = id;
     r.prompt = std::move(prompt);
     r.max_tokens = max_tokens;
     r.sampling.temperature = 0;
@@ -274,17 +274,20 @@ TEST_F(EngineBatchingTest, CancellingHalfOfSixtyFourStreamsLeavesTheOthersExactA
 
   auto engine = MakeEngine(Options(/*prefix_caching=*/true, /*kv_blocks=*/256));
   std::vector<std::shared_ptr<Sink>> sinks;
+  std::vector<uint64_t> ids;
   for (size_t i = 0; i < requests.size(); ++i) {
     sinks.push_back(std::make_shared<Sink>());
     if (i % 4 == 1) sinks.back()->cancel_after = 2 + static_cast<int>(i % 11);  // client cancel mid-way
-    ASSERT_TRUE(engine->Submit(requests[i], sinks.back()).ok());
+    absl::StatusOr<uint64_t> id = engine->Submit(requests[i], sinks.back());
+    ASSERT_TRUE(id.ok()) << id.status();
+    ids.push_back(*id);
   }
   // The other odd ones are aborted by id once they have streamed a token or more.
   for (size_t i = 3; i < requests.size(); i += 4) {
     for (int spin = 0; spin < 10000 && sinks[i]->tokens.empty() && !sinks[i]->done; ++spin) {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
-    engine->Abort(requests[i].request_id);
+    engine->Abort(ids[i]);
   }
   for (size_t i = 0; i < sinks.size(); ++i) {
     sinks[i]->Wait();
@@ -346,7 +349,7 @@ TEST_F(EngineBatchingTest, OverloadIsRejectedQuicklyAcceptedRequestsCompleteAndM
           std::vector<int32_t> prompt(200, 7);
           prompt.push_back(c * 16 + i);
           const auto t0 = Clock::now();
-          const absl::Status s = engine->Submit(Greedy("o", prompt, 12), sink);
+          const absl::Status s = engine->Submit(Greedy("o", prompt, 12), sink).status();
           const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
           int64_t prev = slowest_us.load();
           while (us > prev && !slowest_us.compare_exchange_weak(prev, us)) {
@@ -387,7 +390,7 @@ TEST_F(EngineBatchingTest, WaitingTokenLimitAndRequestsThatNeverFitAreResourceEx
   o.max_waiting_tokens = 50;
   auto engine = MakeEngine(o);
   // 8 blocks of 16 hold 128 tokens.
-  absl::Status s = engine->Submit(Greedy("big", std::vector<int32_t>(100, 3), 40), std::make_shared<Sink>());
+  absl::Status s = engine->Submit(Greedy("big", std::vector<int32_t>(100, 3), 40), std::make_shared<Sink>()).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(s.message()), HasSubstr("needs 9 KV blocks"));
   EXPECT_THAT(std::string(s.message()), HasSubstr("holds 8 blocks"));
@@ -395,7 +398,7 @@ TEST_F(EngineBatchingTest, WaitingTokenLimitAndRequestsThatNeverFitAreResourceEx
   int exhausted = 0;
   for (int i = 0; i < 6; ++i) {
     sinks.push_back(std::make_shared<Sink>());
-    s = engine->Submit(Greedy("w", std::vector<int32_t>(20, 5 + i), 100), sinks.back());
+    s = engine->Submit(Greedy("w", std::vector<int32_t>(20, 5 + i), 100), sinks.back()).status();
     if (!s.ok()) {
       EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
       EXPECT_THAT(std::string(s.message()), HasSubstr("limit of 50"));

@@ -80,7 +80,7 @@ class EngineTest : public ::testing::Test {
   }
   static GenerationRequest Greedy(const std::string& id, std::vector<int32_t> prompt, int max_tokens) {
     GenerationRequest r;
-    r.request_id = id;
+    r.client_id = id;
     r.prompt = std::move(prompt);
     r.max_tokens = max_tokens;
     r.sampling.temperature = 0;
@@ -164,17 +164,64 @@ TEST_F(EngineTest, StopsAtEosAndStopIdsAndMaxTokens) {
   EXPECT_EQ(len->Ids().size(), 3u);
 }
 
+// The client's id is for logs only: two requests with the same one are two
+// requests, and aborting one leaves the other running.
+TEST_F(EngineTest, SameClientIdTwiceIsTwoRequestsAbortingOneLeavesTheOther) {
+  auto engine = MakeEngine();
+  auto first = std::make_shared<CollectingSink>();
+  auto second = std::make_shared<CollectingSink>();
+  absl::StatusOr<uint64_t> a = engine->Submit(Greedy("same", {4, 5, 6}, 4000), first);
+  absl::StatusOr<uint64_t> b = engine->Submit(Greedy("same", {4, 5, 6}, 30), second);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(*a, *b);
+  EXPECT_TRUE(engine->Abort(*a));
+  first->Wait();
+  second->Wait();
+  EXPECT_EQ(first->reason, FinishReason::kCancelled);
+  EXPECT_LT(first->tokens.size(), 4000u);
+  EXPECT_EQ(second->reason, FinishReason::kLength);
+  EXPECT_EQ(second->tokens.size(), 30u);
+}
+
+// Samples share the request's id: one sample, or all of them, can be stopped.
+TEST_F(EngineTest, AbortStopsOneSampleOrEverySampleOfARequest) {
+  auto engine = MakeEngine();
+  const uint64_t id = engine->NewRequestId();
+  std::vector<std::shared_ptr<CollectingSink>> sinks;
+  for (uint64_t i = 0; i < 3; ++i) {
+    GenerationRequest r = Greedy("n3", {1, 2, 3}, i == 2 ? 25 : 4000);
+    r.id = id;
+    r.sampling.sample_index = i;
+    sinks.push_back(std::make_shared<CollectingSink>());
+    absl::StatusOr<uint64_t> got = engine->Submit(r, sinks.back());
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(*got, id);
+  }
+  EXPECT_TRUE(engine->Abort(id, /*sample_index=*/1));
+  sinks[1]->Wait();
+  EXPECT_EQ(sinks[1]->reason, FinishReason::kCancelled);
+  sinks[2]->Wait();
+  EXPECT_EQ(sinks[2]->reason, FinishReason::kLength);  // untouched
+  EXPECT_TRUE(engine->Abort(id));  // the rest
+  sinks[0]->Wait();
+  EXPECT_EQ(sinks[0]->reason, FinishReason::kCancelled);
+  EXPECT_LT(sinks[0]->tokens.size(), 4000u);
+  for (int i = 0; i < 1000 && engine->Abort(id); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_FALSE(engine->Abort(id));  // no longer live
+}
+
 TEST_F(EngineTest, CancelAndAbortEndRequestsAndOthersComplete) {
   auto engine = MakeEngine();
   auto cancelled = std::make_shared<CollectingSink>();
   auto aborted = std::make_shared<CollectingSink>();
   auto normal = std::make_shared<CollectingSink>();
   ASSERT_TRUE(engine->Submit(Greedy("c", {1, 2, 3}, 4000), cancelled).ok());
-  ASSERT_TRUE(engine->Submit(Greedy("a", {4, 5, 6}, 4000), aborted).ok());
+  absl::StatusOr<uint64_t> a = engine->Submit(Greedy("a", {4, 5, 6}, 4000), aborted);
+  ASSERT_TRUE(a.ok());
   ASSERT_TRUE(engine->Submit(Greedy("n", {7, 8, 9}, 20), normal).ok());
   cancelled->cancel = true;
-  EXPECT_TRUE(engine->Abort("a"));
-  EXPECT_FALSE(engine->Abort("no-such-request"));
+  EXPECT_TRUE(engine->Abort(*a));
+  EXPECT_FALSE(engine->Abort(*a + 1000));
   cancelled->Wait();
   aborted->Wait();
   normal->Wait();
@@ -214,22 +261,22 @@ TEST_F(EngineTest, SamplesOfOnePromptShareItsFullKvBlocks) {
 TEST_F(EngineTest, RejectsBadRequestsNamingTheField) {
   auto engine = MakeEngine();
   auto sink = std::make_shared<CollectingSink>();
-  absl::Status s = engine->Submit(Greedy("x", {}, 4), sink);
+  absl::Status s = engine->Submit(Greedy("x", {}, 4), sink).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), HasSubstr("prompt"));
-  s = engine->Submit(Greedy("x", {1, 4096}, 4), sink);
+  s = engine->Submit(Greedy("x", {1, 4096}, 4), sink).status();
   EXPECT_THAT(std::string(s.message()), HasSubstr("4096"));
-  s = engine->Submit(Greedy("x", {1, 2}, 4095), sink);
+  s = engine->Submit(Greedy("x", {1, 2}, 4095), sink).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), HasSubstr("4095"));
   EXPECT_THAT(std::string(s.message()), HasSubstr("4096"));
   GenerationRequest bad = Greedy("x", {1}, 4);
   bad.sampling.top_p = 0;
-  s = engine->Submit(bad, sink);
+  s = engine->Submit(bad, sink).status();
   EXPECT_THAT(std::string(s.message()), HasSubstr("top_p"));
   bad = Greedy("x", {1}, 4);
   bad.sampling.temperature = -1;
-  EXPECT_THAT(std::string(engine->Submit(bad, sink).message()), HasSubstr("temperature"));
+  EXPECT_THAT(std::string(engine->Submit(bad, sink).status().message()), HasSubstr("temperature"));
 }
 
 TEST_F(EngineTest, FullWaitingQueueIsResourceExhausted) {
@@ -241,7 +288,7 @@ TEST_F(EngineTest, FullWaitingQueueIsResourceExhausted) {
   int exhausted = 0;
   for (int i = 0; i < 8; ++i) {
     sinks.push_back(std::make_shared<CollectingSink>());
-    const absl::Status s = engine->Submit(Greedy("q", {1, 2, 3}, 200), sinks.back());
+    const absl::Status s = engine->Submit(Greedy("q", {1, 2, 3}, 200), sinks.back()).status();
     if (s.code() == absl::StatusCode::kResourceExhausted) {
       ++exhausted;
       EXPECT_THAT(std::string(s.message()), HasSubstr("limit 2"));

@@ -31,7 +31,7 @@ class GenerateReactor;
 // SampleSink per sample) and the reactor; outlives whichever ends first.
 class StreamSink {
  public:
-  explicit StreamSink(int samples) : remaining_(samples) {}
+  StreamSink(int samples, uint64_t handle) : handle_(handle), remaining_(samples) {}
 
   void Token(uint32_t index, const GeneratedToken& t) {
     RouterGenerateResponse msg;
@@ -89,6 +89,7 @@ class StreamSink {
   void Enqueue(RouterGenerateResponse msg, bool sample_done, const absl::Status& status);
   void PumpLocked(std::unique_lock<std::mutex>& lock);
 
+  const uint64_t handle_;  // the engine's id of the request
   std::mutex mu_;
   GenerateReactor* reactor_ = nullptr;  // guarded by mu_
   std::deque<RouterGenerateResponse> queue_;  // guarded by mu_; front is in flight when writing_
@@ -162,6 +163,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<RouterGenerateResponse> 
 };
 
 void StreamSink::Enqueue(RouterGenerateResponse msg, bool sample_done, const absl::Status& status) {
+  msg.set_request_handle(handle_);
   std::unique_lock<std::mutex> lock(mu_);
   if (finished_) return;  // a failed sample already ended the stream
   if (sample_done && !status.ok()) {
@@ -225,7 +227,7 @@ class ErrorReactor : public grpc::ServerWriteReactor<RouterGenerateResponse> {
 
 absl::StatusOr<GenerationRequest> ToGenerationRequest(const RouterGenerateRequest& request) {
   GenerationRequest r;
-  r.request_id = request.request_id();
+  r.client_id = request.request_id();
   r.prompt.assign(request.prompt_ids().begin(), request.prompt_ids().end());
   if (request.has_max_tokens()) {
     if (request.max_tokens() < 1) {
@@ -258,18 +260,17 @@ grpc::ServerWriteReactor<RouterGenerateResponse>* RouterService::Generate(
     return new ErrorReactor(absl::InvalidArgumentError(
         absl::StrCat("n: must be in [1, ", kMaxSamplesPerRequest, "], got ", n)));
   }
-  if (r->request_id.empty()) r->request_id = absl::StrCat("router-", next_id_.fetch_add(1));
-  auto stream = std::make_shared<StreamSink>(static_cast<int>(n));
+  // One engine id for the request; its samples differ by sample_index.
+  r->id = engine_->NewRequestId();
+  auto stream = std::make_shared<StreamSink>(static_cast<int>(n), r->id);
   auto* reactor = new GenerateReactor(stream);
   stream->Attach(reactor);
-  VLOG(1) << "request " << r->request_id << ": " << r->prompt.size() << " prompt tokens, n=" << n;
+  VLOG(1) << "request " << r->client_id << "#" << r->id << ": " << r->prompt.size() << " prompt tokens, n=" << n;
   for (uint32_t i = 0; i < n; ++i) {
     GenerationRequest sample = *r;
     sample.sampling.sample_index = i;
     if (i > 0) sample.prompt_logprobs = -1;  // the prompt is scored once, with sample 0
-    // Samples of one request are "id/i" so that the gateway can stop one.
-    if (n > 1) sample.request_id = absl::StrCat(r->request_id, "/", i);
-    const absl::Status s = engine_->Submit(std::move(sample), std::make_shared<SampleSink>(stream, i, metrics_));
+    const absl::Status s = engine_->Submit(std::move(sample), std::make_shared<SampleSink>(stream, i, metrics_)).status();
     if (!s.ok()) {
       stream->Finish(i, s, FinishReason::kStop, 0, 0);
       break;
@@ -281,11 +282,9 @@ grpc::ServerWriteReactor<RouterGenerateResponse>* RouterService::Generate(
 grpc::ServerUnaryReactor* RouterService::Abort(grpc::CallbackServerContext* context,
                                                const moe::internal::v1::AbortRequest* request,
                                                moe::internal::v1::AbortResponse* response) {
-  // The request itself, or every sample "id/i" of a multi-sample request.
-  bool found = engine_->Abort(request->request_id());
-  for (uint32_t i = 0; i < kMaxSamplesPerRequest; ++i) {
-    found |= engine_->Abort(absl::StrCat(request->request_id(), "/", i));
-  }
+  const bool found = engine_->Abort(request->request_handle(), request->has_sample_index()
+                                                                  ? std::optional<uint64_t>(request->sample_index())
+                                                                  : std::nullopt);
   response->set_found(found);
   auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);

@@ -12,11 +12,9 @@
 #include "proto/parsed_request.h"
 #include "router/engine.h"
 #include "router/router_metrics.h"
+#include "core/sampling_options.h"
 
 namespace moe {
-
-// Most samples one request may ask for (n).
-inline constexpr uint32_t kMaxSamplesPerRequest = 64;
 
 class RouterService final : public rpc::ParsingService<moe::internal::v1::Router::CallbackService> {
  public:
@@ -51,7 +49,6 @@ class RouterService final : public rpc::ParsingService<moe::internal::v1::Router
   const moe::v1::ModelInfo info_;
   RouterMetrics* metrics_;
   const std::function<void(moe::internal::v1::LoadReport*)> health_;
-  std::atomic<uint64_t> next_id_{1};
 };
 
 // Converts the wire request to an engine request (sampling defaults follow

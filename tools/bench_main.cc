@@ -135,13 +135,13 @@ absl::StatusOr<ConcurrencyFigures> RunConcurrent(moe::ForwardPass& forward, cons
   const auto t0 = Clock::now();
   for (int i = 0; i < n; ++i) {
     moe::GenerationRequest r;
-    r.request_id = "bench-" + std::to_string(i);
+    r.client_id = "bench-" + std::to_string(i);
     r.prompt = SyntheticPrompt(prompt_len, salt * 1000 + i, cfg.vocab_size);
     r.max_tokens = output_len;
     r.sampling.temperature = 0;
     r.sampling.ignore_eos = true;
     sinks.push_back(std::make_shared<TimingSink>());
-    RETURN_IF_ERROR(engine->Submit(std::move(r), sinks.back()));
+    RETURN_IF_ERROR(engine->Submit(std::move(r), sinks.back()).status());
   }
   Clock::time_point all_first = t0, last = t0;
   int64_t total = 0;
