@@ -376,6 +376,60 @@ TEST(ClusterTest, ClientCancelAndDeadlineFreeTheRouterWithinAStep) {
   }
 }
 
+// The router keys requests by its own handle, not the client's id: two
+// concurrent requests with the same request_id are two requests, and
+// aborting one (by handle) leaves the other to complete.
+TEST(ClusterTest, SameClientIdTwiceAtTheRouterAbortingOneLeavesTheOther) {
+  LocalCluster cluster(Options(0));
+  ASSERT_TRUE(cluster.Up().ok());
+  auto router = moe::internal::v1::Router::NewStub(rpc::MakeChannel(cluster.router_address()));
+  auto start = [&](grpc::ClientContext* ctx, int max_tokens) {
+    moe::internal::v1::RouterGenerateRequest req;
+    req.set_request_id("same-id");
+    for (uint32_t id : {1u, 2u, 3u}) req.add_prompt_ids(id);
+    req.set_max_tokens(max_tokens);
+    req.mutable_sampling()->set_temperature(0);
+    req.mutable_sampling()->set_ignore_eos(true);
+    ctx->set_deadline(rpc::DeadlineIn(60000));
+    ctx->set_wait_for_ready(true);
+    return router->Generate(ctx, req);
+  };
+  grpc::ClientContext long_ctx, short_ctx;
+  auto long_reader = start(&long_ctx, 3000);
+  auto short_reader = start(&short_ctx, 40);
+  moe::internal::v1::RouterGenerateResponse first_long, first_short;
+  ASSERT_TRUE(long_reader->Read(&first_long));
+  ASSERT_TRUE(short_reader->Read(&first_short));
+  ASSERT_NE(first_long.request_handle(), 0u);
+  EXPECT_NE(first_long.request_handle(), first_short.request_handle());
+
+  grpc::ClientContext abort_ctx;
+  abort_ctx.set_deadline(rpc::DeadlineIn(5000));
+  moe::internal::v1::AbortRequest abort;
+  abort.set_request_handle(first_long.request_handle());
+  moe::internal::v1::AbortResponse found;
+  ASSERT_TRUE(router->Abort(&abort_ctx, abort, &found).ok());
+  EXPECT_TRUE(found.found());
+
+  auto drain = [](auto& reader, moe::internal::v1::RouterGenerateResponse first) {
+    int tokens = first.tokens_size();
+    moe::v1::FinishReason finish = first.finish_reason();
+    moe::internal::v1::RouterGenerateResponse msg;
+    while (reader->Read(&msg)) {
+      tokens += msg.tokens_size();
+      if (msg.finish_reason() != moe::v1::FINISH_REASON_UNSPECIFIED) finish = msg.finish_reason();
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+    return std::make_pair(tokens, finish);
+  };
+  const auto [long_tokens, long_finish] = drain(long_reader, first_long);
+  const auto [short_tokens, short_finish] = drain(short_reader, first_short);
+  EXPECT_EQ(long_finish, moe::v1::FINISH_REASON_CANCELLED);
+  EXPECT_LT(long_tokens, 3000);
+  EXPECT_EQ(short_finish, moe::v1::FINISH_REASON_LENGTH);
+  EXPECT_EQ(short_tokens, 40);
+}
+
 TEST(ClusterTest, MalformedPublicRequestsAreInvalidArgumentNamingTheField) {
   LocalCluster cluster(Options(0));
   ASSERT_TRUE(cluster.Up().ok());

@@ -116,7 +116,7 @@ TEST_F(ReliabilityTest, UndecodableRequestsAreInvalidArgument) {
       {cluster_->gateway_address(), "/moe.v1.Inference/Tokenize", "\x0a\x01\xc3", "TokenizeRequest", "invalid UTF-8"},
       {cluster_->router_address(), "/moe.internal.v1.Router/Generate", "\x18\xff\xff", "RouterGenerateRequest",
        "not a valid"},
-      {cluster_->router_address(), "/moe.internal.v1.Router/Abort", "\x0a\x01\xff", "AbortRequest", "invalid UTF-8"},
+      {cluster_->router_address(), "/moe.internal.v1.Router/Abort", "\x10\xff\xff", "AbortRequest", "not a valid"},
       {cluster_->worker_addresses()[0], "/moe.internal.v1.ExpertWorker/RunExperts",
        expert.SerializeAsString().substr(0, 20), "ExpertRequest", "not a valid"},
   };
