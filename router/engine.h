@@ -45,7 +45,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "router/forward.h"
-#include "router/generator.h"
+#include "router/generated_token.h"
 #include "router/kv_cache.h"
 #include "router/sampler.h"
 

@@ -17,7 +17,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "router/generator.h"
+#include "absl/synchronization/mutex.h"
+#include "router/engine.h"
+#include "router/generated_token.h"
 #include "tools/model_tool.h"
 #include "tests/tiny_models.h"
 
@@ -91,23 +93,58 @@ TEST_P(TinyModelTest, GreedyIdsAndLogprobsMatchGolden) {
   std::cout << GetParam() << ": max |logprob - golden| = " << worst << "\n";
 }
 
-TEST_P(TinyModelTest, GenerateGreedyStreamsTheGoldenContinuation) {
+// The engine (what the router and moe-generate run) streams the golden
+// continuation with sorted top log-probabilities.
+class CollectTokens : public GenerationSink {
+ public:
+  void OnToken(const GeneratedToken& t) override {
+    absl::MutexLock lock(&mu_);
+    tokens_.push_back(t);
+  }
+  void OnFinish(const absl::Status& status, FinishReason, int, int) override {
+    absl::MutexLock lock(&mu_);
+    status_ = status;
+    done_ = true;
+  }
+  std::vector<GeneratedToken> Wait() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&done_));
+    EXPECT_TRUE(status_.ok()) << status_;
+    return tokens_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<GeneratedToken> tokens_ ABSL_GUARDED_BY(mu_);
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+TEST_P(TinyModelTest, EngineStreamsTheGoldenContinuation) {
   const nlohmann::json golden = Golden();
-  const auto& c = golden["cases"][0];
   auto fwd = MakeForward();
-  std::vector<int32_t> got;
-  GreedyOptions opts;
-  opts.max_tokens = 16;
-  opts.top_logprobs = 5;
-  opts.stop_at_eos = false;
-  const std::vector<int32_t> prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-  ASSERT_TRUE(GenerateGreedy(*fwd, config(), prompt, opts, [&](const GeneratedToken& t) {
-                got.push_back(t.id);
-                ASSERT_EQ(t.top_logprobs.size(), 5u);
-                EXPECT_EQ(t.top_logprobs[0].first, t.id);
-                for (size_t i = 1; i < 5; ++i) EXPECT_GE(t.top_logprobs[i - 1].second, t.top_logprobs[i].second);
-              }).ok());
-  EXPECT_EQ(got, c["greedy_ids"].get<std::vector<int32_t>>());
+  EngineOptions options;
+  options.kv_cache.capacity_bytes = 64 * KvCache::BytesPerBlock(config(), options.kv_cache.block_size_tokens);
+  auto engine = Engine::Create(fwd.get(), config(), options);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  for (const auto& c : golden["cases"]) {
+    GenerationRequest r;
+    r.prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+    r.max_tokens = 16;
+    r.sampling.temperature = 0;
+    r.sampling.top_logprobs = 5;
+    r.sampling.ignore_eos = true;
+    auto sink = std::make_shared<CollectTokens>();
+    ASSERT_TRUE((*engine)->Submit(r, sink).ok());
+    std::vector<int32_t> got;
+    for (const GeneratedToken& t : sink->Wait()) {
+      got.push_back(t.id);
+      ASSERT_EQ(t.top_logprobs.size(), 5u);
+      EXPECT_EQ(t.top_logprobs[0].first, t.id);
+      for (size_t i = 1; i < 5; ++i) EXPECT_GE(t.top_logprobs[i - 1].second, t.top_logprobs[i].second);
+    }
+    EXPECT_EQ(got, c["greedy_ids"].get<std::vector<int32_t>>()) << c["prompt_text"];
+  }
 }
 
 std::vector<int32_t> Prompt(int len, int salt) {

@@ -28,7 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "core/sampling_options.h"
-#include "router/generator.h"
+#include "router/generated_token.h"
 
 namespace moe {
 

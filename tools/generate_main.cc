@@ -1,6 +1,9 @@
 // moe-generate: greedy decoding of a prompt given as token ids, printed as the
-// tokens are produced.
+// tokens are produced. It drives the same Engine as the router (one request,
+// in-process experts), so what it prints is what the cluster serves.
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -12,6 +15,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "core/checkpoint.h"
 #include "core/command_line.h"
 #include "core/thread_pool.h"
@@ -20,8 +24,8 @@
 #include "gateway/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "router/dense_model.h"
+#include "router/engine.h"
 #include "router/forward.h"
-#include "router/generator.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
 ABSL_FLAG(std::string, prompt_ids, "", "Comma-separated prompt token ids, e.g. 1,2,3.");
@@ -39,6 +43,30 @@ int Fail(const std::string& msg) {
   std::cerr << "moe-generate: " << msg << "\n";
   return 1;
 }
+
+// Hands each token to `print` on the engine thread as it is chosen; Wait
+// returns the request's final status.
+class PrintingSink : public moe::GenerationSink {
+ public:
+  explicit PrintingSink(std::function<void(const moe::GeneratedToken&)> print) : print_(std::move(print)) {}
+  void OnToken(const moe::GeneratedToken& t) override { print_(t); }
+  void OnFinish(const absl::Status& status, moe::FinishReason, int, int) override {
+    absl::MutexLock lock(&mu_);
+    status_ = status;
+    done_ = true;
+  }
+  absl::Status Wait() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&done_));
+    return status_;
+  }
+
+ private:
+  const std::function<void(const moe::GeneratedToken&)> print_;
+  absl::Mutex mu_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
 
 }  // namespace
 
@@ -67,11 +95,32 @@ int main(int argc, char** argv) {
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
   moe::LocalExpertBackend experts(shard->get(), &pool);
   moe::ForwardPass forward(dense->get(), &experts, &pool);
+  const moe::ModelConfig& config = (*checkpoint)->config();
 
-  moe::GreedyOptions opts;
-  opts.max_tokens = absl::GetFlag(FLAGS_max_tokens);
-  opts.top_logprobs = absl::GetFlag(FLAGS_top_logprobs);
-  opts.stop_at_eos = !absl::GetFlag(FLAGS_ignore_eos);
+  const int max_tokens = absl::GetFlag(FLAGS_max_tokens);
+  const int top_logprobs = absl::GetFlag(FLAGS_top_logprobs);
+  if (max_tokens < 1) return Fail("max_tokens: must be >= 1, got " + std::to_string(max_tokens));
+  if (top_logprobs < 0 || top_logprobs > 20) {
+    return Fail("top_logprobs: must be in [0, 20], got " + std::to_string(top_logprobs));
+  }
+  moe::GenerationRequest request;
+  request.client_id = "moe-generate";
+  request.prompt = prompt;
+  // Generation stops at the end of the context, as the engine does.
+  const int64_t room = config.max_position_embeddings - static_cast<int64_t>(prompt.size());
+  request.max_tokens = static_cast<int>(std::min<int64_t>(max_tokens, std::max<int64_t>(room, 1)));
+  request.sampling.temperature = 0;
+  request.sampling.top_logprobs = top_logprobs;
+  request.sampling.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);
+  moe::EngineOptions engine_options;
+  engine_options.kv_cache.enable_prefix_caching = false;
+  // Room for this one sequence, whole.
+  const int64_t bs = engine_options.kv_cache.block_size_tokens;
+  const int64_t blocks = (static_cast<int64_t>(prompt.size()) + request.max_tokens + bs - 1) / bs + 1;
+  engine_options.kv_cache.capacity_bytes = blocks * moe::KvCache::BytesPerBlock(config, bs);
+  auto engine = moe::Engine::Create(&forward, config, engine_options);
+  if (!engine.ok()) return Fail(std::string(engine.status().message()));
+
   const bool json = absl::GetFlag(FLAGS_json);
   std::unique_ptr<moe::tokenizer::Tokenizer> tokenizer;
   std::optional<moe::tokenizer::StreamDecoder> text;
@@ -81,21 +130,22 @@ int main(int argc, char** argv) {
     tokenizer = std::move(*t);
     text.emplace(tokenizer.get(), /*skip_special_tokens=*/true);
   }
-  const absl::Status status =
-      moe::GenerateGreedy(forward, (*checkpoint)->config(), prompt, opts, [&](const moe::GeneratedToken& t) {
-        if (json) {
-          nlohmann::json j = {{"id", t.id}, {"logprob", t.logprob}};
-          nlohmann::json top = nlohmann::json::array();
-          for (const auto& [id, lp] : t.top_logprobs) top.push_back({id, lp});
-          j["top_logprobs"] = top;
-          if (text) j["text"] = text->Push(t.id).value_or("");
-          std::cout << j.dump() << "\n" << std::flush;
-        } else if (text) {
-          std::cout << text->Push(t.id).value_or("") << std::flush;
-        } else {
-          std::cout << t.id << " " << std::flush;
-        }
-      });
+  auto sink = std::make_shared<PrintingSink>([&](const moe::GeneratedToken& t) {
+    if (json) {
+      nlohmann::json j = {{"id", t.id}, {"logprob", t.logprob}};
+      nlohmann::json top = nlohmann::json::array();
+      for (const auto& [id, lp] : t.top_logprobs) top.push_back({id, lp});
+      j["top_logprobs"] = top;
+      if (text) j["text"] = text->Push(t.id).value_or("");
+      std::cout << j.dump() << "\n" << std::flush;
+    } else if (text) {
+      std::cout << text->Push(t.id).value_or("") << std::flush;
+    } else {
+      std::cout << t.id << " " << std::flush;
+    }
+  });
+  absl::Status status = (*engine)->Submit(std::move(request), sink).status();
+  if (status.ok()) status = sink->Wait();
   if (text && !json) std::cout << text->Finish();
   if (!json) std::cout << "\n";
   if (!status.ok()) return Fail(std::string(status.message()));
