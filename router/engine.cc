@@ -67,12 +67,11 @@ Engine::~Engine() { Stop(); }
 
 void Engine::Stop(const absl::Status& status) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_ && !thread_.joinable()) return;
     if (!stopping_) stop_status_ = status;
     stopping_ = true;
   }
-  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -130,7 +129,7 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request, std::shared_p
   seq->submitted = std::chrono::steady_clock::now();
   uint64_t id = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the router is shutting down");
     if (!accepting_) return absl::UnavailableError("the router is draining (shutting down); retry on another router");
     if (static_cast<int>(waiting_.size()) >= options_.max_waiting_requests) {
@@ -152,19 +151,18 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request, std::shared_p
     ++in_flight_;
     waiting_.push_back(std::move(seq));
   }
-  cv_.notify_one();
   return id;
 }
 
 bool Engine::Abort(uint64_t id, std::optional<uint64_t> sample_index) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (live_ids_.count(id) == 0) return false;
   aborts_.push_back({id, sample_index});
   return true;
 }
 
 EngineLoad Engine::Load() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   EngineLoad load;
   load.running = running_count_.load();
   load.waiting = static_cast<int>(waiting_.size());
@@ -176,7 +174,7 @@ EngineLoad Engine::Load() const {
 EngineStats Engine::Stats() const {
   EngineStats stats;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stats = published_;
     stats.waiting = static_cast<int>(waiting_.size());
     stats.waiting_tokens = waiting_tokens_;
@@ -195,7 +193,7 @@ void Engine::PublishStats() {
   s.kv_blocks_cached = cache_->num_cached_blocks();
   s.steps = steps_.load();
   running_count_ = s.running + s.preempted;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   published_ = std::move(s);
 }
 
@@ -203,29 +201,36 @@ void Engine::Finish(Sequence& seq, const absl::Status& status, FinishReason reas
   seq.sink->OnFinish(status, reason, static_cast<int>(seq.prompt_tokens), seq.generated());
   seq.kv.reset();  // frees its blocks (full ones stay in the prefix cache)
   ++counters_.finished_requests;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = live_ids_.find(seq.request.id);
   if (it != live_ids_.end() && --it->second == 0) live_ids_.erase(it);
   --in_flight_;
 }
 
 void Engine::StopAccepting() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   accepting_ = false;
 }
 
 int64_t Engine::InFlight() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return in_flight_;
+}
+
+bool Engine::HasWork() const {
+  return stopping_ || !waiting_.empty() || !running_.empty() || !preempted_.empty();
 }
 
 void Engine::Run() {
   for (;;) {
+    bool stop = false;
+    std::vector<std::unique_ptr<Sequence>> all;
+    absl::Status status;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !waiting_.empty() || !running_.empty() || !preempted_.empty(); });
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &Engine::HasWork));
       if (stopping_) {
-        std::vector<std::unique_ptr<Sequence>> all;
+        stop = true;
         for (auto& s : running_) all.push_back(std::move(s));
         for (auto& s : preempted_) all.push_back(std::move(s));
         for (auto& s : waiting_) all.push_back(std::move(s));
@@ -233,12 +238,13 @@ void Engine::Run() {
         preempted_.clear();
         waiting_.clear();
         waiting_tokens_ = 0;
-        const absl::Status status = stop_status_;
-        lock.unlock();
-        for (auto& s : all) Finish(*s, status, FinishReason::kCancelled);
-        PublishStats();
-        return;
+        status = stop_status_;
       }
+    }
+    if (stop) {
+      for (auto& s : all) Finish(*s, status, FinishReason::kCancelled);
+      PublishStats();
+      return;
     }
     DropCancelled();
     const std::vector<ScheduledChunk> chunks = Schedule();
@@ -271,7 +277,7 @@ void Engine::DropCancelled() {
     return std::nullopt;
   };
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     aborts.swap(aborts_);
     for (auto& s : waiting_) {
       if (auto v = verdict(*s)) {
@@ -301,28 +307,33 @@ void Engine::Preempt(std::unique_ptr<Sequence> seq) {
 }
 
 std::vector<Engine::ScheduledChunk> Engine::Schedule() {
-  const int64_t bs = cache_->block_size();
   std::vector<ScheduledChunk> chunks;
   int64_t budget = options_.max_batch_tokens;
+  // No admission in a step that ran short of blocks.
+  if (!ScheduleRunning(&chunks, &budget)) Admit(&chunks, &budget);
+  return chunks;
+}
+
+int64_t Engine::Room(const SequenceKv& kv) const {
+  const int64_t bs = cache_->block_size();
+  return static_cast<int64_t>(kv.blocks().size()) * bs - kv.length() +
+         static_cast<int64_t>(cache_->num_free_blocks()) * bs;
+}
+
+bool Engine::ScheduleRunning(std::vector<ScheduledChunk>* chunks, int64_t* budget) {
   bool preempted_now = false;
-  // Positions `kv` can hold with its blocks and every free one.
-  auto room = [&](const SequenceKv& kv) {
-    return static_cast<int64_t>(kv.blocks().size()) * bs - kv.length() +
-           static_cast<int64_t>(cache_->num_free_blocks()) * bs;
-  };
-  // 1. Running sequences, oldest first.
-  for (size_t i = 0; i < running_.size(); ++i) {
+  for (size_t i = 0; i < running_.size(); ++i) {  // oldest first
     Sequence& s = *running_[i];
     const int64_t remaining = static_cast<int64_t>(s.tokens.size()) - s.kv->length();
-    int64_t n = remaining == 1 ? 1 : std::min(remaining, budget);
+    int64_t n = remaining == 1 ? 1 : std::min(remaining, *budget);
     if (n <= 0) continue;
     // Free blocks by preempting the most recently admitted sequences.
-    while (room(*s.kv) < 1 && running_.size() > i + 1) {
+    while (Room(*s.kv) < 1 && running_.size() > i + 1) {
       Preempt(std::move(running_.back()));
       running_.pop_back();
       preempted_now = true;
     }
-    if (room(*s.kv) < 1) {
+    if (Room(*s.kv) < 1) {
       if (i == 0) {
         // Alone and the cache is full of it: it can never go on.
         std::unique_ptr<Sequence> seq = std::move(running_[0]);
@@ -339,38 +350,59 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
       }
       break;
     }
-    n = std::min(n, room(*s.kv));
+    n = std::min(n, Room(*s.kv));
     CHECK(s.kv->Reserve(s.kv->length() + n));
-    chunks.push_back({&s, n});
-    budget -= n;
+    chunks->push_back({&s, n});
+    *budget -= n;
   }
-  if (preempted_now) return chunks;  // no admission in a step that ran short of blocks
+  return preempted_now;
+}
 
-  // 2. Admission: preempted sequences first, then waiting requests.
-  const int32_t watermark = running_.empty() ? 0 : std::max<int32_t>(1, cache_->num_blocks() / 100);
-  // Prompts admitted in this step. A waiting request with the same prompt (the
-  // n samples of one request, or a repeated prompt) waits one step so that it
-  // finds the first one's full blocks in the prefix cache instead of
+std::unique_ptr<Engine::Sequence> Engine::NextToAdmit(const std::vector<const std::vector<int32_t>*>& admitted,
+                                                      bool* resumed) {
+  *resumed = !preempted_.empty();
+  if (*resumed) {
+    std::unique_ptr<Sequence> seq = std::move(preempted_.front());
+    preempted_.pop_front();
+    return seq;
+  }
+  absl::MutexLock lock(&mu_);
+  if (waiting_.empty()) return nullptr;
+  // A waiting request with the same prompt as one admitted in this step (the
+  // n samples of one request, or a repeated prompt) waits one step, so that
+  // it finds the first one's full blocks in the prefix cache instead of
   // computing them again.
+  const std::vector<int32_t>& tokens = waiting_.front()->tokens;
+  if (cache_->prefix_caching() && static_cast<int64_t>(tokens.size()) > cache_->block_size() &&
+      std::any_of(admitted.begin(), admitted.end(), [&](const std::vector<int32_t>* p) { return *p == tokens; })) {
+    return nullptr;
+  }
+  std::unique_ptr<Sequence> seq = std::move(waiting_.front());
+  waiting_.pop_front();
+  waiting_tokens_ -= seq->prompt_tokens;
+  return seq;
+}
+
+void Engine::PutBack(std::unique_ptr<Sequence> seq, bool resumed) {
+  seq->kv.reset();
+  if (resumed) {
+    preempted_.push_front(std::move(seq));
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  waiting_tokens_ += seq->prompt_tokens;
+  waiting_.push_front(std::move(seq));
+}
+
+void Engine::Admit(std::vector<ScheduledChunk>* chunks, int64_t* budget) {
+  const int64_t bs = cache_->block_size();
+  // Blocks kept free for the running sequences' next decode tokens.
+  const int32_t watermark = running_.empty() ? 0 : std::max<int32_t>(1, cache_->num_blocks() / 100);
   std::vector<const std::vector<int32_t>*> admitted_prompts;
-  while (budget > 0 && static_cast<int>(running_.size()) < options_.max_running_seqs) {
-    std::unique_ptr<Sequence> seq;
-    const bool resumed = !preempted_.empty();
-    if (resumed) {
-      seq = std::move(preempted_.front());
-      preempted_.pop_front();
-    } else {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (waiting_.empty()) break;
-      if (cache_->prefix_caching() && static_cast<int64_t>(waiting_.front()->tokens.size()) > bs &&
-          std::any_of(admitted_prompts.begin(), admitted_prompts.end(),
-                      [&](const std::vector<int32_t>* p) { return *p == waiting_.front()->tokens; })) {
-        break;
-      }
-      seq = std::move(waiting_.front());
-      waiting_.pop_front();
-      waiting_tokens_ -= seq->prompt_tokens;
-    }
+  while (*budget > 0 && static_cast<int>(running_.size()) < options_.max_running_seqs) {
+    bool resumed = false;  // preempted sequences come first, then waiting requests
+    std::unique_ptr<Sequence> seq = NextToAdmit(admitted_prompts, &resumed);
+    if (seq == nullptr) break;
     // Submitted after this step's DropCancelled with a deadline already
     // passed: it ends here rather than running a step first.
     if (!resumed && absl::Now() >= seq->request.deadline) {
@@ -384,42 +416,36 @@ std::vector<Engine::ScheduledChunk> Engine::Schedule() {
     const int64_t len = static_cast<int64_t>(seq->tokens.size());
     // The last token is always computed: its logits give the next token.
     const int64_t hit = seq->WantsPromptLogprobs() ? 0 : seq->kv->AttachCachedPrefix(seq->tokens, len - 1);
-    // The chunk shrinks to the free blocks above the watermark (kept for the
-    // running sequences' next decode tokens).
+    // The chunk shrinks to the free blocks above the watermark.
     const int64_t free_positions = (static_cast<int64_t>(cache_->num_free_blocks()) - watermark) * bs;
-    const int64_t n = std::min({len - hit, budget, free_positions});
+    const int64_t n = std::min({len - hit, *budget, free_positions});
     if (n < 1) {
-      seq->kv.reset();
-      if (resumed) {
-        preempted_.push_front(std::move(seq));
-      } else {
-        std::lock_guard<std::mutex> lock(mu_);
-        waiting_tokens_ += seq->prompt_tokens;
-        waiting_.push_front(std::move(seq));
-      }
+      PutBack(std::move(seq), resumed);
       break;
     }
     CHECK(seq->kv->Reserve(hit + n));
-    if (cache_->prefix_caching()) {
-      counters_.prefix_cache_queried_tokens += static_cast<uint64_t>(len - 1);
-      counters_.prefix_cache_hit_tokens += static_cast<uint64_t>(hit);
-    }
-    if (!seq->admitted_before) {
-      seq->admitted_before = true;
-      ++counters_.admitted_requests;
-      const double q = std::chrono::duration<double>(std::chrono::steady_clock::now() - seq->submitted).count();
-      counters_.queue_seconds_total += q;
-      counters_.queue_seconds_max = std::max(counters_.queue_seconds_max, q);
-      seq->sink->OnAdmitted(q);
-    }
+    CountAdmission(*seq, hit, len);
     VLOG(1) << "request " << Describe(seq->request) << (resumed ? ": resumed, " : ": admitted, ") << hit
             << " of " << len << " tokens from the prefix cache";
-    chunks.push_back({seq.get(), n});
+    chunks->push_back({seq.get(), n});
     if (!resumed) admitted_prompts.push_back(&seq->tokens);
-    budget -= n;
+    *budget -= n;
     running_.push_back(std::move(seq));
   }
-  return chunks;
+}
+
+void Engine::CountAdmission(Sequence& seq, int64_t hit, int64_t len) {
+  if (cache_->prefix_caching()) {
+    counters_.prefix_cache_queried_tokens += static_cast<uint64_t>(len - 1);
+    counters_.prefix_cache_hit_tokens += static_cast<uint64_t>(hit);
+  }
+  if (seq.admitted_before) return;
+  seq.admitted_before = true;
+  ++counters_.admitted_requests;
+  const double q = std::chrono::duration<double>(std::chrono::steady_clock::now() - seq.submitted).count();
+  counters_.queue_seconds_total += q;
+  counters_.queue_seconds_max = std::max(counters_.queue_seconds_max, q);
+  seq.sink->OnAdmitted(q);
 }
 
 void Engine::Step(const std::vector<ScheduledChunk>& chunks) {

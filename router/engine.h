@@ -31,18 +31,18 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "router/forward.h"
 #include "router/generated_token.h"
@@ -197,8 +197,24 @@ class Engine {
   // Collects aborted, cancelled and expired sequences (running, preempted and
   // waiting) and ends them.
   void DropCancelled();
-  // Picks this step's chunks (admitting and preempting as needed).
+  // Picks this step's chunks: the running sequences (preempting as needed),
+  // then, if nothing was preempted, admissions.
   std::vector<ScheduledChunk> Schedule();
+  // Running sequences, oldest first, within `budget` tokens; preempts the
+  // newest when blocks run out. True if it preempted (no admission then).
+  bool ScheduleRunning(std::vector<ScheduledChunk>* chunks, int64_t* budget);
+  // Preempted sequences, then waiting requests, while budget, sequence slots
+  // and free blocks (above a watermark) last.
+  void Admit(std::vector<ScheduledChunk>* chunks, int64_t* budget);
+  // The next sequence to admit (a preempted one first), or null.
+  std::unique_ptr<Sequence> NextToAdmit(const std::vector<const std::vector<int32_t>*>& admitted, bool* resumed)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns a sequence that did not fit to the front of its queue.
+  void PutBack(std::unique_ptr<Sequence> seq, bool resumed) ABSL_LOCKS_EXCLUDED(mu_);
+  void CountAdmission(Sequence& seq, int64_t hit, int64_t len);
+  // Positions `kv` can hold with its blocks and every free one.
+  int64_t Room(const SequenceKv& kv) const;
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Preempt(std::unique_ptr<Sequence> seq);
   void Step(const std::vector<ScheduledChunk>& chunks);
   void Finish(Sequence& seq, const absl::Status& status, FinishReason reason);
@@ -216,23 +232,22 @@ class Engine {
   EngineStats counters_;                               // the counters part of the stats
   std::vector<float> logits_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<Sequence>> waiting_;  // guarded by mu_
-  int64_t waiting_tokens_ = 0;                     // guarded by mu_
-  std::map<uint64_t, int> live_ids_;               // guarded by mu_; id -> live samples
+  mutable absl::Mutex mu_;
+  std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);
+  int64_t waiting_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, int> live_ids_ ABSL_GUARDED_BY(mu_);  // id -> live samples
   struct AbortOrder {
     uint64_t id;
     std::optional<uint64_t> sample_index;  // none: every sample
   };
-  std::vector<AbortOrder> aborts_;                 // guarded by mu_; requests to cancel
+  std::vector<AbortOrder> aborts_ ABSL_GUARDED_BY(mu_);  // requests to cancel
   std::atomic<uint64_t> next_id_{1};
-  bool stopping_ = false;                          // guarded by mu_
-  absl::Status stop_status_;                       // guarded by mu_
-  bool accepting_ = true;                          // guarded by mu_
-  int64_t in_flight_ = 0;                          // guarded by mu_
-  EngineStats published_;                          // guarded by mu_; as of the last step
-  uint64_t rejected_ = 0;                          // guarded by mu_
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status stop_status_ ABSL_GUARDED_BY(mu_);
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
+  int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  EngineStats published_ ABSL_GUARDED_BY(mu_);  // as of the last step
+  uint64_t rejected_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<int> running_count_{0};
   std::atomic<uint64_t> steps_{0};
   std::thread thread_;
