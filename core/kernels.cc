@@ -132,8 +132,4 @@ void SwiGluFfn(const FfnWeights& w, const float* x, int64_t m, float* out, Threa
   MatMul(gate.data(), m, f, w.down, out, h, pool);
 }
 
-void Axpy(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
 }  // namespace moe

@@ -46,9 +46,6 @@ void RmsNorm(const float* x, int64_t m, int64_t d, const WeightView& weight, dou
 // Converts row `row` of `w` to f32.
 void ConvertRow(const WeightView& w, int64_t row, float* out);
 
-// y[i] += a * x[i]
-void Axpy(float a, const float* x, float* y, int64_t n);
-
 // A SwiGLU feed-forward block (a routed expert, a shared expert or a dense
 // MLP layer): gate [ffn, hidden], down [hidden, ffn], up [ffn, hidden].
 struct FfnWeights {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -44,7 +45,7 @@ Histogram::Histogram(std::vector<double> upper_bounds) {
 }
 
 void Histogram::Observe(double value) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   size_t i = 0;
   while (i < s_.upper_bounds.size() && value > s_.upper_bounds[i]) ++i;
   ++s_.counts[i];
@@ -53,7 +54,7 @@ void Histogram::Observe(double value) {
 }
 
 Histogram::Snapshot Histogram::Get() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return s_;
 }
 

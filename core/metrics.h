@@ -6,10 +6,11 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "absl/synchronization/mutex.h"
 
 namespace moe {
 
@@ -29,8 +30,8 @@ class Histogram {
   Snapshot Get() const;
 
  private:
-  mutable std::mutex mu_;
-  Snapshot s_;
+  mutable absl::Mutex mu_;
+  Snapshot s_ ABSL_GUARDED_BY(mu_);
 };
 
 // Latency buckets from 100 us to 60 s, roughly 2.5x apart.

@@ -44,12 +44,11 @@ ThreadPool::ThreadPool(int num_threads, std::vector<int> helper_cpus) {
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);  // its release wakes the sleeping workers
     stop_.store(true);
     const uint64_t s = state_.load();
     state_.store((static_cast<uint64_t>(EpochOf(s) + 1) << 32) | kClosed);
   }
-  cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
@@ -89,8 +88,8 @@ void ThreadPool::ParallelFor(int64_t n, int64_t chunk,
   const uint64_t epoch = EpochOf(state_.load(std::memory_order_relaxed)) + 1;
   state_.store(static_cast<uint64_t>(static_cast<uint32_t>(epoch)) << 32, std::memory_order_seq_cst);
   if (sleeping_.load(std::memory_order_seq_cst) > 0) {
-    std::lock_guard<std::mutex> lock(mu_);
-    cv_.notify_all();
+    // Releasing the lock makes the sleepers re-check their condition.
+    absl::MutexLock lock(&mu_);
   }
   RunChunks();
   // Every chunk is taken: close the loop and wait for the workers that joined
@@ -118,9 +117,14 @@ void ThreadPool::WorkerLoop() {
       if (++spins < 256) continue;
       spins = 0;
       if (std::chrono::steady_clock::now() < spin_until && !quiesce_.load(std::memory_order_relaxed)) continue;
-      std::unique_lock<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       sleeping_.fetch_add(1, std::memory_order_seq_cst);
-      cv_.wait(lock, [&] { return EpochOf(state_.load(std::memory_order_seq_cst)) != seen; });
+      struct NewEpoch {
+        const std::atomic<uint64_t>* state;
+        uint32_t seen;
+        bool operator()() const { return EpochOf(state->load(std::memory_order_seq_cst)) != seen; }
+      } new_epoch{&state_, seen};
+      mu_.Await(absl::Condition(&new_epoch));
       sleeping_.fetch_sub(1, std::memory_order_seq_cst);
       spin_until = std::chrono::steady_clock::now() + kSpinTime;
     }
@@ -138,11 +142,6 @@ void ThreadPool::WorkerLoop() {
     RunChunks();
     finished_.fetch_add(1, std::memory_order_release);
   }
-}
-
-ThreadPool* DefaultThreadPool() {
-  static ThreadPool* pool = new ThreadPool(0);
-  return pool;
 }
 
 }  // namespace moe

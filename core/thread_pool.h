@@ -18,12 +18,12 @@
 #define MOE_CORE_THREAD_POOL_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "absl/synchronization/mutex.h"
 
 namespace moe {
 
@@ -75,14 +75,12 @@ class ThreadPool {
   std::atomic<int> finished_{0};  // joined workers done with the current loop
   std::atomic<bool> stop_{false};
   std::atomic<int> sleeping_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
+  // Sleeping workers wait on mu_ for a new epoch; opening one wakes them by
+  // releasing mu_ (absl::Mutex re-evaluates its waiters' conditions then).
+  absl::Mutex mu_;
   std::atomic<bool> in_loop_{false};
   std::atomic<bool> quiesce_{false};
 };
-
-// The pool the tools and tests share unless they make their own.
-ThreadPool* DefaultThreadPool();
 
 }  // namespace moe
 

@@ -1,5 +1,7 @@
 #include "gateway/gateway_metrics.h"
 
+#include "absl/synchronization/mutex.h"
+
 namespace moe {
 
 void GatewayMetrics::ObserveRequest(const std::string& code, double seconds, uint32_t prompt_tokens,
@@ -7,7 +9,7 @@ void GatewayMetrics::ObserveRequest(const std::string& code, double seconds, uin
   if (code == "OK") e2e_.Observe(seconds);
   prompt_tokens_.fetch_add(prompt_tokens);
   generation_tokens_.fetch_add(completion_tokens);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++requests_[code];
 }
 
@@ -21,7 +23,7 @@ std::string GatewayMetrics::Render() const {
             static_cast<double>(prompt_tokens_.load()));
   p.Counter("moe_generation_tokens_total", "Generated tokens of requests served by this gateway.",
             static_cast<double>(generation_tokens_.load()));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (requests_.empty()) p.Counter("moe_gateway_requests_total", "Generate and Complete calls by gRPC status code.", 0, {{"code", "OK"}});
   for (const auto& [code, n] : requests_) {
     p.Counter("moe_gateway_requests_total", "Generate and Complete calls by gRPC status code.", static_cast<double>(n),

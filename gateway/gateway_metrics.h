@@ -6,9 +6,9 @@
 
 #include <atomic>
 #include <map>
-#include <mutex>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "core/metrics.h"
 
 namespace moe {
@@ -25,8 +25,8 @@ class GatewayMetrics {
  private:
   Histogram ttft_, e2e_;
   std::atomic<uint64_t> prompt_tokens_{0}, generation_tokens_{0};
-  mutable std::mutex mu_;
-  std::map<std::string, uint64_t> requests_;  // by status code; guarded by mu_
+  mutable absl::Mutex mu_;
+  std::map<std::string, uint64_t> requests_ ABSL_GUARDED_BY(mu_);  // by status code
 };
 
 }  // namespace moe

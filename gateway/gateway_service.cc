@@ -2,8 +2,8 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
@@ -89,16 +89,16 @@ class TwoSidedLifetime {
  public:
   // Returns true when the caller should delete the call now.
   bool Done(bool router_done, bool server_done, bool router_started) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     router_done_ |= router_done;
     server_done_ |= server_done;
     return server_done_ && (router_done_ || !router_started);
   }
 
  private:
-  std::mutex mu_;
-  bool router_done_ = false;
-  bool server_done_ = false;
+  absl::Mutex mu_;
+  bool router_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool server_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Stops one sample of a multi-sample request on the router (fire and forget).

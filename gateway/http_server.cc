@@ -1,11 +1,10 @@
 #include "gateway/http_server.h"
 
 #include <chrono>
-#include <condition_variable>
 #include <fstream>
-#include <mutex>
 #include <random>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -297,21 +296,20 @@ class HttpServer::Handlers {
     };
     const auto& routers = backend_.routers->routers();
     std::vector<Pending> pending(routers.size());
-    std::mutex mu;
-    std::condition_variable cv;
-    size_t remaining = routers.size();
+    absl::Mutex mu;
+    size_t remaining = routers.size();  // guarded by mu
     for (size_t i = 0; i < routers.size(); ++i) {
       Pending& p = pending[i];
       p.context.set_deadline(rpc::DeadlineIn(options_.health_check_timeout_ms));
       routers[i]->stub->async()->GetLoad(&p.context, &p.request, &p.response, [&, i](grpc::Status s) {
-        std::lock_guard<std::mutex> lock(mu);
+        absl::MutexLock lock(&mu);
         pending[i].status = std::move(s);
-        if (--remaining == 0) cv.notify_all();
+        --remaining;
       });
     }
     {
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return remaining == 0; });
+      absl::MutexLock lock(&mu);
+      mu.Await(absl::Condition(+[](size_t* left) { return *left == 0; }, &remaining));
     }
     const bool accepting = !backend_.accepting || backend_.accepting();
     bool any_router = false;

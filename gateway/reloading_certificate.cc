@@ -9,6 +9,7 @@
 #include <sstream>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
@@ -50,7 +51,7 @@ absl::StatusOr<std::unique_ptr<ReloadingCertificate>> ReloadingCertificate::Load
   const std::string identity = c->Identity();
   auto pair = c->Read();
   if (!pair.ok()) return pair.status();
-  std::lock_guard<std::mutex> lock(c->mu_);
+  absl::MutexLock lock(&c->mu_);
   c->pair_ = *std::move(pair);
   c->identity_ = identity;
   c->next_check_ = std::chrono::steady_clock::now() + c->check_interval_;
@@ -100,7 +101,7 @@ absl::StatusOr<std::shared_ptr<const ReloadingCertificate::Pair>> ReloadingCerti
 }
 
 std::shared_ptr<const ReloadingCertificate::Pair> ReloadingCertificate::Current() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const auto now = std::chrono::steady_clock::now();
   if (now < next_check_) return pair_;
   next_check_ = now + check_interval_;
@@ -120,7 +121,7 @@ std::shared_ptr<const ReloadingCertificate::Pair> ReloadingCertificate::Current(
 }
 
 int ReloadingCertificate::loads() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return loads_;
 }
 

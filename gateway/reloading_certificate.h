@@ -18,9 +18,9 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
 
 namespace moe {
@@ -51,15 +51,15 @@ class ReloadingCertificate {
   absl::StatusOr<std::shared_ptr<const Pair>> Read() const;
   // The files' identity now ("" when a file cannot be stat'ed).
   std::string Identity() const;
-  std::shared_ptr<const Pair> Current();
+  std::shared_ptr<const Pair> Current() ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string cert_file_, key_file_;
   const std::chrono::seconds check_interval_;
-  mutable std::mutex mu_;
-  std::shared_ptr<const Pair> pair_;  // guarded by mu_
-  std::string identity_;              // guarded by mu_
-  std::chrono::steady_clock::time_point next_check_;  // guarded by mu_
-  int loads_ = 0;                     // guarded by mu_
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Pair> pair_ ABSL_GUARDED_BY(mu_);
+  std::string identity_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point next_check_ ABSL_GUARDED_BY(mu_);
+  int loads_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace moe

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
@@ -21,10 +22,9 @@ RouterPool::RouterPool(const RouterPoolOptions& options) : options_(options) {
 
 RouterPool::~RouterPool() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
   poller_.join();
 }
 
@@ -96,8 +96,8 @@ void RouterPool::PollLoop() {
       first = false;
       if (options_.on_available_change) options_.on_available_change(available);
     }
-    std::unique_lock<std::mutex> lock(mu_);
-    if (cv_.wait_for(lock, std::chrono::milliseconds(options_.load_poll_interval_ms), [&] { return stop_; })) return;
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Milliseconds(options_.load_poll_interval_ms))) return;
   }
 }
 

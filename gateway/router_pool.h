@@ -8,14 +8,13 @@
 #define MOE_GATEWAY_ROUTER_POOL_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
 #include "moe/internal/v1/router.grpc.pb.h"
 #include "proto/tls.h"
@@ -65,9 +64,8 @@ class RouterPool {
 
   RouterPoolOptions options_;
   std::vector<std::unique_ptr<Router>> routers_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool available_ = false;  // poller thread only
   std::thread poller_;
 };

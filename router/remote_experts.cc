@@ -121,7 +121,10 @@ absl::StatusOr<std::unique_ptr<RemoteExpertBackend>> RemoteExpertBackend::Connec
     w->probe = grpc::health::v1::Health::NewStub(
         rpc::MakeChannel(address, &options.tls, static_cast<int>(options.health_probe_interval_ms),
                          /*own_connection=*/true));
-    w->stats.address = address;
+    {
+      absl::MutexLock lock(&w->mu);
+      w->stats.address = address;
+    }
     backend->workers_.push_back(std::move(w));
   }
 

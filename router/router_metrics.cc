@@ -1,5 +1,6 @@
 #include "router/router_metrics.h"
 
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 
 namespace moe {
@@ -14,7 +15,7 @@ void RouterMetrics::ObserveFinish(const std::string& reason, double e2e_seconds,
   e2e_.Observe(e2e_seconds);
   prompt_tokens_.fetch_add(static_cast<uint64_t>(prompt_tokens));
   generation_tokens_.fetch_add(static_cast<uint64_t>(completion_tokens));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++finished_[reason];
 }
 
@@ -38,7 +39,7 @@ std::string RouterMetrics::Render(const EngineStats& e,
   p.Counter("moe_generation_tokens_total", "Generated tokens of finished requests.",
             static_cast<double>(generation_tokens_.load()));
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (const auto& [reason, n] : finished_) {
       p.Counter("moe_request_success_total", "Finished requests by finish reason.", static_cast<double>(n),
                 {{"finished_reason", reason}});

@@ -8,10 +8,10 @@
 
 #include <atomic>
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "core/metrics.h"
 #include "router/engine.h"
 #include "router/remote_experts.h"
@@ -40,8 +40,8 @@ class RouterMetrics {
  private:
   Histogram queue_, ttft_, itl_, e2e_;
   std::atomic<uint64_t> prompt_tokens_{0}, generation_tokens_{0};
-  mutable std::mutex mu_;
-  std::map<std::string, uint64_t> finished_;  // guarded by mu_
+  mutable absl::Mutex mu_;
+  std::map<std::string, uint64_t> finished_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace moe

@@ -3,8 +3,8 @@
 #include <chrono>
 #include <deque>
 #include <memory>
-#include <mutex>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "proto/rpc_util.h"
@@ -73,11 +73,11 @@ class StreamSink {
   bool Cancelled() const { return cancelled_.load(); }
 
   void Attach(GenerateReactor* r) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     reactor_ = r;
   }
   void Detach() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     reactor_ = nullptr;
     cancelled_ = true;
   }
@@ -87,17 +87,18 @@ class StreamSink {
 
  private:
   void Enqueue(RouterGenerateResponse msg, bool sample_done, const absl::Status& status);
-  void PumpLocked(std::unique_lock<std::mutex>& lock);
+  // With mu_ held: starts the next write (or the Finish) after releasing it.
+  void Pump() ABSL_UNLOCK_FUNCTION(mu_);
 
   const uint64_t handle_;  // the engine's id of the request
-  std::mutex mu_;
-  GenerateReactor* reactor_ = nullptr;  // guarded by mu_
-  std::deque<RouterGenerateResponse> queue_;  // guarded by mu_; front is in flight when writing_
-  int remaining_;             // samples not finished yet
-  bool writing_ = false;
-  bool finished_ = false;     // every sample finished, or one failed
-  bool finish_sent_ = false;  // reactor Finish called
-  absl::Status final_status_;
+  absl::Mutex mu_;
+  GenerateReactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::deque<RouterGenerateResponse> queue_ ABSL_GUARDED_BY(mu_);  // front is in flight when writing_
+  int remaining_ ABSL_GUARDED_BY(mu_);             // samples not finished yet
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;     // every sample finished, or one failed
+  bool finish_sent_ ABSL_GUARDED_BY(mu_) = false;  // reactor Finish called
+  absl::Status final_status_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> cancelled_{false};
 };
 
@@ -164,8 +165,11 @@ class GenerateReactor : public grpc::ServerWriteReactor<RouterGenerateResponse> 
 
 void StreamSink::Enqueue(RouterGenerateResponse msg, bool sample_done, const absl::Status& status) {
   msg.set_request_handle(handle_);
-  std::unique_lock<std::mutex> lock(mu_);
-  if (finished_) return;  // a failed sample already ended the stream
+  mu_.Lock();
+  if (finished_) {  // a failed sample already ended the stream
+    mu_.Unlock();
+    return;
+  }
   if (sample_done && !status.ok()) {
     // A failed sample ends the whole stream with its status; the others are
     // cancelled at the engine's next step.
@@ -176,30 +180,33 @@ void StreamSink::Enqueue(RouterGenerateResponse msg, bool sample_done, const abs
     queue_.push_back(std::move(msg));
     if (sample_done && --remaining_ == 0) finished_ = true;
   }
-  PumpLocked(lock);
+  Pump();
 }
 
 // Decides the next operation under the lock and starts it after unlocking, so
 // that a reaction run inline by gRPC cannot deadlock on mu_. `writing_` and
 // `finish_sent_` make sure only one thread starts an operation.
-void StreamSink::PumpLocked(std::unique_lock<std::mutex>& lock) {
-  if (reactor_ == nullptr || writing_ || finish_sent_) return;
+void StreamSink::Pump() {
   GenerateReactor* reactor = reactor_;
-  if (!queue_.empty()) {
+  if (reactor == nullptr || writing_ || finish_sent_) {
+    mu_.Unlock();
+  } else if (!queue_.empty()) {
     writing_ = true;
     const RouterGenerateResponse* msg = &queue_.front();  // deque: stable until pop_front
-    lock.unlock();
+    mu_.Unlock();
     reactor->StartWrite(msg);
   } else if (finished_) {
     finish_sent_ = true;
     const grpc::Status status = rpc::ToGrpcStatus(final_status_);
-    lock.unlock();
+    mu_.Unlock();
     reactor->Finish(status);
+  } else {
+    mu_.Unlock();
   }
 }
 
 void StreamSink::WriteDone(bool ok) {
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.Lock();
   writing_ = false;
   if (!queue_.empty()) queue_.pop_front();
   if (!ok) {
@@ -209,12 +216,14 @@ void StreamSink::WriteDone(bool ok) {
     if (!finish_sent_ && reactor_ != nullptr) {
       finish_sent_ = true;
       GenerateReactor* reactor = reactor_;
-      lock.unlock();
+      mu_.Unlock();
       reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed: client gone"));
+      return;
     }
+    mu_.Unlock();
     return;
   }
-  PumpLocked(lock);
+  Pump();
 }
 
 class ErrorReactor : public grpc::ServerWriteReactor<RouterGenerateResponse> {

@@ -16,6 +16,12 @@ packages=(
   libssl-dev openssl
 )
 
+# node and npm (the OpenAI client test, and kubectl for deploy_manifests
+# comes from the npm registry): Debian's, unless some node is already there.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -8,8 +8,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -18,6 +16,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
@@ -101,22 +100,20 @@ class TimingSink : public moe::GenerationSink {
  public:
   void OnToken(const moe::GeneratedToken&) override { times.push_back(Clock::now()); }
   void OnFinish(const absl::Status& s, moe::FinishReason, int, int) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     status = s;
     done = true;
-    cv_.notify_all();
   }
   void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return done; });
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&done));
   }
   std::vector<Clock::time_point> times;
   absl::Status status;
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done = false;
+  absl::Mutex mu_;
+  bool done ABSL_GUARDED_BY(mu_) = false;
 };
 
 struct ConcurrencyFigures {

@@ -6,9 +6,11 @@ what can be checked without them:
 
 1. Render: every overlay (deploy/k8s/overlays/*, deploy/k8s/ci/*) is rendered
    with `kubectl kustomize` and must equal its checked-in copy in
-   deploy/k8s/rendered/ (`--update` rewrites them). Without kubectl (or with
-   one older than kustomize v5) this step is skipped with a message and the
-   checked-in renders are still checked below.
+   deploy/k8s/rendered/ (`--update` rewrites them). kubectl is --kubectl,
+   $MOE_KUBECTL (scripts/install-kubectl.sh) or the one on PATH. Without one
+   (or with one older than kustomize v5) this step fails under
+   MOE_TEST_STRICT=1 (scripts/test.sh) and is otherwise skipped with a
+   message, the checked-in renders still being checked below.
 2. Schema: every rendered object is validated against strict JSON Schemas
    (deploy/k8s/schemas: Kubernetes 1.36 OpenAPI via @kubernetes/client-node,
    and a hand-written ServiceMonitor); unknown fields and unknown kinds fail.
@@ -87,7 +89,7 @@ def overlay_dirs():
 
 
 def find_kubectl(explicit):
-    path = explicit or shutil.which("kubectl")
+    path = explicit or os.environ.get("MOE_KUBECTL") or shutil.which("kubectl")
     if not path:
         return None, "kubectl not found"
     try:
@@ -723,6 +725,9 @@ def main():
     bin_dir = os.path.abspath(a.bin_dir)
     report = Report()
     kubectl, kubectl_why = find_kubectl(a.kubectl)
+    if kubectl is None and os.environ.get("MOE_TEST_STRICT") == "1":
+        sys.exit("check.py: " + kubectl_why + " (MOE_TEST_STRICT=1: scripts/install-kubectl.sh installs it; "
+                 "the renders must be compared, not skipped)")
     if kubectl:
         report.note("render: " + kubectl_why)
     elif a.update:

@@ -1,12 +1,13 @@
 #include "gateway/tokenizer/test_util.h"
 
+#include "absl/synchronization/mutex.h"
+
 #include <zlib.h>
 
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <sstream>
 
 namespace moe::tokenizer::testing {
@@ -32,9 +33,9 @@ std::string ReadGzipFile(const std::string& path) {
 }
 
 const Tokenizer& Family(const std::string& family) {
-  static std::mutex mu;
+  static absl::Mutex mu(absl::kConstInit);
   static auto* loaded = new std::map<std::string, std::unique_ptr<Tokenizer>>();
-  std::lock_guard<std::mutex> lock(mu);
+  absl::MutexLock lock(&mu);
   auto& slot = (*loaded)[family];
   if (slot == nullptr) {
     auto t = Tokenizer::FromDirectory(TokenizersDir() + "/" + family);

@@ -26,7 +26,11 @@ DELAY_MS=5
 START=$(date +%s%N)
 
 log() { printf '[multihost %5.1fs] %s\n' "$(( ($(date +%s%N) - START) / 1000000 ))e-3" "$*"; }
-skip() { echo "SKIPPED: $*"; exit 77; }
+# Under scripts/test.sh (MOE_TEST_STRICT=1) a missing prerequisite fails the run.
+skip() {
+  if [ "${MOE_TEST_STRICT:-0}" = 1 ]; then echo "FAILED: prerequisite missing (MOE_TEST_STRICT=1): $*"; exit 1; fi
+  echo "SKIPPED: $*"; exit 77
+}
 fail() { log "FAIL: $*"; FAILED=1; exit 1; }
 
 for b in moe-expert-worker moe-router moe-gateway moe-client moe-health-probe; do

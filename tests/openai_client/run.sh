@@ -8,7 +8,11 @@
 set -euo pipefail
 bin="$1"; model="$2"; work="$3"
 here="$(cd "$(dirname "$0")" && pwd)"
-skip() { echo "SKIPPED: $*"; exit 77; }
+# Under scripts/test.sh (MOE_TEST_STRICT=1) a missing prerequisite fails the run.
+skip() {
+  if [ "${MOE_TEST_STRICT:-0}" = 1 ]; then echo "FAILED: prerequisite missing (MOE_TEST_STRICT=1): $*"; exit 1; fi
+  echo "SKIPPED: $*"; exit 77
+}
 
 command -v node >/dev/null || skip "node is not installed"
 command -v npm >/dev/null || skip "npm is not installed"
