@@ -35,7 +35,7 @@ struct GatewayOptions {
   HttpServerOptions http;  // listen_address and TLS files are taken from here
   // TLS: with a certificate, gRPC and HTTP are served over TLS with it, and
   // it is the client certificate toward the routers; the CA verifies the
-  // routers (and workers, for /health).
+  // routers.
   rpc::TlsConfig tls;
   // When set (PEM file), clients of the public gRPC and HTTP APIs must
   // present a certificate issued by one of these CAs.

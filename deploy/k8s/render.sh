@@ -7,4 +7,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${1:-${BUILD_DIR:-$root/build}}"
+# kubectl: the one scripts/install-kubectl.sh put in the build tree, else PATH.
+if [ -x "$build/tools/kubectl" ]; then export MOE_KUBECTL="$build/tools/kubectl"; fi
 /usr/bin/python3 "$root/deploy/k8s/check.py" --bin-dir "$build/bin" --update
