@@ -65,9 +65,12 @@ class RouterCall : public grpc::ClientReadReactor<RouterGenerateResponse> {
   void OnDone(const grpc::Status& status) override {
     service_->routers()->Release(router_);
     grpc::Status s = status;
-    if (!s.ok() && s.error_code() == grpc::StatusCode::UNAVAILABLE &&
-        s.error_message().find(router_->address) == std::string::npos &&
-        s.error_message().find("worker") == std::string::npos) {
+    // An UNAVAILABLE that is not the expert workers' (the router marks theirs,
+    // naming them) is the router's own: name it.
+    const auto& trailers = context_.GetServerTrailingMetadata();
+    const bool from_workers = trailers.find(rpc::kErrorOriginKey) != trailers.end();
+    if (!s.ok() && s.error_code() == grpc::StatusCode::UNAVAILABLE && !from_workers &&
+        s.error_message().find(router_->address) == std::string::npos) {
       s = grpc::Status(s.error_code(), absl::StrCat("router ", router_->address, ": ", s.error_message()));
     }
     owner_->OnRouterDone(s);

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -23,6 +24,20 @@ std::string CodeName(grpc::StatusCode code) {
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+namespace {
+constexpr char kOriginPayloadUrl[] = "type.moe/error-origin";
+}  // namespace
+
+absl::Status WithErrorOrigin(absl::Status status, absl::string_view origin) {
+  if (!status.ok()) status.SetPayload(kOriginPayloadUrl, absl::Cord(origin));
+  return status;
+}
+
+std::string ErrorOrigin(const absl::Status& status) {
+  const auto payload = status.GetPayload(kOriginPayloadUrl);  // absl::optional<absl::Cord>
+  return payload ? std::string(*payload) : std::string();
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {

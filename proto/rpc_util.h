@@ -23,6 +23,15 @@ inline constexpr int kMaxMessageBytes = 256 << 20;
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
+// Where an error came from, told by status and metadata rather than by its
+// text: a process marks its error (an absl::Status payload), a server sends
+// the mark as trailing metadata kErrorOriginKey, and its client reads it back.
+inline constexpr char kErrorOriginKey[] = "moe-error-origin";
+inline constexpr char kOriginExpertWorker[] = "expert-worker";
+absl::Status WithErrorOrigin(absl::Status status, absl::string_view origin);
+// The mark, or "" when there is none.
+std::string ErrorOrigin(const absl::Status& status);
+
 struct ServerOptions {
   std::string listen_address;  // "127.0.0.1:0" picks a free port
   bool enable_reflection = false;

@@ -450,7 +450,7 @@ absl::Status RemoteExpertBackend::Compute(const ExpertBatch& b, float* outputs) 
                                          : absl::Status(last_failure.code(),
                                                         absl::StrCat(last_failure.message(), "; ", message));
       LOG(WARNING) << s;
-      return s;
+      return rpc::WithErrorOrigin(s, rpc::kOriginExpertWorker);
     }
     if (round > 0) {
       failovers_.fetch_add(todo.size());

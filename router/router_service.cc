@@ -151,7 +151,15 @@ class SampleSink : public GenerationSink {
 
 class GenerateReactor : public grpc::ServerWriteReactor<RouterGenerateResponse> {
  public:
-  explicit GenerateReactor(std::shared_ptr<StreamSink> sink) : sink_(std::move(sink)) {}
+  GenerateReactor(std::shared_ptr<StreamSink> sink, grpc::CallbackServerContext* context)
+      : sink_(std::move(sink)), context_(context) {}
+  // Ends the call with `status`; an error's origin (rpc::ErrorOrigin) goes to
+  // the client as trailing metadata.
+  void FinishWith(const absl::Status& status) {
+    const std::string origin = rpc::ErrorOrigin(status);
+    if (!origin.empty()) context_->AddTrailingMetadata(rpc::kErrorOriginKey, origin);
+    Finish(rpc::ToGrpcStatus(status));
+  }
   void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
   void OnCancel() override { sink_->Cancel(); }
   void OnDone() override {
@@ -161,6 +169,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<RouterGenerateResponse> 
 
  private:
   std::shared_ptr<StreamSink> sink_;
+  grpc::CallbackServerContext* context_;
 };
 
 void StreamSink::Enqueue(RouterGenerateResponse msg, bool sample_done, const absl::Status& status) {
@@ -197,9 +206,9 @@ void StreamSink::Pump() {
     reactor->StartWrite(msg);
   } else if (finished_) {
     finish_sent_ = true;
-    const grpc::Status status = rpc::ToGrpcStatus(final_status_);
+    const absl::Status status = final_status_;
     mu_.Unlock();
-    reactor->Finish(status);
+    reactor->FinishWith(status);
   } else {
     mu_.Unlock();
   }
@@ -272,7 +281,7 @@ grpc::ServerWriteReactor<RouterGenerateResponse>* RouterService::Generate(
   // One engine id for the request; its samples differ by sample_index.
   r->id = engine_->NewRequestId();
   auto stream = std::make_shared<StreamSink>(static_cast<int>(n), r->id);
-  auto* reactor = new GenerateReactor(stream);
+  auto* reactor = new GenerateReactor(stream, context);
   stream->Attach(reactor);
   VLOG(1) << "request " << r->client_id << "#" << r->id << ": " << r->prompt.size() << " prompt tokens, n=" << n;
   for (uint32_t i = 0; i < n; ++i) {

@@ -15,11 +15,13 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace moe::chat::py {
 
 // Decodes the code point at s[*pos] and advances *pos past it.
 char32_t DecodeAt(std::string_view s, size_t* pos);
-void AppendUtf8(char32_t cp, std::string* out);
+using ::moe::AppendUtf8;  // core/utf8.h
 std::u32string ToCodePoints(std::string_view s);
 std::string FromCodePoints(std::u32string_view cps);
 bool IsValidUtf8(std::string_view s);

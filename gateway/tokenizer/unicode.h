@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/utf8.h"
 
 namespace moe::tokenizer {
 
@@ -29,7 +30,7 @@ char32_t NextCodepoint(absl::string_view text, size_t* pos);
 // Number of bytes of the UTF-8 sequence that lead byte `c` starts (1 for an
 // invalid lead byte, so that loops over unchecked text always advance).
 int Utf8SequenceLength(unsigned char c);
-void AppendUtf8(char32_t cp, std::string* out);
+using ::moe::AppendUtf8;  // core/utf8.h
 // Number of code points of valid UTF-8.
 size_t CodepointCount(absl::string_view text);
 
