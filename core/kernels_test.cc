@@ -1,11 +1,15 @@
 #include "core/kernels.h"
 
+#include <algorithm>
+#include <numeric>
+
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/attention.h"
 #include "core/thread_pool.h"
 #include "gtest/gtest.h"
 
@@ -149,6 +153,87 @@ TEST(DTypeTest, HalfConversionsRoundTrip) {
   }
   EXPECT_TRUE(std::isinf(F16ToF32(F32ToF16(1e6f))));
   EXPECT_TRUE(std::isnan(F16ToF32(F32ToF16(NAN))));
+}
+
+// Paged attention: K/V of n positions laid out in blocks of `bs` positions in
+// the order of `table`, rows of `stride` floats, the head at column `col`.
+struct PagedFixture {
+  int64_t hd, n, bs, stride, col;
+  std::vector<float> q, k, v;      // [n, hd] contiguous, the truth
+  std::vector<float> arena;        // blocks: [K: bs x stride][V: bs x stride] each
+  std::vector<int32_t> table;
+
+  PagedFixture(int64_t head_dim, int64_t positions, int64_t block_size, uint32_t seed)
+      : hd(head_dim), n(positions), bs(block_size), stride(head_dim * 2 + 3), col(head_dim + 1) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-2.f, 2.f);
+    for (int64_t i = 0; i < hd; ++i) q.push_back(u(rng));
+    for (int64_t i = 0; i < n * hd; ++i) k.push_back(u(rng));
+    for (int64_t i = 0; i < n * hd; ++i) v.push_back(u(rng));
+    const int64_t blocks = (n + bs - 1) / bs;
+    table.resize(blocks);
+    std::iota(table.begin(), table.end(), 0);
+    std::shuffle(table.begin(), table.end(), rng);  // not contiguous
+    arena.assign(static_cast<size_t>((blocks + 1) * 2 * bs * stride), std::nanf(""));
+    for (int64_t p = 0; p < n; ++p) {
+      float* row = &arena[static_cast<size_t>(table[p / bs] * 2 * bs * stride + (p % bs) * stride + col)];
+      std::copy_n(&k[p * hd], hd, row);
+      std::copy_n(&v[p * hd], hd, row + bs * stride);
+    }
+  }
+  PagedKvHead view() const {
+    return {arena.data() + col, table.data(), bs, 2 * bs * stride, stride, bs * stride};
+  }
+  std::vector<float> Run(float scale) const {
+    std::vector<float> scores(n), out(hd);
+    PagedAttentionHead(q.data(), hd, n, view(), scale, scores.data(), out.data());
+    return out;
+  }
+};
+
+TEST(PagedAttentionTest, MatchesDoublePrecisionSoftmaxAttention) {
+  for (int64_t hd : {16, 32, 48, 20}) {  // 20: the tail path (not a multiple of 16)
+    for (int64_t n : {1, 7, 40}) {
+      SCOPED_TRACE("head_dim " + std::to_string(hd) + ", positions " + std::to_string(n));
+      const PagedFixture f(hd, n, 4, static_cast<uint32_t>(hd * 100 + n));
+      const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+      std::vector<double> s(n);
+      double mx = -1e300, z = 0;
+      for (int64_t p = 0; p < n; ++p) {
+        double dot = 0;
+        for (int64_t d = 0; d < hd; ++d) dot += static_cast<double>(f.q[d]) * f.k[p * hd + d];
+        s[p] = dot * scale;
+        mx = std::max(mx, s[p]);
+      }
+      for (int64_t p = 0; p < n; ++p) z += s[p] = std::exp(s[p] - mx);
+      const std::vector<float> got = f.Run(static_cast<float>(scale));
+      for (int64_t d = 0; d < hd; ++d) {
+        double want = 0;
+        for (int64_t p = 0; p < n; ++p) want += s[p] / z * f.v[p * hd + d];
+        EXPECT_NEAR(got[d], want, 2e-5 * (1 + std::abs(want))) << "dim " << d;
+      }
+    }
+  }
+}
+
+TEST(PagedAttentionTest, BitwiseTheSameWhateverTheBlockSizeLayoutOrIsa) {
+  for (int64_t hd : {32, 48, 20}) {
+    const PagedFixture contiguous(hd, 45, 64, 7);  // one block holds everything
+    ASSERT_TRUE(SetKernelIsaForTesting(AvailableIsas().front()));
+    const std::vector<float> ref = contiguous.Run(0.125f);
+    for (const std::string& isa : AvailableIsas()) {
+      ASSERT_TRUE(SetKernelIsaForTesting(isa));
+      for (int64_t bs : {1, 3, 16}) {
+        PagedFixture paged(hd, 45, bs, 7);
+        // Same values as the contiguous fixture (the generator ran the same way).
+        ASSERT_EQ(paged.k, contiguous.k);
+        const std::vector<float> got = paged.Run(0.125f);
+        EXPECT_EQ(0, std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)))
+            << "head_dim " << hd << ", block size " << bs << ", " << isa;
+      }
+    }
+    SetKernelIsaForTesting(AvailableIsas().front());
+  }
 }
 
 }  // namespace

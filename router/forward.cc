@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "core/attention.h"
 #include "core/status_macros.h"
 
 namespace moe {
@@ -220,79 +221,22 @@ absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::ve
 }
 
 void ForwardPass::Attention(int layer, absl::Span<const SequenceInput> batch) {
-  constexpr int64_t kLanes = 16;
-  typedef float Lanes4 __attribute__((vector_size(4 * sizeof(float))));
   const ModelConfig& c = config_;
   const int64_t hd = c.head_dim, H = c.num_attention_heads;
   const int64_t group = H / c.num_key_value_heads;
   const int64_t T = static_cast<int64_t>(token_seq_.size());
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  // One (token, head) per item: causal attention over positions 0..pos.
   auto body = [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / H, head = item % H, kvh = head / group;
+      const int64_t t = item / H, head = item % H;
       const SequenceKv* kv = batch[token_seq_[t]].kv;
-      const KvCache& cache = kv->cache();
-      const int64_t bs = cache.block_size();
-      const std::vector<int32_t>& table = kv->blocks();
-      const int64_t n = token_pos_[t] + 1;  // causal: positions 0..pos
-      const float* q = &q_[t * c.q_dim() + head * hd];
-      // Positions in order, block by block: the same operations in the same
-      // order as over one contiguous [n, kv_dim] cache.
+      const int64_t n = token_pos_[t] + 1;
       scores.resize(n);
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j0 = 0, b = 0; j0 < n; j0 += bs, ++b) {
-        const float* keys = cache.keys(table[b], layer) + kvh * hd;
-        const int64_t m = std::min(bs, n - j0);
-        for (int64_t j = 0; j < m; ++j) {
-          scores[j0 + j] = Dot(q, keys + j * c.kv_dim(), hd) * scale;
-          mx = std::max(mx, scores[j0 + j]);
-        }
-      }
-      float sum = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        scores[j] = std::exp(scores[j] - mx);
-        sum += scores[j];
-      }
-      // Weighted sum of the values, 16 dimensions at a time held in registers;
-      // each out[d] is still ((0 + p0 v0[d]) + p1 v1[d]) + ... in position
-      // order, one multiply and one add per term (no contraction).
-      float* out = &attn_[t * c.q_dim() + head * hd];
-      for (int64_t d0 = 0; d0 < hd; d0 += kLanes) {
-        if (hd - d0 >= kLanes) {
-          // Four 4-lane accumulators: registers on every 128-bit SIMD target.
-          Lanes4 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-          for (int64_t j0 = 0, b = 0; j0 < n; j0 += bs, ++b) {
-            const float* vals = cache.values(table[b], layer) + kvh * hd + d0;
-            const int64_t m = std::min(bs, n - j0);
-            for (int64_t j = 0; j < m; ++j) {
-              const float* v = vals + j * c.kv_dim();
-              const float p = scores[j0 + j];
-              Lanes4 v0, v1, v2, v3;
-              std::memcpy(&v0, v, sizeof(v0));
-              std::memcpy(&v1, v + 4, sizeof(v1));
-              std::memcpy(&v2, v + 8, sizeof(v2));
-              std::memcpy(&v3, v + 12, sizeof(v3));
-              a0 += p * v0;
-              a1 += p * v1;
-              a2 += p * v2;
-              a3 += p * v3;
-            }
-          }
-          std::memcpy(out + d0, &a0, sizeof(a0));
-          std::memcpy(out + d0 + 4, &a1, sizeof(a1));
-          std::memcpy(out + d0 + 8, &a2, sizeof(a2));
-          std::memcpy(out + d0 + 12, &a3, sizeof(a3));
-        } else {
-          for (int64_t d = d0; d < hd; ++d) {
-            float acc = 0.0f;
-            for (int64_t j = 0; j < n; ++j) acc += scores[j] * cache.values(table[j / bs], layer)[(j % bs) * c.kv_dim() + kvh * hd + d];
-            out[d] = acc;
-          }
-        }
-      }
-      const float inv = 1.0f / sum;
-      for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
+      PagedAttentionHead(&q_[t * c.q_dim() + head * hd], hd, n,
+                         kv->cache().HeadView(layer, head / group, hd, kv->blocks().data()), scale, scores.data(),
+                         &attn_[t * c.q_dim() + head * hd]);
     }
   };
   const int64_t items = T * H;

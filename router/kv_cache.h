@@ -34,6 +34,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "core/attention.h"
 #include "core/model_config.h"
 
 namespace moe {
@@ -74,6 +75,19 @@ class KvCache {
   const float* keys(int32_t block, int layer) const { return &data_[Offset(block, layer)]; }
   const float* values(int32_t block, int layer) const {
     return &data_[Offset(block, layer) + block_size_ * kv_dim_];
+  }
+
+  // Layer `layer`, KV head `kv_head` of every block as core/attention.h's
+  // paged view, over the block table `table`.
+  PagedKvHead HeadView(int layer, int64_t kv_head, int64_t head_dim, const int32_t* table) const {
+    PagedKvHead v;
+    v.base = &data_[Offset(0, layer)] + kv_head * head_dim;
+    v.table = table;
+    v.block_size = block_size_;
+    v.block_stride = static_cast<int64_t>(num_layers_) * 2 * block_size_ * kv_dim_;
+    v.row_stride = kv_dim_;
+    v.value_offset = block_size_ * kv_dim_;
+    return v;
   }
 
   // A block with one reference, or -1 when every block is referenced. Takes a
