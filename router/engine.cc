@@ -32,8 +32,7 @@ struct Engine::Sequence {
   int generated() const { return static_cast<int>(static_cast<int64_t>(tokens.size()) - prompt_tokens); }
 };
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(ForwardPass* forward, const ModelConfig& config,
-                                                       const EngineOptions& options) {
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(DenseDevice* device, const EngineOptions& options) {
   if (options.max_running_seqs < 1) {
     return absl::InvalidArgumentError(absl::StrCat("max_running_seqs: must be >= 1, got ", options.max_running_seqs));
   }
@@ -43,22 +42,21 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(ForwardPass* forward, con
   if (options.max_waiting_requests < 0 || options.max_waiting_tokens < 0) {
     return absl::InvalidArgumentError("max_waiting_requests, max_waiting_tokens: must be >= 0");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, KvCache::Create(config, options.kv_cache));
-  return std::unique_ptr<Engine>(new Engine(forward, config, options, std::move(cache)));
+  ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, device->CreateKvCache(options.kv_cache));
+  return std::unique_ptr<Engine>(new Engine(device, options, std::move(cache)));
 }
 
-Engine::Engine(ForwardPass* forward, const ModelConfig& config, const EngineOptions& options,
-               std::unique_ptr<KvCache> cache)
-    : forward_(forward),
-      config_(config),
+Engine::Engine(DenseDevice* device, const EngineOptions& options, std::unique_ptr<KvCache> cache)
+    : device_(device),
+      config_(device->config()),
       options_(options),
       kv_blocks_total_(cache->num_blocks()),
       cache_(std::move(cache)) {
   counters_.kv_block_size_tokens = cache_->block_size();
   counters_.kv_blocks_total = cache_->num_blocks();
   counters_.kv_blocks_free = cache_->num_blocks();
-  counters_.num_layers = config.num_hidden_layers;
-  counters_.num_experts = config.num_experts;
+  counters_.num_layers = config_.num_hidden_layers;
+  counters_.num_experts = config_.num_experts;
   published_ = counters_;
   thread_ = std::thread([this] { Run(); });
 }
@@ -180,7 +178,7 @@ EngineStats Engine::Stats() const {
     stats.waiting_tokens = waiting_tokens_;
     stats.rejected_requests = rejected_;
   }
-  stats.expert_tokens = forward_->ExpertTokenCounts();
+  stats.expert_tokens = device_->ExpertTokenCounts();
   return stats;
 }
 
@@ -462,7 +460,7 @@ void Engine::Step(const std::vector<ScheduledChunk>& chunks) {
     const bool decode = c.tokens == 1 && last && at >= s.prompt_tokens;
     (decode ? counters_.decode_tokens_computed : counters_.prefill_tokens_computed) += static_cast<uint64_t>(c.tokens);
   }
-  const absl::Status status = forward_->Forward(batch, &logits_);
+  const absl::Status status = device_->Forward(batch, &logits_);
   steps_.fetch_add(1);
   VLOG(1) << "step " << steps_.load() << ": " << chunks.size() << " sequences, status " << status;
   std::vector<Sequence*> done;

@@ -44,7 +44,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "router/forward.h"
+#include "router/dense_device.h"
 #include "router/generated_token.h"
 #include "router/kv_cache.h"
 #include "router/sampler.h"
@@ -151,11 +151,10 @@ struct EngineStats {
 
 class Engine {
  public:
-  // Checks the options and creates the KV cache (INVALID_ARGUMENT naming the
-  // option), then starts the engine thread. `forward` must outlive the
-  // engine; only the engine thread uses it.
-  static absl::StatusOr<std::unique_ptr<Engine>> Create(ForwardPass* forward, const ModelConfig& config,
-                                                        const EngineOptions& options);
+  // Checks the options and has the device create the KV cache
+  // (INVALID_ARGUMENT naming the option), then starts the engine thread.
+  // `device` must outlive the engine; only the engine thread runs it.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(DenseDevice* device, const EngineOptions& options);
   ~Engine();  // stops the thread; unfinished requests end with CANCELLED
 
   // Validates and queues a request. INVALID_ARGUMENT for a bad request (empty
@@ -190,7 +189,7 @@ class Engine {
     Sequence* seq;
     int64_t tokens;
   };
-  Engine(ForwardPass* forward, const ModelConfig& config, const EngineOptions& options,
+  Engine(DenseDevice* device, const EngineOptions& options,
          std::unique_ptr<KvCache> cache);
 
   void Run();
@@ -220,7 +219,7 @@ class Engine {
   void Finish(Sequence& seq, const absl::Status& status, FinishReason reason);
   void PublishStats();
 
-  ForwardPass* forward_;
+  DenseDevice* device_;
   const ModelConfig config_;
   const EngineOptions options_;
   const int32_t kv_blocks_total_;

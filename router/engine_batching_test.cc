@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "router/engine.h"
+#include "router/forward.h"
 #include "tests/tiny_models.h"
 
 namespace moe {
@@ -115,7 +116,7 @@ class EngineBatchingTest : public ::testing::Test {
   }
   const ModelConfig& config() const { return checkpoint_->config(); }
   std::unique_ptr<Engine> MakeEngine(const EngineOptions& options) {
-    auto engine = Engine::Create(forward_.get(), config(), options);
+    auto engine = Engine::Create(forward_.get(), options);
     EXPECT_TRUE(engine.ok()) << engine.status();
     return std::move(engine).value();
   }

@@ -1,4 +1,5 @@
 #include "router/engine.h"
+#include "router/forward.h"
 
 #include <condition_variable>
 #include <fstream>
@@ -70,7 +71,7 @@ class EngineTest : public ::testing::Test {
     forward_ = std::make_unique<ForwardPass>(dense_.get(), backend_.get(), pool_.get());
   }
   std::unique_ptr<Engine> MakeEngine(EngineOptions options = {}) {
-    auto engine = Engine::Create(forward_.get(), checkpoint_->config(), options);
+    auto engine = Engine::Create(forward_.get(), options);
     EXPECT_TRUE(engine.ok()) << engine.status();
     return std::move(engine).value();
   }

@@ -102,31 +102,35 @@ absl::Status ForwardPass::Ffn(int layer, int64_t T) {
   return MoE(layer, T);
 }
 
-absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::vector<float>* logits) {
+absl::Status ForwardPass::CheckInvariants(absl::Span<const SequenceInput> batch, int64_t* num_tokens) const {
+  // The engine validated every request; a failure here is a bug, not bad input.
   const ModelConfig& c = config_;
-  const int64_t D = c.hidden_size, hd = c.head_dim, half = hd / 2;
   int64_t T = 0;
   for (size_t s = 0; s < batch.size(); ++s) {
     const SequenceInput& in = batch[s];
     for (int32_t id : in.tokens) {
       if (id < 0 || id >= c.vocab_size) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("token id ", id, " is outside the vocabulary [0, ", c.vocab_size, ")"));
+        return absl::InternalError(absl::StrCat("invariant broken: sequence ", s, " holds token id ", id,
+                                                " outside the vocabulary [0, ", c.vocab_size, ")"));
       }
     }
     const int64_t end = in.kv->length() + static_cast<int64_t>(in.tokens.size());
-    if (c.max_position_embeddings > 0 && end > c.max_position_embeddings) {
-      return absl::InvalidArgumentError(absl::StrCat("sequence length ", end, " exceeds the context of ",
-                                                     c.max_position_embeddings, " tokens"));
+    if (end > c.max_position_embeddings) {
+      return absl::InternalError(absl::StrCat("invariant broken: sequence ", s, " reaches position ", end,
+                                              ", past the context of ", c.max_position_embeddings, " tokens"));
     }
     if (in.kv->length() % in.kv->cache().block_size() != 0 &&
         !in.kv->cache().Writable(in.kv->blocks()[in.kv->length() / in.kv->cache().block_size()])) {
-      return absl::InternalError(absl::StrCat("sequence ", s, " of the batch would write into a shared KV block"));
+      return absl::InternalError(
+          absl::StrCat("invariant broken: sequence ", s, " of the batch would write into a shared KV block"));
     }
     T += static_cast<int64_t>(in.tokens.size());
   }
-  logits->clear();
-  if (T == 0) return absl::OkStatus();
+  *num_tokens = T;
+  return absl::OkStatus();
+}
+
+absl::Status ForwardPass::ReserveKv(absl::Span<const SequenceInput> batch) {
   // Blocks for the new positions, all or nothing.
   for (size_t s = 0; s < batch.size(); ++s) {
     SequenceKv* kv = batch[s].kv;
@@ -138,86 +142,113 @@ absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::ve
                                                        " more blocks, ", free, " are free"));
     }
   }
+  return absl::OkStatus();
+}
 
+absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::vector<float>* logits) {
+  int64_t T = 0;
+  RETURN_IF_ERROR(CheckInvariants(batch, &T));
+  logits->clear();
+  if (T == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(ReserveKv(batch));
+  Embed(batch, T);
+  for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
+    AttentionBlock(layer, batch, T);
+    if (absl::Status st = FfnBlock(layer, T); !st.ok()) {
+      for (const SequenceInput& in : batch) in.kv->Truncate(in.kv->length());  // frees the reserved blocks
+      return st;
+    }
+  }
+  for (const SequenceInput& in : batch) in.kv->Advance(in.kv->length() + static_cast<int64_t>(in.tokens.size()));
+  LmHead(batch, logits);
+  return absl::OkStatus();
+}
+
+void ForwardPass::Embed(absl::Span<const SequenceInput> batch, int64_t T) {
+  const ModelConfig& c = config_;
+  const int64_t D = c.hidden_size, half = c.head_dim / 2;
   token_seq_.resize(T);
   token_pos_.resize(T);
   x_.resize(T * D);
   rope_cos_.resize(T * half);
   rope_sin_.resize(T * half);
-  {
-    int64_t t = 0;
-    for (size_t s = 0; s < batch.size(); ++s) {
-      const SequenceInput& in = batch[s];
-      for (size_t i = 0; i < in.tokens.size(); ++i, ++t) {
-        token_seq_[t] = static_cast<int32_t>(s);
-        token_pos_[t] = in.kv->length() + static_cast<int64_t>(i);
-        ConvertRow(model_->embedding(), in.tokens[i], &x_[t * D]);
-        for (int64_t j = 0; j < half; ++j) {
-          const double angle = static_cast<double>(token_pos_[t]) * inv_freq_[j];
-          rope_cos_[t * half + j] = static_cast<float>(std::cos(angle));
-          rope_sin_[t * half + j] = static_cast<float>(std::sin(angle));
-        }
+  int64_t t = 0;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SequenceInput& in = batch[s];
+    for (size_t i = 0; i < in.tokens.size(); ++i, ++t) {
+      token_seq_[t] = static_cast<int32_t>(s);
+      token_pos_[t] = in.kv->length() + static_cast<int64_t>(i);
+      ConvertRow(model_->embedding(), in.tokens[i], &x_[t * D]);
+      for (int64_t j = 0; j < half; ++j) {
+        const double angle = static_cast<double>(token_pos_[t]) * inv_freq_[j];
+        rope_cos_[t * half + j] = static_cast<float>(std::cos(angle));
+        rope_sin_[t * half + j] = static_cast<float>(std::sin(angle));
       }
     }
   }
-
   h_.resize(T * D);
   q_.resize(T * c.q_dim());
   k_.resize(T * c.kv_dim());
   v_.resize(T * c.kv_dim());
   attn_.resize(T * c.q_dim());
   o_.resize(T * D);
-  for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
-    const LayerWeights& L = model_->layer(layer);
-    RmsNorm(x_.data(), T, D, L.input_norm, c.rms_norm_eps, h_.data());
-    QkvProjections(layer, T);
-    for (int64_t t = 0; t < T; ++t) {
-      const float* cs = &rope_cos_[t * half];
-      const float* sn = &rope_sin_[t * half];
-      for (int64_t hh = 0; hh < c.num_attention_heads; ++hh) ApplyRope(&q_[t * c.q_dim() + hh * hd], cs, sn, half);
-      for (int64_t hh = 0; hh < c.num_key_value_heads; ++hh) ApplyRope(&k_[t * c.kv_dim() + hh * hd], cs, sn, half);
-      SequenceKv* kv = batch[token_seq_[t]].kv;
-      const int64_t bs = kv->cache().block_size();
-      const int32_t block = kv->blocks()[token_pos_[t] / bs];
-      const int64_t slot = token_pos_[t] % bs;
-      std::memcpy(kv->cache().keys(block, layer) + slot * c.kv_dim(), &k_[t * c.kv_dim()], c.kv_dim() * sizeof(float));
-      std::memcpy(kv->cache().values(block, layer) + slot * c.kv_dim(), &v_[t * c.kv_dim()],
-                  c.kv_dim() * sizeof(float));
-    }
-    Attention(layer, batch);
-    MatMul(attn_.data(), T, c.q_dim(), L.o, o_.data(), D, pool_);
-    AddBias(biases_[layer].o, T, o_.data());
-    for (int64_t i = 0; i < T * D; ++i) x_[i] += o_[i];
-    RmsNorm(x_.data(), T, D, L.post_attention_norm, c.rms_norm_eps, h_.data());
-    if (absl::Status st = Ffn(layer, T); !st.ok()) {
-      for (const SequenceInput& in : batch) in.kv->Truncate(in.kv->length());  // frees the reserved blocks
-      return st;
-    }
-  }
-  for (const SequenceInput& in : batch) in.kv->Advance(in.kv->length() + static_cast<int64_t>(in.tokens.size()));
+}
 
-  // Final norm and lm_head on the rows that need logits.
+void ForwardPass::AttentionBlock(int layer, absl::Span<const SequenceInput> batch, int64_t T) {
+  const ModelConfig& c = config_;
+  const LayerWeights& L = model_->layer(layer);
+  const int64_t D = c.hidden_size, hd = c.head_dim, half = hd / 2;
+  RmsNorm(x_.data(), T, D, L.input_norm, c.rms_norm_eps, h_.data());
+  QkvProjections(layer, T);
+  // RoPE, then the new keys and values into the sequences' KV blocks.
+  for (int64_t t = 0; t < T; ++t) {
+    const float* cs = &rope_cos_[t * half];
+    const float* sn = &rope_sin_[t * half];
+    for (int64_t hh = 0; hh < c.num_attention_heads; ++hh) ApplyRope(&q_[t * c.q_dim() + hh * hd], cs, sn, half);
+    for (int64_t hh = 0; hh < c.num_key_value_heads; ++hh) ApplyRope(&k_[t * c.kv_dim() + hh * hd], cs, sn, half);
+    SequenceKv* kv = batch[token_seq_[t]].kv;
+    const int64_t bs = kv->cache().block_size();
+    const int32_t block = kv->blocks()[token_pos_[t] / bs];
+    const int64_t slot = token_pos_[t] % bs;
+    std::memcpy(kv->cache().keys(block, layer) + slot * c.kv_dim(), &k_[t * c.kv_dim()], c.kv_dim() * sizeof(float));
+    std::memcpy(kv->cache().values(block, layer) + slot * c.kv_dim(), &v_[t * c.kv_dim()],
+                c.kv_dim() * sizeof(float));
+  }
+  Attention(layer, batch);
+  MatMul(attn_.data(), T, c.q_dim(), L.o, o_.data(), D, pool_);
+  AddBias(biases_[layer].o, T, o_.data());
+  for (int64_t i = 0; i < T * D; ++i) x_[i] += o_[i];
+}
+
+absl::Status ForwardPass::FfnBlock(int layer, int64_t T) {
+  const ModelConfig& c = config_;
+  RmsNorm(x_.data(), T, c.hidden_size, model_->layer(layer).post_attention_norm, c.rms_norm_eps, h_.data());
+  return Ffn(layer, T);
+}
+
+void ForwardPass::LmHead(absl::Span<const SequenceInput> batch, std::vector<float>* logits) {
+  const ModelConfig& c = config_;
+  const int64_t D = c.hidden_size;
+  // The rows that need logits: each sequence's last new token, every one
+  // with all_logits, none with no_logits.
   std::vector<int64_t> rows;
-  {
-    int64_t t = 0;
-    for (const SequenceInput& in : batch) {
-      const int64_t n = static_cast<int64_t>(in.tokens.size());
-      if (in.no_logits) {
-        // none
-      } else if (in.all_logits) {
-        for (int64_t i = 0; i < n; ++i) rows.push_back(t + i);
-      } else if (n > 0) {
-        rows.push_back(t + n - 1);
-      }
-      t += n;
+  int64_t t = 0;
+  for (const SequenceInput& in : batch) {
+    const int64_t n = static_cast<int64_t>(in.tokens.size());
+    if (in.no_logits) {
+      // none
+    } else if (in.all_logits) {
+      for (int64_t i = 0; i < n; ++i) rows.push_back(t + i);
+    } else if (n > 0) {
+      rows.push_back(t + n - 1);
     }
+    t += n;
   }
   const int64_t R = static_cast<int64_t>(rows.size());
   for (int64_t r = 0; r < R; ++r) std::memcpy(&h_[r * D], &x_[rows[r] * D], D * sizeof(float));
   RmsNorm(h_.data(), R, D, model_->final_norm(), c.rms_norm_eps, h_.data());
   logits->resize(R * c.vocab_size);
   MatMul(h_.data(), R, D, model_->lm_head(), logits->data(), c.vocab_size, pool_);
-  return absl::OkStatus();
 }
 
 void ForwardPass::Attention(int layer, absl::Span<const SequenceInput> batch) {

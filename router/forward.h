@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,42 +29,54 @@
 #include "core/expert_backend.h"
 #include "core/thread_pool.h"
 #include "router/dense_model.h"
+#include "router/dense_device.h"
 #include "router/kv_cache.h"
 
 namespace moe {
 
-struct SequenceInput {
-  SequenceKv* kv = nullptr;
-  absl::Span<const int32_t> tokens;  // new tokens, appended at kv->length()
-  bool all_logits = false;           // logits for every new token, not only the last
-  bool no_logits = false;            // no logits at all (a prefill chunk that does not end the prompt)
-};
-
-class ForwardPass {
+// The CPU DenseDevice.
+class ForwardPass : public DenseDevice {
  public:
   // `model`, `experts` and `pool` must outlive the forward pass; `pool` may be null.
   ForwardPass(const DenseModel* model, ExpertBackend* experts, ThreadPool* pool);
 
-  // Runs the batch and appends to each sequence's cache, reserving the blocks
-  // it needs. `logits` receives, for each sequence in order, vocab_size floats
-  // for its last new token (one row per new token with all_logits, none with
-  // no_logits). INVALID_ARGUMENT for a token id outside the vocabulary or a
-  // sequence past max_position_embeddings, RESOURCE_EXHAUSTED when a cache has
-  // too few free blocks; nothing is appended then. A sequence must not appear
-  // twice in one batch.
-  absl::Status Forward(absl::Span<const SequenceInput> batch, std::vector<float>* logits);
-
-  // Tokens routed to each expert so far (the gate's top-k choices, one count
-  // per token and rank), [layer * num_experts + expert]. Thread-safe.
-  std::vector<uint64_t> ExpertTokenCounts() const;
+  const ModelConfig& config() const override { return config_; }
+  std::string name() const override { return "cpu"; }
+  // Host-memory pages.
+  absl::StatusOr<std::unique_ptr<KvCache>> CreateKvCache(const KvCacheOptions& options) override {
+    return KvCache::Create(config_, options);
+  }
+  // See DenseDevice::Forward.
+  absl::Status Forward(absl::Span<const SequenceInput> batch, std::vector<float>* logits) override;
+  // The gate's top-k choices, one count per token and rank. Thread-safe.
+  std::vector<uint64_t> ExpertTokenCounts() const override;
 
  private:
+  // The pass, stage by stage. T is the batch's new tokens; x_ is the
+  // residual stream [T, hidden], h_ its normed copy.
+  //
+  // Invariants the engine guarantees (ids in the vocabulary, positions in the
+  // context, no write into a shared block): INTERNAL if broken.
+  absl::Status CheckInvariants(absl::Span<const SequenceInput> batch, int64_t* num_tokens) const;
+  // KV blocks for every new position, all or nothing (RESOURCE_EXHAUSTED).
+  absl::Status ReserveKv(absl::Span<const SequenceInput> batch);
+  // x_[T, hidden] = the tokens' embeddings; positions and RoPE tables [T, head_dim / 2].
+  void Embed(absl::Span<const SequenceInput> batch, int64_t T);
+  // x_ += o_proj(attention(norm(x_))) over each sequence's paged K/V, after
+  // appending the new keys and values.
+  void AttentionBlock(int layer, absl::Span<const SequenceInput> batch, int64_t T);
+  // attn_[T, q_dim] = paged attention of q_ (core/attention.h), one (token, head) per item.
   void Attention(int layer, absl::Span<const SequenceInput> batch);
-  // q, k, v of the T rows of h_: projections, biases, q/k norm, clipping.
-  void QkvProjections(int layer, int64_t num_tokens);
-  // x_ += the layer's FFN block (routed experts and shared expert, or the dense MLP) of h_.
-  absl::Status Ffn(int layer, int64_t num_tokens);
-  absl::Status MoE(int layer, int64_t num_tokens);
+  // q_[T, q_dim], k_ and v_[T, kv_dim] of h_: projections, biases, q/k norm, clipping.
+  void QkvProjections(int layer, int64_t T);
+  // x_ += ffn(norm(x_)): Ffn below after the post-attention norm.
+  absl::Status FfnBlock(int layer, int64_t T);
+  // x_ += the layer's FFN block of h_: gate, routed experts through the
+  // backend, combine (+ shared expert) in MoE layers; the dense MLP otherwise.
+  absl::Status Ffn(int layer, int64_t T);
+  absl::Status MoE(int layer, int64_t T);
+  // logits[R, vocab] = lm_head(final_norm(x_)) of the rows that need logits.
+  void LmHead(absl::Span<const SequenceInput> batch, std::vector<float>* logits);
 
   const DenseModel* model_;
   const ModelConfig& config_;

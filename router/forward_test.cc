@@ -125,7 +125,7 @@ TEST_P(TinyModelTest, EngineStreamsTheGoldenContinuation) {
   auto fwd = MakeForward();
   EngineOptions options;
   options.kv_cache.capacity_bytes = 64 * KvCache::BytesPerBlock(config(), options.kv_cache.block_size_tokens);
-  auto engine = Engine::Create(fwd.get(), config(), options);
+  auto engine = Engine::Create(fwd.get(), options);
   ASSERT_TRUE(engine.ok()) << engine.status();
   for (const auto& c : golden["cases"]) {
     GenerationRequest r;
@@ -337,7 +337,9 @@ TEST_P(TinyModelTest, CountsTokensPerExpertPerLayer) {
   }
 }
 
-TEST_P(TinyModelTest, RejectsTokenOutsideVocabulary) {
+// The engine validates requests; Forward only checks the invariant, and a
+// broken one is INTERNAL, with nothing appended.
+TEST_P(TinyModelTest, ATokenOutsideTheVocabularyIsABrokenInvariant) {
   auto fwd = MakeForward();
   auto cache = Cache();
   SequenceKv kv(cache.get());
@@ -345,7 +347,8 @@ TEST_P(TinyModelTest, RejectsTokenOutsideVocabulary) {
   std::vector<float> logits;
   SequenceInput in{&kv, bad};
   const absl::Status s = fwd->Forward({&in, 1}, &logits);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("invariant broken"));
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("4096"));
   EXPECT_EQ(kv.length(), 0);
   EXPECT_EQ(cache->num_used_blocks(), 0);

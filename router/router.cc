@@ -55,7 +55,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
     for (const std::string& a : options.worker_addresses) info.add_workers(a);
   }
   r->forward_ = std::make_unique<ForwardPass>(r->dense_.get(), r->experts_.get(), r->pool_.get());
-  ASSIGN_OR_RETURN(r->engine_, Engine::Create(r->forward_.get(), config, options.engine));
+  ASSIGN_OR_RETURN(r->engine_, Engine::Create(r->forward_.get(), options.engine));
   const EngineOptions& eo = options.engine;
   LOG(INFO) << "KV cache: " << (eo.kv_cache.capacity_bytes >> 20) << " MiB = " << r->engine_->kv_blocks_total()
             << " blocks of " << eo.kv_cache.block_size_tokens << " tokens = " << r->engine_->kv_capacity_tokens()

@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "proto/rpc_util.h"
 #include "router/engine.h"
+#include "router/forward.h"
 
 namespace moe {
 

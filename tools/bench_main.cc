@@ -127,7 +127,7 @@ absl::StatusOr<ConcurrencyFigures> RunConcurrent(moe::ForwardPass& forward, cons
                                                  int prompt_len, int output_len, int salt) {
   moe::EngineOptions o;
   o.max_running_seqs = std::max(64, n);
-  ASSIGN_OR_RETURN(std::unique_ptr<moe::Engine> engine, moe::Engine::Create(&forward, cfg, o));
+  ASSIGN_OR_RETURN(std::unique_ptr<moe::Engine> engine, moe::Engine::Create(&forward, o));
   std::vector<std::shared_ptr<TimingSink>> sinks;
   const auto t0 = Clock::now();
   for (int i = 0; i < n; ++i) {

@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   const int64_t bs = engine_options.kv_cache.block_size_tokens;
   const int64_t blocks = (static_cast<int64_t>(prompt.size()) + request.max_tokens + bs - 1) / bs + 1;
   engine_options.kv_cache.capacity_bytes = blocks * moe::KvCache::BytesPerBlock(config, bs);
-  auto engine = moe::Engine::Create(&forward, config, engine_options);
+  auto engine = moe::Engine::Create(&forward, engine_options);
   if (!engine.ok()) return Fail(std::string(engine.status().message()));
 
   const bool json = absl::GetFlag(FLAGS_json);
