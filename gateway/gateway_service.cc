@@ -142,25 +142,35 @@ class CallClock {
   bool first_token_seen_ = false;
 };
 
+// The set-up Generate and Complete share: validates and tokenizes the
+// request, then starts its router stream with `owner` receiving it. The error
+// to finish the call with when the request is bad (nothing started then).
+absl::Status StartRouterCall(GatewayService* service, grpc::CallbackServerContext* context,
+                             const moe::v1::GenerateRequest& request, bool streaming, RouterCall::Owner* owner,
+                             std::optional<ResponseTranslator>* translator, std::unique_ptr<RouterCall>* router) {
+  const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
+  absl::StatusOr<PreparedRequest> prepared = PrepareRequest(request, *service->tokenizer(), service->info(), id,
+                                                            service->options().limits, streaming);
+  if (!prepared.ok()) return prepared.status();
+  translator->emplace(service->tokenizer(), *prepared);
+  *router = std::make_unique<RouterCall>(owner, service, std::move(prepared->router),
+                                         service->options().default_request_deadline_ms, context->deadline());
+  (*router)->Start();
+  return absl::OkStatus();
+}
+
 // Streaming Generate: client <- gateway <- router, one message in flight.
 class GenerateReactor : public grpc::ServerWriteReactor<moe::v1::GenerateResponse>, public RouterCall::Owner {
  public:
   GenerateReactor(GatewayService* service, grpc::CallbackServerContext* context,
                   const moe::v1::GenerateRequest& request)
       : active_(service), clock_(&service->metrics()) {
-    const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
-    absl::StatusOr<PreparedRequest> prepared = PrepareRequest(request, *service->tokenizer(), service->info(), id,
-                                                              service->options().limits, /*streaming=*/true);
-    if (!prepared.ok()) {
-      const grpc::Status s = rpc::ToGrpcStatus(prepared.status());
-      clock_.Done(s, moe::v1::Usage());
-      Finish(s);
-      return;
+    const absl::Status s = StartRouterCall(service, context, request, /*streaming=*/true, this, &translator_, &router_);
+    if (!s.ok()) {
+      const grpc::Status g = rpc::ToGrpcStatus(s);
+      clock_.Done(g, moe::v1::Usage());
+      Finish(g);
     }
-    translator_.emplace(service->tokenizer(), *prepared);
-    router_ = std::make_unique<RouterCall>(this, service, std::move(prepared->router),
-                                           service->options().default_request_deadline_ms, context->deadline());
-    router_->Start();
   }
 
   void OnRouterMessage(const RouterGenerateResponse& msg) override {
@@ -226,19 +236,12 @@ class CompleteReactor : public grpc::ServerUnaryReactor, public RouterCall::Owne
   CompleteReactor(GatewayService* service, grpc::CallbackServerContext* context,
                   const moe::v1::GenerateRequest& request, moe::v1::CompleteResponse* response)
       : active_(service), response_(response), clock_(&service->metrics()) {
-    const std::string id = request.request_id().empty() ? service->NextRequestId() : request.request_id();
-    absl::StatusOr<PreparedRequest> prepared = PrepareRequest(request, *service->tokenizer(), service->info(), id,
-                                                              service->options().limits, /*streaming=*/false);
-    if (!prepared.ok()) {
-      const grpc::Status s = rpc::ToGrpcStatus(prepared.status());
-      clock_.Done(s, moe::v1::Usage());
-      Finish(s);
-      return;
+    const absl::Status s = StartRouterCall(service, context, request, /*streaming=*/false, this, &translator_, &router_);
+    if (!s.ok()) {
+      const grpc::Status g = rpc::ToGrpcStatus(s);
+      clock_.Done(g, moe::v1::Usage());
+      Finish(g);
     }
-    translator_.emplace(service->tokenizer(), *prepared);
-    router_ = std::make_unique<RouterCall>(this, service, std::move(prepared->router),
-                                           service->options().default_request_deadline_ms, context->deadline());
-    router_->Start();
   }
 
   void OnRouterMessage(const RouterGenerateResponse& msg) override {

@@ -1,5 +1,6 @@
 #include "router/engine.h"
 #include "router/forward.h"
+#include "tests/tiny_models.h"
 
 #include <condition_variable>
 #include <fstream>
@@ -61,24 +62,18 @@ class CollectingSink : public GenerationSink {
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto ckpt = Checkpoint::Open(std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral");
-    ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-    checkpoint_ = std::move(*ckpt);
-    dense_ = std::move(DenseModel::Load(*checkpoint_)).value();
-    shard_ = std::move(ExpertShard::Load(*checkpoint_, {})).value();
+    model_ = test::LoadTinyModel("mixtral");
+    ASSERT_NE(model_, nullptr);
     pool_ = std::make_unique<ThreadPool>(2);
-    backend_ = std::make_unique<LocalExpertBackend>(shard_.get(), pool_.get());
-    forward_ = std::make_unique<ForwardPass>(dense_.get(), backend_.get(), pool_.get());
+    backend_ = std::make_unique<LocalExpertBackend>(model_->shard.get(), pool_.get());
+    forward_ = std::make_unique<ForwardPass>(model_->dense.get(), backend_.get(), pool_.get());
   }
   std::unique_ptr<Engine> MakeEngine(EngineOptions options = {}) {
     auto engine = Engine::Create(forward_.get(), options);
     EXPECT_TRUE(engine.ok()) << engine.status();
     return std::move(engine).value();
   }
-  static nlohmann::json Golden() {
-    std::ifstream in(std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral/golden.json");
-    return nlohmann::json::parse(in);
-  }
+  static nlohmann::json Golden() { return test::TinyGolden("mixtral"); }
   static GenerationRequest Greedy(const std::string& id, std::vector<int32_t> prompt, int max_tokens) {
     GenerationRequest r;
     r.client_id = id;
@@ -89,9 +84,7 @@ class EngineTest : public ::testing::Test {
     return r;
   }
 
-  std::unique_ptr<Checkpoint> checkpoint_;
-  std::unique_ptr<DenseModel> dense_;
-  std::unique_ptr<ExpertShard> shard_;
+  const test::TinyModel* model_ = nullptr;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<LocalExpertBackend> backend_;
   std::unique_ptr<ForwardPass> forward_;

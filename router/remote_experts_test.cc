@@ -22,34 +22,24 @@
 #include "nlohmann/json.hpp"
 #include "proto/rpc_util.h"
 #include "router/forward.h"
+#include "tests/tiny_models.h"
 
 namespace moe {
 namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kModelDir = std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral";
-
 class RemoteExpertsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto ckpt = Checkpoint::Open(kModelDir);
-    ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-    checkpoint_ = std::move(*ckpt).release();
-    auto dense = DenseModel::Load(*checkpoint_);
-    ASSERT_TRUE(dense.ok()) << dense.status();
-    dense_ = std::move(*dense).release();
-    auto shard = ExpertShard::Load(*checkpoint_, {});
-    ASSERT_TRUE(shard.ok()) << shard.status();
-    shard_ = std::move(*shard).release();
+    const test::TinyModel* m = test::LoadTinyModel("mixtral");
+    ASSERT_NE(m, nullptr);
+    checkpoint_ = m->checkpoint.get();
+    dense_ = m->dense.get();
+    shard_ = m->shard.get();
     pool_ = new ThreadPool(2);
   }
-  static void TearDownTestSuite() {
-    delete pool_;
-    delete shard_;
-    delete dense_;
-    delete checkpoint_;
-  }
+  static void TearDownTestSuite() { delete pool_; }
 
   static const ModelConfig& config() { return checkpoint_->config(); }
 
@@ -79,8 +69,7 @@ class RemoteExpertsTest : public ::testing::Test {
   // Logits of teacher-forced greedy decoding of every golden case, one step
   // per golden token (prompt first); also checks the greedy ids.
   static std::vector<std::vector<float>> GoldenLogits(ExpertBackend* experts) {
-    std::ifstream in(kModelDir + "/golden.json");
-    const nlohmann::json golden = nlohmann::json::parse(in);
+    const nlohmann::json golden = test::TinyGolden("mixtral");
     std::vector<std::vector<float>> all;
     for (const auto& c : golden["cases"]) {
       ForwardPass forward(dense_, experts, pool_);
@@ -130,9 +119,9 @@ class RemoteExpertsTest : public ::testing::Test {
     return out;
   }
 
-  static inline Checkpoint* checkpoint_ = nullptr;
-  static inline DenseModel* dense_ = nullptr;
-  static inline ExpertShard* shard_ = nullptr;
+  static inline const Checkpoint* checkpoint_ = nullptr;
+  static inline const DenseModel* dense_ = nullptr;
+  static inline const ExpertShard* shard_ = nullptr;
   static inline ThreadPool* pool_ = nullptr;
 };
 
