@@ -2,11 +2,11 @@
 
 #include <sched.h>
 
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -85,12 +85,12 @@ TEST(CpuAffinityTest, PoolHelpersRunOnTheirCpusWhateverTheCreatingThreadHas) {
     ASSERT_TRUE(BindCurrentThread({all.front()}).ok());
     ThreadPool pool(3, all);
     const std::thread::id caller = std::this_thread::get_id();
-    std::mutex mu;
+    absl::Mutex mu;
     for (int attempt = 0; attempt < 50 && helper_cpus.empty(); ++attempt) {
       pool.ParallelFor(64, 1, [&](int64_t, int64_t) {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
         if (std::this_thread::get_id() == caller) return;
-        std::lock_guard<std::mutex> lock(mu);
+        absl::MutexLock lock(&mu);
         helper_cpus.push_back(AllowedCpus());
       });
     }

@@ -6,11 +6,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <fstream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -19,6 +17,7 @@
 #include "core/checkpoint.h"
 #include "experts/expert_shard.h"
 #include "experts/local_expert_backend.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "router/engine.h"
@@ -35,21 +34,20 @@ using Clock = std::chrono::steady_clock;
 class Sink : public GenerationSink {
  public:
   void OnToken(const GeneratedToken& t) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     tokens.push_back(t);
     if (cancel_after > 0 && static_cast<int>(tokens.size()) >= cancel_after) cancel = true;
   }
   void OnFinish(const absl::Status& s, FinishReason r, int, int) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     status = s;
     reason = r;
     done = true;
-    cv_.notify_all();
   }
   bool Cancelled() const override { return cancel.load(); }
   void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(60), [&] { return done; }));
+    absl::MutexLock lock(&mu_);
+    ASSERT_TRUE(mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(60)));
   }
 
   std::vector<GeneratedToken> tokens;
@@ -60,8 +58,7 @@ class Sink : public GenerationSink {
   std::atomic<bool> cancel{false};
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
+  absl::Mutex mu_;
 };
 
 // Counts calls per layer: the engine must make one per MoE layer per step.
@@ -339,7 +336,7 @@ TEST_F(EngineBatchingTest, OverloadIsRejectedQuicklyAcceptedRequestsCompleteAndM
   int64_t resident_after_first = 0;
   for (int round = 0; round < 3; ++round) {
     std::vector<std::shared_ptr<Sink>> accepted;
-    std::mutex mu;
+    absl::Mutex mu;
     std::atomic<int> exhausted{0};
     std::atomic<int64_t> slowest_us{0};
     std::vector<std::thread> clients;
@@ -356,7 +353,7 @@ TEST_F(EngineBatchingTest, OverloadIsRejectedQuicklyAcceptedRequestsCompleteAndM
           while (us > prev && !slowest_us.compare_exchange_weak(prev, us)) {
           }
           if (s.ok()) {
-            std::lock_guard<std::mutex> lock(mu);
+            absl::MutexLock lock(&mu);
             accepted.push_back(sink);
           } else {
             EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);

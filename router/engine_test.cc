@@ -2,15 +2,14 @@
 #include "router/forward.h"
 #include "tests/tiny_models.h"
 
-#include <condition_variable>
 #include <fstream>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "core/checkpoint.h"
 #include "experts/expert_shard.h"
 #include "experts/local_expert_backend.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -24,22 +23,21 @@ using ::testing::HasSubstr;
 class CollectingSink : public GenerationSink {
  public:
   void OnToken(const GeneratedToken& t) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     tokens.push_back(t);
   }
   void OnFinish(const absl::Status& s, FinishReason r, int prompt, int completion) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     status = s;
     reason = r;
     prompt_tokens = prompt;
     completion_tokens = completion;
     done = true;
-    cv_.notify_all();
   }
   bool Cancelled() const override { return cancel.load(); }
   void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(60), [&] { return done; }));
+    absl::MutexLock lock(&mu_);
+    ASSERT_TRUE(mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(60)));
   }
   std::vector<int32_t> Ids() const {
     std::vector<int32_t> ids;
@@ -55,8 +53,7 @@ class CollectingSink : public GenerationSink {
   std::atomic<bool> cancel{false};
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
+  absl::Mutex mu_;
 };
 
 class EngineTest : public ::testing::Test {
