@@ -3,6 +3,7 @@
 //
 //   moe-expert-worker --model DIR --experts SPEC --listen ADDR
 //                     [--address-file PATH] [--threads N] [--cpus LIST] [--batch-scheduling]
+//                     [--device cpu|cuda:N]
 #include <iostream>
 #include <string>
 
@@ -23,6 +24,8 @@ ABSL_FLAG(std::string, experts, "all",
 ABSL_FLAG(std::string, listen, "", "Address to serve on, HOST:PORT (port 0: the OS picks). Required.");
 ABSL_FLAG(std::string, address_file, "", "Write the bound HOST:PORT here once serving.");
 ABSL_FLAG(int, threads, 0, "Kernel threads, counting the compute thread (0: every available CPU).");
+ABSL_FLAG(std::string, device, "cpu",
+          "Where the experts run: cpu, or cuda:N (the weights are uploaded to GPU N once, at start).");
 ABSL_FLAG(std::string, cpus, "",
           "CPUs of this worker's own, e.g. 0 or 2-3, for a host shared with the router or other workers: "
           "the threads that receive and answer requests run only there, and so does a request for one "
@@ -55,6 +58,7 @@ int main(int argc, char** argv) {
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.address_file = absl::GetFlag(FLAGS_address_file);
   options.compute_threads = absl::GetFlag(FLAGS_threads);
+  options.device = absl::GetFlag(FLAGS_device);
   if (options.compute_threads < 0) {
     std::cerr << "moe-expert-worker: --threads is " << options.compute_threads << "; want >= 0\n";
     return 2;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "experts/cpu_expert_runner.h"
+#include "experts/cuda_expert_runner.h"
 #include "experts/expert_spec.h"
 #include "expert_worker/worker_service.h"
 #include "glog/logging.h"
@@ -21,15 +22,23 @@ absl::StatusOr<std::unique_ptr<ExpertWorkerServer>> ExpertWorkerServer::Start(co
     return absl::InvalidArgumentError(
         absl::StrCat("lone_expert_threads is ", options.lone_expert_threads, "; want >= 0"));
   }
+  ASSIGN_OR_RETURN(const ExpertDevice device, ParseExpertDevice(options.device));
   ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, ExpertShard::Load(checkpoint, std::move(keys)));
   LOG(INFO) << "expert worker: loaded " << DescribeExperts(shard->keys()) << " (" << shard->weight_bytes()
             << " bytes of weights) from " << checkpoint.dir();
   auto worker = std::unique_ptr<ExpertWorkerServer>(new ExpertWorkerServer());
-  CpuExpertOptions cpu;
-  cpu.compute_threads = options.compute_threads;
-  cpu.pool_cpus = options.pool_cpus;
-  cpu.lone_expert_threads = options.lone_expert_threads;
-  worker->executor_ = std::make_unique<ExpertExecutor>(std::make_unique<CpuExpertRunner>(std::move(shard), cpu));
+  std::unique_ptr<ExpertRunner> runner;
+  if (device.cuda) {
+    ASSIGN_OR_RETURN(runner, MakeCudaExpertRunner(std::move(shard), device.ordinal));
+  } else {
+    CpuExpertOptions cpu;
+    cpu.compute_threads = options.compute_threads;
+    cpu.pool_cpus = options.pool_cpus;
+    cpu.lone_expert_threads = options.lone_expert_threads;
+    runner = std::make_unique<CpuExpertRunner>(std::move(shard), cpu);
+  }
+  LOG(INFO) << "expert worker: experts run on " << runner->device();
+  worker->executor_ = std::make_unique<ExpertExecutor>(std::move(runner));
   worker->service_ = std::make_unique<ExpertWorkerService>(worker->executor_.get());
   rpc::ServerOptions server_options;
   server_options.listen_address = options.listen_address;

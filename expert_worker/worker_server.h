@@ -37,6 +37,8 @@ struct ExpertWorkerOptions {
   // many threads a request for one expert uses (0: the whole pool).
   std::vector<int> pool_cpus;
   int lone_expert_threads = 0;
+  // Where the experts run: "cpu" or "cuda:N" (experts/cuda_expert_runner.h).
+  std::string device = "cpu";
   // TLS; with a CA, clients (routers) must present a certificate it issued.
   rpc::TlsConfig tls;
 };

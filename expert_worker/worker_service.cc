@@ -78,6 +78,7 @@ grpc::ServerUnaryReactor* ExpertWorkerService::GetInfo(grpc::CallbackServerConte
   response->set_num_layers(c.num_hidden_layers);
   response->set_num_experts(c.num_experts);
   response->set_model_type(c.model_type);
+  response->set_device(runner.device());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -42,6 +42,8 @@ class ExpertShard {
                                                            std::vector<ExpertKey> keys);
 
   bool Holds(int layer, int expert) const { return experts_.count({layer, expert}) > 0; }
+  // The weights of a held pair (Holds must be true).
+  const FfnWeights& ExpertWeights(int layer, int expert) const { return experts_.at({layer, expert}); }
   std::vector<ExpertKey> keys() const;
   const ModelConfig& config() const { return config_; }
   // Bytes of weights held (what Load pages in).

@@ -44,6 +44,8 @@ def main():
         # The project's own sources: not generated code, not third-party.
         if not src.startswith(root + os.sep) or src.startswith(build + os.sep):
             continue
+        if not src.endswith((".cc", ".cpp")):  # CUDA kernels (nvcc) have no locks
+            continue
         argv = shlex.split(e["command"]) if "command" in e else list(e["arguments"])
         out = [compiler]
         skip = False

@@ -1,0 +1,278 @@
+// CudaExpertRunner (see cuda_expert_runner.h). Host code only: it calls the
+// CUDA runtime and cuBLAS; the two kernels are in cuda_kernels.cu.
+#include "experts/cuda_expert_runner.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/dtype.h"
+#include "core/kernels.h"
+#include "core/status_macros.h"
+#include "experts/cuda_kernels.h"
+#include "experts/expert_gemm.h"
+#include "experts/ffn_math.h"
+#include "glog/logging.h"
+
+namespace moe {
+namespace {
+
+absl::Status CudaError(const char* call, cudaError_t e) {
+  return absl::UnavailableError(absl::StrCat(call, ": ", cudaGetErrorName(e), " (", cudaGetErrorString(e), ")"));
+}
+
+absl::Status CublasError(const char* call, cublasStatus_t s) {
+  return absl::UnavailableError(absl::StrCat(call, ": ", cublasGetStatusName(s), " (", cublasGetStatusString(s), ")"));
+}
+
+#define MOE_CUDA_CHECK(call)                              \
+  do {                                                    \
+    const cudaError_t moe_cuda_err = (call);              \
+    if (moe_cuda_err != cudaSuccess) return CudaError(#call, moe_cuda_err); \
+  } while (0)
+
+#define MOE_CUBLAS_CHECK(call)                            \
+  do {                                                    \
+    const cublasStatus_t moe_cublas_st = (call);          \
+    if (moe_cublas_st != CUBLAS_STATUS_SUCCESS) return CublasError(#call, moe_cublas_st); \
+  } while (0)
+
+// A device buffer of bytes; freed with the owner.
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  ~DeviceBuffer() {
+    if (ptr != nullptr) cudaFree(ptr);
+  }
+  absl::Status Reserve(size_t want) {
+    if (want <= bytes) return absl::OkStatus();
+    if (ptr != nullptr) cudaFree(ptr);
+    ptr = nullptr;
+    bytes = 0;
+    MOE_CUDA_CHECK(cudaMalloc(&ptr, want));
+    bytes = want;
+    return absl::OkStatus();
+  }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr);
+  }
+};
+
+// Pinned host memory, for asynchronous copies.
+struct PinnedBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  ~PinnedBuffer() {
+    if (ptr != nullptr) cudaFreeHost(ptr);
+  }
+  absl::Status Reserve(size_t want) {
+    if (want <= bytes) return absl::OkStatus();
+    if (ptr != nullptr) cudaFreeHost(ptr);
+    ptr = nullptr;
+    bytes = 0;
+    MOE_CUDA_CHECK(cudaHostAlloc(&ptr, want, cudaHostAllocDefault));
+    bytes = want;
+    return absl::OkStatus();
+  }
+  char* data() const { return static_cast<char*>(ptr); }
+};
+
+// A weight tensor as bf16 on the host: copied as is when bf16, converted
+// otherwise.
+void AppendAsBf16(const WeightView& w, std::vector<uint16_t>* out) {
+  const int64_t n = w.rows * w.cols;
+  const size_t at = out->size();
+  out->resize(at + static_cast<size_t>(n));
+  if (w.dtype == DType::kBF16) {
+    std::memcpy(out->data() + at, w.data, static_cast<size_t>(n) * 2);
+    return;
+  }
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    ConvertRow(w, r, row.data());
+    for (int64_t c = 0; c < w.cols; ++c) (*out)[at + r * w.cols + c] = F32ToBf16Rne(row[c]);
+  }
+}
+
+class CudaExpertRunner : public ExpertRunner {
+ public:
+  ~CudaExpertRunner() override {
+    if (cublas_ != nullptr) cublasDestroy(cublas_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  static absl::StatusOr<std::unique_ptr<ExpertRunner>> Create(std::unique_ptr<ExpertShard> shard, int ordinal) {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cuda:", ordinal, ": no CUDA device (cudaGetDeviceCount: ",
+          e == cudaSuccess ? "0 devices" : std::string(cudaGetErrorString(e)), ")"));
+    }
+    if (ordinal < 0 || ordinal >= count) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cuda:", ordinal, ": no such device (", count, " CUDA device", count == 1 ? "" : "s", ")"));
+    }
+    auto r = std::unique_ptr<CudaExpertRunner>(new CudaExpertRunner(std::move(shard), ordinal));
+    RETURN_IF_ERROR(r->Init());
+    return std::unique_ptr<ExpertRunner>(std::move(r));
+  }
+
+  const ModelConfig& config() const override { return shard_->config(); }
+  bool Holds(int layer, int expert) const override { return shard_->Holds(layer, expert); }
+  std::vector<ExpertKey> keys() const override { return shard_->keys(); }
+  int64_t weight_bytes() const override { return device_weight_bytes_; }
+  std::string_view weight_dtype() const override { return "BF16"; }
+  std::string device() const override { return description_; }
+
+  absl::Status Run(const ExpertRows& v, void* out_bytes) override {
+    const int64_t h = v.hidden, n = v.num_rows, f = shard_->config().intermediate_size;
+    if (n == 0) return absl::OkStatus();
+    MOE_CUDA_CHECK(cudaSetDevice(ordinal_));
+    const size_t row_bytes = static_cast<size_t>(h) * sizeof(float);
+    const char* in = static_cast<const char*>(v.x);
+    char* out = static_cast<char*>(out_bytes);
+    const int64_t repeat = std::max<int64_t>(v.repeat, 1);
+    // Group by expert, rows in request order within an expert.
+    order_.clear();
+    for (int64_t r = 0; r < n; ++r) order_.emplace_back(v.expert_ids[r], r);
+    std::sort(order_.begin(), order_.end());
+    groups_.clear();
+    for (size_t begin = 0; begin < order_.size();) {
+      size_t end = begin;
+      while (end < order_.size() && order_[end].first == order_[begin].first) ++end;
+      auto slot = slots_.find({v.layer, static_cast<int>(order_[begin].first)});
+      if (slot == slots_.end()) {
+        return absl::FailedPreconditionError(absl::StrCat("this shard does not hold expert ", order_[begin].first,
+                                                          " of layer ", v.layer));
+      }
+      groups_.push_back({slot->second, static_cast<int64_t>(begin), static_cast<int64_t>(end - begin)});
+      begin = end;
+    }
+    RETURN_IF_ERROR(host_io_.Reserve(static_cast<size_t>(n) * row_bytes));
+    RETURN_IF_ERROR(x_f32_.Reserve(static_cast<size_t>(n) * row_bytes));
+    RETURN_IF_ERROR(x_bf16_.Reserve(static_cast<size_t>(n * h) * 2));
+    RETURN_IF_ERROR(gu_.Reserve(static_cast<size_t>(n * 2 * f) * sizeof(float)));
+    RETURN_IF_ERROR(act_.Reserve(static_cast<size_t>(n * f) * 2));
+    RETURN_IF_ERROR(y_.Reserve(static_cast<size_t>(n) * row_bytes));
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(host_io_.data() + i * row_bytes, in + (order_[i].second / repeat) * row_bytes, row_bytes);
+    }
+    MOE_CUDA_CHECK(cudaMemcpyAsync(x_f32_.ptr, host_io_.ptr, n * row_bytes, cudaMemcpyHostToDevice, stream_));
+    MOE_CUDA_CHECK(cuda::LaunchF32ToBf16(x_f32_.as<float>(), n * h, x_bf16_.as<uint16_t>(), stream_));
+    const ExpertGemms gemms = BuildExpertGemms(groups_, h, f);
+    const float one = 1.0f, zero = 0.0f;
+    for (const ColumnMajorGemm& g : gemms.gate_up) {
+      MOE_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
+                                    w13_.as<uint16_t>() + g.a_offset, CUDA_R_16BF, g.lda,
+                                    x_bf16_.as<uint16_t>() + g.b_offset, CUDA_R_16BF, g.ldb, &zero,
+                                    gu_.as<float>() + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT));
+    }
+    MOE_CUDA_CHECK(cuda::LaunchSiluMul(gu_.as<float>(), n, f, act_.as<uint16_t>(), stream_));
+    for (const ColumnMajorGemm& g : gemms.down) {
+      MOE_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
+                                    w2_.as<uint16_t>() + g.a_offset, CUDA_R_16BF, g.lda,
+                                    act_.as<uint16_t>() + g.b_offset, CUDA_R_16BF, g.ldb, &zero,
+                                    y_.as<float>() + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT));
+    }
+    MOE_CUDA_CHECK(cudaMemcpyAsync(host_io_.ptr, y_.ptr, n * row_bytes, cudaMemcpyDeviceToHost, stream_));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(out + order_[i].second * row_bytes, host_io_.data() + i * row_bytes, row_bytes);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  CudaExpertRunner(std::unique_ptr<ExpertShard> shard, int ordinal) : shard_(std::move(shard)), ordinal_(ordinal) {}
+
+  absl::Status Init() {
+    const ModelConfig& c = shard_->config();
+    const int64_t h = c.hidden_size, f = c.intermediate_size;
+    MOE_CUDA_CHECK(cudaSetDevice(ordinal_));
+    cudaDeviceProp prop;
+    MOE_CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal_));
+    size_t free_bytes = 0, total_bytes = 0;
+    MOE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    description_ = absl::StrFormat("cuda:%d %s, %.1f GiB, sm_%d%d", ordinal_, prop.name,
+                                   static_cast<double>(total_bytes) / (1 << 30), prop.major, prop.minor);
+    const std::vector<ExpertKey> keys = shard_->keys();
+    const int64_t slots = static_cast<int64_t>(keys.size());
+    device_weight_bytes_ = slots * 3 * h * f * 2;
+    // Weights plus the buffers of a 4096-row call.
+    const int64_t rows = 4096;
+    const int64_t buffers = rows * (h * 4 + h * 2 + 2 * f * 4 + f * 2 + h * 4);
+    const int64_t need = device_weight_bytes_ + buffers;
+    if (need > static_cast<int64_t>(free_bytes)) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "%s: the %d experts need %d bytes on the device (%d of weights, %d of buffers), %d are free",
+          description_, slots, need, device_weight_bytes_, buffers, static_cast<int64_t>(free_bytes)));
+    }
+    bool converted = false;
+    std::vector<uint16_t> w13, w2;
+    w13.reserve(static_cast<size_t>(slots * 2 * f * h));
+    w2.reserve(static_cast<size_t>(slots * h * f));
+    for (int64_t s = 0; s < slots; ++s) {
+      const FfnWeights& w = shard_->ExpertWeights(keys[s].layer, keys[s].expert);
+      converted = converted || w.gate.dtype != DType::kBF16;
+      AppendAsBf16(w.gate, &w13);
+      AppendAsBf16(w.up, &w13);
+      AppendAsBf16(w.down, &w2);
+      slots_[{keys[s].layer, keys[s].expert}] = static_cast<int>(s);
+    }
+    if (converted) {
+      LOG(INFO) << description_ << ": expert weights are " << DTypeName(shard_->weight_dtype())
+                << " in the checkpoint; converted to bf16 on upload";
+    }
+    MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    MOE_CUBLAS_CHECK(cublasCreate(&cublas_));
+    MOE_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    RETURN_IF_ERROR(w13_.Reserve(w13.size() * 2));
+    RETURN_IF_ERROR(w2_.Reserve(w2.size() * 2));
+    MOE_CUDA_CHECK(cudaMemcpy(w13_.ptr, w13.data(), w13.size() * 2, cudaMemcpyHostToDevice));
+    MOE_CUDA_CHECK(cudaMemcpy(w2_.ptr, w2.data(), w2.size() * 2, cudaMemcpyHostToDevice));
+    // The buffers of a 4096-row call, now: a call allocates only beyond it.
+    RETURN_IF_ERROR(host_io_.Reserve(static_cast<size_t>(rows * h) * sizeof(float)));
+    RETURN_IF_ERROR(x_f32_.Reserve(static_cast<size_t>(rows * h) * sizeof(float)));
+    RETURN_IF_ERROR(x_bf16_.Reserve(static_cast<size_t>(rows * h) * 2));
+    RETURN_IF_ERROR(gu_.Reserve(static_cast<size_t>(rows * 2 * f) * sizeof(float)));
+    RETURN_IF_ERROR(act_.Reserve(static_cast<size_t>(rows * f) * 2));
+    RETURN_IF_ERROR(y_.Reserve(static_cast<size_t>(rows * h) * sizeof(float)));
+    LOG(INFO) << description_ << ": " << slots << " experts uploaded (" << device_weight_bytes_ << " bytes)";
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<ExpertShard> shard_;
+  const int ordinal_;
+  std::string description_;
+  int64_t device_weight_bytes_ = 0;
+  std::map<ExpertKey, int> slots_;  // (layer, expert) -> index into the stacked weights
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  DeviceBuffer w13_, w2_;  // [slots, 2f, h] (gate then up), [slots, h, f], bf16
+  DeviceBuffer x_f32_, x_bf16_, gu_, act_, y_;
+  PinnedBuffer host_io_;  // rows in, outputs out (grouped order)
+  std::vector<std::pair<uint32_t, int64_t>> order_;
+  std::vector<ExpertGroup> groups_;
+};
+
+}  // namespace
+
+bool CudaExpertsBuilt() { return true; }
+
+absl::StatusOr<std::unique_ptr<ExpertRunner>> MakeCudaExpertRunner(std::unique_ptr<ExpertShard> shard,
+                                                                   int ordinal) {
+  return CudaExpertRunner::Create(std::move(shard), ordinal);
+}
+
+}  // namespace moe

@@ -1,0 +1,14 @@
+// The build without CUDA (no CUDA compiler found, or MOE_CUDA=OFF).
+#include "absl/strings/str_cat.h"
+#include "experts/cuda_expert_runner.h"
+
+namespace moe {
+
+bool CudaExpertsBuilt() { return false; }
+
+absl::StatusOr<std::unique_ptr<ExpertRunner>> MakeCudaExpertRunner(std::unique_ptr<ExpertShard>, int ordinal) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "cuda:", ordinal, ": this build has no CUDA support (CMake found no CUDA compiler, or MOE_CUDA=OFF)"));
+}
+
+}  // namespace moe

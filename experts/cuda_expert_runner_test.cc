@@ -1,0 +1,132 @@
+// The CUDA ExpertRunner against the CPU one on the same rows (ctest label
+// gpu). Without a GPU (or in a build without CUDA) every test reports SKIPPED
+// with the reason.
+#include "experts/cuda_expert_runner.h"
+
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/checkpoint.h"
+#include "experts/cpu_expert_runner.h"
+#include "gtest/gtest.h"
+#include "tools/model_tool.h"
+
+namespace moe {
+namespace {
+
+struct Model {
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<ExpertRunner> gpu;
+  std::unique_ptr<CpuExpertRunner> cpu;
+  std::string skip;  // why there is no GPU runner
+};
+
+// Loads `dir` on the CPU and on cuda:0.
+Model Load(const std::string& dir) {
+  Model m;
+  auto ckpt = Checkpoint::Open(dir);
+  EXPECT_TRUE(ckpt.ok()) << ckpt.status();
+  if (!ckpt.ok()) return m;
+  m.checkpoint = std::move(ckpt).value();
+  auto shard = ExpertShard::Load(*m.checkpoint, {});
+  auto cpu_shard = ExpertShard::Load(*m.checkpoint, {});
+  EXPECT_TRUE(shard.ok() && cpu_shard.ok());
+  m.cpu = std::make_unique<CpuExpertRunner>(std::move(cpu_shard).value(), CpuExpertOptions{});
+  auto gpu = MakeCudaExpertRunner(std::move(shard).value(), 0);
+  if (!gpu.ok()) {
+    m.skip = std::string(gpu.status().message());
+    EXPECT_EQ(gpu.status().code(), absl::StatusCode::kFailedPrecondition) << gpu.status();
+    return m;
+  }
+  m.gpu = std::move(gpu).value();
+  return m;
+}
+
+// GPU vs CPU over one call of `ids` (layer `layer`), bf16-appropriate bounds.
+void Compare(Model& m, int layer, const std::vector<uint32_t>& ids, uint32_t seed) {
+  const int64_t h = m.checkpoint->config().hidden_size, n = static_cast<int64_t>(ids.size());
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> z(0, 1);
+  std::vector<float> x(n * h);
+  for (float& v : x) v = z(rng);
+  ExpertRows rows;
+  rows.layer = layer;
+  rows.hidden = h;
+  rows.num_rows = n;
+  rows.x = x.data();
+  rows.expert_ids = ids.data();
+  std::vector<float> ref(n * h), got(n * h, std::nanf(""));
+  ASSERT_TRUE(m.cpu->Run(rows, ref.data()).ok());
+  const absl::Status s = m.gpu->Run(rows, got.data());
+  ASSERT_TRUE(s.ok()) << s;
+  double err2 = 0, ref2 = 0;
+  for (int64_t i = 0; i < n * h; ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << "element " << i;
+    err2 += (got[i] - ref[i]) * static_cast<double>(got[i] - ref[i]);
+    ref2 += ref[i] * static_cast<double>(ref[i]);
+  }
+  const double rms = std::sqrt(ref2 / static_cast<double>(n * h));
+  EXPECT_LE(err2 / std::max(ref2, 1e-30), 5e-4) << n << " rows";
+  int bad = 0;
+  for (int64_t i = 0; i < n * h; ++i) {
+    const double d = std::abs(got[i] - ref[i]);
+    if (d > 0.02 * rms + 0.016 * std::abs(ref[i]) && ++bad <= 5) {
+      ADD_FAILURE() << "row " << i / h << " col " << i % h << ": gpu " << got[i] << ", cpu " << ref[i];
+    }
+  }
+  EXPECT_EQ(bad, 0) << n << " rows";
+}
+
+TEST(CudaExpertRunnerTest, MatchesTheCpuRunnerOnAwkwardShapes) {
+  Model m = Load(std::string(MOE_TESTDATA_DIR) + "/tiny-qwen3_moe");  // 8 experts, hidden 128, ffn 128
+  if (m.gpu == nullptr) GTEST_SKIP() << m.skip;
+  std::cout << "device: " << m.gpu->device() << "\n";
+  std::mt19937 rng(3);
+  for (int64_t n : {1, 3, 17, 127, 4096, 5000}) {
+    std::vector<uint32_t> random(n), one(n, 5), some(n);
+    for (int64_t i = 0; i < n; ++i) {
+      random[i] = rng() % 8;
+      some[i] = (rng() % 2) * 7;  // experts 0 and 7 only: the others get no rows
+    }
+    for (const auto* ids : {&random, &one, &some}) Compare(m, static_cast<int>(n % 2), *ids, static_cast<uint32_t>(n));
+  }
+}
+
+TEST(CudaExpertRunnerTest, HiddenNotAMultipleOf64) {
+  char pattern[] = "/tmp/cuda_runner_test.XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  MakeTinyOptions o;
+  o.out_dir = std::string(pattern) + "/m";
+  o.family = "qwen3_moe";
+  o.hidden = 72;
+  o.heads = 4;
+  o.head_dim = 18;
+  o.ffn = 100;
+  o.vocab = 300;
+  ASSERT_TRUE(MakeTinyModel(o).ok());
+  Model m = Load(o.out_dir);
+  if (m.gpu == nullptr) GTEST_SKIP() << m.skip;
+  std::mt19937 rng(4);
+  for (int64_t n : {1, 33, 300}) {
+    std::vector<uint32_t> ids(n);
+    for (auto& e : ids) e = rng() % 8;
+    Compare(m, 1, ids, static_cast<uint32_t>(n));
+  }
+}
+
+TEST(CudaExpertRunnerTest, ABadOrdinalIsAClearError) {
+  auto ckpt = Checkpoint::Open(std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral");
+  ASSERT_TRUE(ckpt.ok());
+  auto shard = ExpertShard::Load(**ckpt, {});
+  ASSERT_TRUE(shard.ok());
+  auto r = MakeCudaExpertRunner(std::move(shard).value(), 200);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(r.status().message()).find("cuda:200"), std::string::npos) << r.status();
+}
+
+}  // namespace
+}  // namespace moe
