@@ -56,7 +56,12 @@ absl::Status Compute(ExpertExecutor& executor, const pb::ExpertRequest& request,
   out->resize(request.rows().size());
   absl::Status s = executor.Run(ViewOf(request), out->data());
   response->set_compute_us(MicrosSince(start));
-  if (!s.ok()) return absl::InternalError(InRequest(request, s).message());
+  // A device failure (UNAVAILABLE from the runner) stays UNAVAILABLE: the
+  // router treats the exchange as failed and tries a replica.
+  if (!s.ok()) {
+    return absl::Status(s.code() == absl::StatusCode::kUnavailable ? s.code() : absl::StatusCode::kInternal,
+                        InRequest(request, s).message());
+  }
   return absl::OkStatus();
 }
 

@@ -4,6 +4,7 @@
 
 #include "core/status_macros.h"
 #include "experts/expert_shard.h"
+#include "experts/cuda_expert_runner.h"
 #include "experts/local_expert_backend.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
@@ -35,8 +36,16 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
   info.set_hidden_size(static_cast<uint32_t>(config.hidden_size));
   for (int64_t id : config.eos_token_ids) info.add_eos_token_ids(static_cast<uint32_t>(id));
   if (options.worker_addresses.empty()) {
-    ASSIGN_OR_RETURN(r->local_shard_, ExpertShard::Load(*r->checkpoint_, {}));
-    r->experts_ = std::make_unique<LocalExpertBackend>(r->local_shard_.get(), r->pool_.get());
+    ASSIGN_OR_RETURN(const ExpertDevice device, ParseExpertDevice(options.expert_device));
+    ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, ExpertShard::Load(*r->checkpoint_, {}));
+    if (device.cuda) {
+      ASSIGN_OR_RETURN(r->local_runner_, MakeCudaExpertRunner(std::move(shard), device.ordinal));
+      r->experts_ = std::make_unique<LocalExpertBackend>(r->local_runner_.get());
+      LOG(INFO) << "router: local experts on " << r->local_runner_->device();
+    } else {
+      r->local_shard_ = std::move(shard);
+      r->experts_ = std::make_unique<LocalExpertBackend>(r->local_shard_.get(), r->pool_.get());
+    }
     info.add_workers("local");
   } else {
     RemoteExpertsOptions ro;

@@ -27,6 +27,8 @@ struct RouterOptions {
   // Expert-worker addresses; empty means every expert in this process
   // (`--workers=local`).
   std::vector<std::string> worker_addresses;
+  // With local experts: where they run, "cpu" or "cuda:N".
+  std::string expert_device = "cpu";
   std::string listen_address = "127.0.0.1:0";
   std::string address_file;  // where to write the bound address, if set
   int threads = 0;           // compute threads; 0 = all CPUs
@@ -67,6 +69,7 @@ class Router {
   std::unique_ptr<class DenseModel> dense_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<class ExpertShard> local_shard_;
+  std::unique_ptr<class ExpertRunner> local_runner_;  // local experts on a GPU
   std::unique_ptr<class ExpertBackend> experts_;
   std::unique_ptr<class ForwardPass> forward_;
   std::unique_ptr<Engine> engine_;

@@ -26,6 +26,7 @@
 #include "core/kernels.h"
 #include "core/thread_pool.h"
 #include "experts/expert_shard.h"
+#include "experts/cuda_expert_runner.h"
 #include "experts/local_expert_backend.h"
 #include "nlohmann/json.hpp"
 #include "router/dense_model.h"
@@ -42,6 +43,7 @@ ABSL_FLAG(int, batch, 16, "Batch size of the batched decode measurement.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
 ABSL_FLAG(int, bandwidth_mib, 1024, "Buffer size for the bandwidth measurement, MiB.");
 ABSL_FLAG(bool, json, false, "Print the figures as one JSON object.");
+ABSL_FLAG(std::string, expert_device, "cpu", "With --workers=local: where the experts run, cpu or cuda:N.");
 ABSL_FLAG(std::string, workers, "local",
           "Expert workers to dispatch to (comma-separated addresses), or 'local' for in-process experts.");
 ABSL_FLAG(int64_t, dispatch_deadline_ms, 5000, "Deadline of one MoE-layer exchange with a worker, ms.");
@@ -198,11 +200,21 @@ int main(int argc, char** argv) {
   std::unique_ptr<moe::ExpertBackend> experts;
   moe::RemoteExpertBackend* remote = nullptr;
   const std::string workers = absl::GetFlag(FLAGS_workers);
+  std::unique_ptr<moe::ExpertRunner> gpu_runner;
   if (workers == "local") {
     auto s = moe::ExpertShard::Load(**checkpoint, {});
     if (!s.ok()) return Fail(std::string(s.status().message()));
-    shard = std::move(*s);
-    experts = std::make_unique<moe::LocalExpertBackend>(shard.get(), &pool);
+    auto device = moe::ParseExpertDevice(absl::GetFlag(FLAGS_expert_device));
+    if (!device.ok()) return Fail("--expert-device: " + std::string(device.status().message()));
+    if (device->cuda) {
+      auto gpu = moe::MakeCudaExpertRunner(std::move(*s), device->ordinal);
+      if (!gpu.ok()) return Fail(std::string(gpu.status().message()));
+      gpu_runner = std::move(*gpu);
+      experts = std::make_unique<moe::LocalExpertBackend>(gpu_runner.get());
+    } else {
+      shard = std::move(*s);
+      experts = std::make_unique<moe::LocalExpertBackend>(shard.get(), &pool);
+    }
   } else {
     moe::RemoteExpertsOptions ro;
     for (absl::string_view w : absl::StrSplit(workers, ',', absl::SkipWhitespace())) ro.worker_addresses.emplace_back(w);

@@ -20,6 +20,8 @@
 #include "core/command_line.h"
 #include "core/thread_pool.h"
 #include "experts/expert_shard.h"
+#include "experts/cpu_expert_runner.h"
+#include "experts/cuda_expert_runner.h"
 #include "experts/local_expert_backend.h"
 #include "gateway/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
@@ -34,6 +36,7 @@ ABSL_FLAG(int, top_logprobs, 0, "Report the k most likely tokens per step (0..20
 ABSL_FLAG(bool, json, false, "One JSON object per generated token.");
 ABSL_FLAG(bool, ignore_eos, false, "Keep generating after an end-of-sequence token.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
+ABSL_FLAG(std::string, expert_device, "cpu", "Where the experts run: cpu or cuda:N.");
 ABSL_FLAG(bool, decode_text, false,
           "Print the continuation as text (tokenizer.json or tokenizer.json.gz of the model directory).");
 
@@ -92,8 +95,18 @@ int main(int argc, char** argv) {
   if (!dense.ok()) return Fail(std::string(dense.status().message()));
   auto shard = moe::ExpertShard::Load(**checkpoint, {});
   if (!shard.ok()) return Fail(std::string(shard.status().message()));
+  auto device = moe::ParseExpertDevice(absl::GetFlag(FLAGS_expert_device));
+  if (!device.ok()) return Fail("--expert-device: " + std::string(device.status().message()));
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
-  moe::LocalExpertBackend experts(shard->get(), &pool);
+  std::unique_ptr<moe::ExpertRunner> runner;
+  if (device->cuda) {
+    auto gpu = moe::MakeCudaExpertRunner(std::move(*shard), device->ordinal);
+    if (!gpu.ok()) return Fail(std::string(gpu.status().message()));
+    runner = std::move(*gpu);
+  } else {
+    runner = std::make_unique<moe::CpuExpertRunner>(shard->get(), &pool);
+  }
+  moe::LocalExpertBackend experts(runner.get());
   moe::ForwardPass forward(dense->get(), &experts, &pool);
   const moe::ModelConfig& config = (*checkpoint)->config();
 
