@@ -4,6 +4,7 @@
 #include "experts/cuda_expert_runner.h"
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -115,6 +116,32 @@ TEST(CudaExpertRunnerTest, HiddenNotAMultipleOf64) {
     for (auto& e : ids) e = rng() % 8;
     Compare(m, 1, ids, static_cast<uint32_t>(n));
   }
+}
+
+// Experts larger than the GPU: refused at load, naming the bytes needed and
+// free, before any weight is read (the views here point at a small buffer).
+TEST(CudaExpertRunnerTest, ExpertsLargerThanTheGpuAreRefusedAtLoadNamingTheBytes) {
+  ModelConfig c;
+  c.hidden_size = 16384;
+  c.intermediate_size = 65536;
+  c.num_hidden_layers = 1;
+  c.num_experts = 64;
+  c.num_experts_per_tok = 2;
+  static const uint16_t kTiny[8] = {};
+  std::map<ExpertKey, FfnWeights> views;
+  for (int e = 0; e < 64; ++e) {
+    FfnWeights w;
+    w.gate = {kTiny, DType::kBF16, c.intermediate_size, c.hidden_size};
+    w.up = w.gate;
+    w.down = {kTiny, DType::kBF16, c.hidden_size, c.intermediate_size};
+    views[{0, e}] = w;
+  }
+  auto r = MakeCudaExpertRunner(ExpertShard::FromWeights(c, std::move(views)), 0);  // 412 GB of weights
+  ASSERT_FALSE(r.ok());
+  if (r.status().code() == absl::StatusCode::kFailedPrecondition) GTEST_SKIP() << r.status().message();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_NE(std::string(r.status().message()).find("412316860416 of weights"), std::string::npos) << r.status();
+  EXPECT_NE(std::string(r.status().message()).find("are free"), std::string::npos) << r.status();
 }
 
 TEST(CudaExpertRunnerTest, ABadOrdinalIsAClearError) {

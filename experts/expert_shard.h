@@ -40,6 +40,14 @@ class ExpertShard {
   // The checkpoint must outlive the shard.
   static absl::StatusOr<std::unique_ptr<ExpertShard>> Load(const Checkpoint& checkpoint,
                                                            std::vector<ExpertKey> keys);
+  // A shard over weights held elsewhere (benchmarks with synthetic weights);
+  // the views must outlive the shard and match `config`'s sizes.
+  static std::unique_ptr<ExpertShard> FromWeights(const ModelConfig& config,
+                                                  std::map<ExpertKey, FfnWeights> weights) {
+    auto shard = std::unique_ptr<ExpertShard>(new ExpertShard(config));
+    shard->experts_ = std::move(weights);
+    return shard;
+  }
 
   bool Holds(int layer, int expert) const { return experts_.count({layer, expert}) > 0; }
   // The weights of a held pair (Holds must be true).

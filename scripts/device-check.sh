@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # There (on the GPU machine): runs the GPU checks from device-bundle/ (made
 # here by scripts/device-bundle.sh) and writes a log and a JSON summary to
-# OUT_DIR. Finds CUDA's own libraries (cudart, cuBLAS) on that machine: in
+# OUT_DIR: the gpu tests, compute-sanitizer memcheck over them, and the
+# one-layer benchmark with its PyTorch side (bench.json, bench_torch.json).
+# Finds CUDA's own libraries (cudart, cuBLAS) on that machine: in
 # /usr/local/cuda*, or in the Python environment's nvidia/* packages.
 #   scripts/device-check.sh OUT_DIR
 set -uo pipefail
@@ -54,10 +56,18 @@ if command -v compute-sanitizer >/dev/null; then
 else
   echo "compute-sanitizer: not found"
 fi
+echo "== benchmark: one Mixtral-8x7B-shaped layer (hidden 4096, FFN 14336, 8 experts, top-2, bf16)"
+status_bench=0
+timeout 150 "$bundle/bin/moe-gpu-expert-bench" --json "$out/bench.json" || status_bench=$?
+echo "== the same layer in PyTorch"
+status_torch=0
+PYTHONUNBUFFERED=1 timeout 150 python3 "$root/scripts/gpu_layer_bench_torch.py" --json "$out/bench_torch.json" \
+  || status_torch=$?
 elapsed=$(( $(date +%s) - start ))
 cat > "$out/device-check.json" <<JSON
 {"gpu": "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)",
- "gpu_tests_exit": $status_tests, "memcheck_exit": $status_memcheck, "seconds": $elapsed}
+ "gpu_tests_exit": $status_tests, "memcheck_exit": $status_memcheck, "bench_exit": $status_bench,
+ "bench_torch_exit": $status_torch, "seconds": $elapsed}
 JSON
 cat "$out/device-check.json"
 [ "$status_tests" -eq 0 ] && [ "$status_memcheck" -le 0 ]
