@@ -110,17 +110,7 @@ class CudaExpertRunner : public ExpertRunner {
   }
 
   static absl::StatusOr<std::unique_ptr<ExpertRunner>> Create(std::unique_ptr<ExpertShard> shard, int ordinal) {
-    int count = 0;
-    const cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess || count == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cuda:", ordinal, ": no CUDA device (cudaGetDeviceCount: ",
-          e == cudaSuccess ? "0 devices" : std::string(cudaGetErrorString(e)), ")"));
-    }
-    if (ordinal < 0 || ordinal >= count) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cuda:", ordinal, ": no such device (", count, " CUDA device", count == 1 ? "" : "s", ")"));
-    }
+    RETURN_IF_ERROR(CudaDeviceUsable(ordinal));
     auto r = std::unique_ptr<CudaExpertRunner>(new CudaExpertRunner(std::move(shard), ordinal));
     RETURN_IF_ERROR(r->Init());
     return std::unique_ptr<ExpertRunner>(std::move(r));
@@ -269,6 +259,20 @@ class CudaExpertRunner : public ExpertRunner {
 }  // namespace
 
 bool CudaExpertsBuilt() { return true; }
+
+absl::Status CudaDeviceUsable(int ordinal) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    return absl::FailedPreconditionError(absl::StrCat("cuda:", ordinal, ": no CUDA device (cudaGetDeviceCount: ",
+                                                      e == cudaSuccess ? "0 devices" : cudaGetErrorString(e), ")"));
+  }
+  if (ordinal < 0 || ordinal >= count) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cuda:", ordinal, ": no such device (", count, " CUDA device", count == 1 ? "" : "s", ")"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<ExpertRunner>> MakeCudaExpertRunner(std::unique_ptr<ExpertShard> shard,
                                                                    int ordinal) {

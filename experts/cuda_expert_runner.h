@@ -35,6 +35,8 @@ absl::StatusOr<ExpertDevice> ParseExpertDevice(absl::string_view text);
 
 // Whether this build has the CUDA runner.
 bool CudaExpertsBuilt();
+// OK when CUDA device `ordinal` can be used; FAILED_PRECONDITION saying why not.
+absl::Status CudaDeviceUsable(int ordinal);
 
 // The held experts of `shard` on CUDA device `ordinal`. FAILED_PRECONDITION in
 // a build without CUDA or with no such device; RESOURCE_EXHAUSTED when the

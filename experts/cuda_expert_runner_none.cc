@@ -6,6 +6,10 @@ namespace moe {
 
 bool CudaExpertsBuilt() { return false; }
 
+absl::Status CudaDeviceUsable(int ordinal) {
+  return absl::FailedPreconditionError(absl::StrCat("cuda:", ordinal, ": this build has no CUDA support"));
+}
+
 absl::StatusOr<std::unique_ptr<ExpertRunner>> MakeCudaExpertRunner(std::unique_ptr<ExpertShard>, int ordinal) {
   return absl::FailedPreconditionError(absl::StrCat(
       "cuda:", ordinal, ": this build has no CUDA support (CMake found no CUDA compiler, or MOE_CUDA=OFF)"));

@@ -4,6 +4,7 @@
 #include "experts/cuda_expert_runner.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <random>
@@ -17,6 +18,12 @@
 
 namespace moe {
 namespace {
+
+// $MOE_TESTDATA_DIR when set (the GPU machine runs a copy of the tree).
+std::string Testdata() {
+  const char* env = std::getenv("MOE_TESTDATA_DIR");
+  return env != nullptr && *env != '\0' ? std::string(env) : std::string(MOE_TESTDATA_DIR);
+}
 
 struct Model {
   std::unique_ptr<Checkpoint> checkpoint;
@@ -82,7 +89,7 @@ void Compare(Model& m, int layer, const std::vector<uint32_t>& ids, uint32_t see
 }
 
 TEST(CudaExpertRunnerTest, MatchesTheCpuRunnerOnAwkwardShapes) {
-  Model m = Load(std::string(MOE_TESTDATA_DIR) + "/tiny-qwen3_moe");  // 8 experts, hidden 128, ffn 128
+  Model m = Load(Testdata() + "/tiny-qwen3_moe");  // 8 experts, hidden 128, ffn 128
   if (m.gpu == nullptr) GTEST_SKIP() << m.skip;
   std::cout << "device: " << m.gpu->device() << "\n";
   std::mt19937 rng(3);
@@ -145,7 +152,7 @@ TEST(CudaExpertRunnerTest, ExpertsLargerThanTheGpuAreRefusedAtLoadNamingTheBytes
 }
 
 TEST(CudaExpertRunnerTest, ABadOrdinalIsAClearError) {
-  auto ckpt = Checkpoint::Open(std::string(MOE_TESTDATA_DIR) + "/tiny-mixtral");
+  auto ckpt = Checkpoint::Open(Testdata() + "/tiny-mixtral");
   ASSERT_TRUE(ckpt.ok());
   auto shard = ExpertShard::Load(**ckpt, {});
   ASSERT_TRUE(shard.ok());

@@ -36,6 +36,8 @@ PY
 )
   while read -r d; do [ -n "$d" ] && cuda_dirs+=("$d"); done <<< "$py_dirs"
 fi
+# The tests find the test data and the binaries here, not where they were built.
+export MOE_TESTDATA_DIR="$root/tests/testdata" MOE_BIN_DIR="$bundle/bin"
 export LD_LIBRARY_PATH="$bundle/lib:$(IFS=:; echo "${cuda_dirs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "CUDA libraries from: ${cuda_dirs[*]:-(none found)}"
 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader || true
@@ -46,6 +48,8 @@ status_tests=0
 echo "== gpu tests"
 ( cd "$root" && timeout 240 "$bundle/bin/cuda_expert_runner_test" --gtest_output="json:$out/gpu_tests.json" ) \
   || status_tests=$?
+echo "== gpu cluster test (CPU router, one GPU worker, one CPU worker)"
+( cd "$root" && timeout 200 "$bundle/bin/gpu_cluster_test" ) || status_tests=$?
 status_memcheck=-1
 if command -v compute-sanitizer >/dev/null; then
   echo "== compute-sanitizer memcheck (the GPU tests)"

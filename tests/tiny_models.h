@@ -5,6 +5,7 @@
 #ifndef MOE_TESTS_TINY_MODELS_H_
 #define MOE_TESTS_TINY_MODELS_H_
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -25,9 +26,14 @@ inline const std::vector<std::string>& TinyFamilies() {
   return families;
 }
 
-inline std::string TinyModelDir(const std::string& family) {
-  return std::string(MOE_TESTDATA_DIR) + "/tiny-" + family;
+// tests/testdata: $MOE_TESTDATA_DIR when set (a copy of the tree elsewhere,
+// e.g. on the GPU machine), else where the build found it.
+inline std::string TestdataDir() {
+  const char* env = std::getenv("MOE_TESTDATA_DIR");
+  return env != nullptr && *env != '\0' ? std::string(env) : std::string(MOE_TESTDATA_DIR);
 }
+
+inline std::string TinyModelDir(const std::string& family) { return TestdataDir() + "/tiny-" + family; }
 
 inline nlohmann::json TinyGolden(const std::string& family) {
   std::ifstream in(TinyModelDir(family) + "/golden.json");

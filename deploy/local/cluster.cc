@@ -95,6 +95,9 @@ absl::Status LocalCluster::Up() {
   for (int k = 0; k < static_cast<int>(specs.size()); ++k) {
     std::vector<std::string> argv = {bin + "/moe-expert-worker", "--model=" + options_.model_dir,
                                      "--experts=" + specs[k], absl::StrCat("--threads=", options_.worker_threads)};
+    if (!options_.worker_devices.empty()) {
+      argv.push_back("--device=" + options_.worker_devices[k % options_.worker_devices.size()]);
+    }
     if (options_.place_workers && !cpus.empty()) {
       argv.push_back(absl::StrCat("--cpus=", cpus[k % cpus.size()]));
       argv.push_back("--batch-scheduling");

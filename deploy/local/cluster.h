@@ -22,6 +22,9 @@ struct LocalClusterOptions {
   // When set, one worker per entry with that --experts spec (e.g. "1,2" or
   // "mod:0/2"), instead of num_workers x replicas.
   std::vector<std::string> worker_specs;
+  // Worker k runs its experts on worker_devices[k % size] ("cpu", "cuda:N");
+  // empty: every worker on the CPU.
+  std::vector<std::string> worker_devices;
   int gateway_port = 0;       // 0: chosen by the OS
   int http_port = -1;         // the gateway's OpenAI-compatible HTTP API on 127.0.0.1; -1: off, 0: chosen by the OS
   std::string bin_dir;        // where moe-expert-worker, moe-router, moe-gateway are
