@@ -85,20 +85,22 @@ struct PinnedBuffer {
   char* data() const { return static_cast<char*>(ptr); }
 };
 
-// A weight tensor as bf16 on the host: copied as is when bf16, converted
-// otherwise.
-void AppendAsBf16(const WeightView& w, std::vector<uint16_t>* out) {
+// A weight tensor in `type` on the host: copied as is when stored so,
+// converted otherwise.
+void AppendAs(const WeightView& w, DType type, std::vector<uint16_t>* out) {
   const int64_t n = w.rows * w.cols;
   const size_t at = out->size();
   out->resize(at + static_cast<size_t>(n));
-  if (w.dtype == DType::kBF16) {
+  if (w.dtype == type) {
     std::memcpy(out->data() + at, w.data, static_cast<size_t>(n) * 2);
     return;
   }
   std::vector<float> row(static_cast<size_t>(w.cols));
   for (int64_t r = 0; r < w.rows; ++r) {
     ConvertRow(w, r, row.data());
-    for (int64_t c = 0; c < w.cols; ++c) (*out)[at + r * w.cols + c] = F32ToBf16Rne(row[c]);
+    for (int64_t c = 0; c < w.cols; ++c) {
+      (*out)[at + r * w.cols + c] = type == DType::kF16 ? F32ToF16Rne(row[c]) : F32ToBf16Rne(row[c]);
+    }
   }
 }
 
@@ -120,7 +122,7 @@ class CudaExpertRunner : public ExpertRunner {
   bool Holds(int layer, int expert) const override { return shard_->Holds(layer, expert); }
   std::vector<ExpertKey> keys() const override { return shard_->keys(); }
   int64_t weight_bytes() const override { return device_weight_bytes_; }
-  std::string_view weight_dtype() const override { return "BF16"; }
+  std::string_view weight_dtype() const override { return DTypeName(type_); }
   std::string device() const override { return description_; }
 
   absl::Status Run(const ExpertRows& v, void* out_bytes) override {
@@ -157,21 +159,21 @@ class CudaExpertRunner : public ExpertRunner {
       std::memcpy(host_io_.data() + i * row_bytes, in + (order_[i].second / repeat) * row_bytes, row_bytes);
     }
     MOE_CUDA_CHECK(cudaMemcpyAsync(x_f32_.ptr, host_io_.ptr, n * row_bytes, cudaMemcpyHostToDevice, stream_));
-    MOE_CUDA_CHECK(cuda::LaunchF32ToBf16(x_f32_.as<float>(), n * h, x_bf16_.as<uint16_t>(), stream_));
+    MOE_CUDA_CHECK(cuda::LaunchF32ToHalf(x_f32_.as<float>(), n * h, half_, x_bf16_.as<uint16_t>(), stream_));
     const ExpertGemms gemms = BuildExpertGemms(groups_, h, f);
     const float one = 1.0f, zero = 0.0f;
     for (const ColumnMajorGemm& g : gemms.gate_up) {
       MOE_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
-                                    w13_.as<uint16_t>() + g.a_offset, CUDA_R_16BF, g.lda,
-                                    x_bf16_.as<uint16_t>() + g.b_offset, CUDA_R_16BF, g.ldb, &zero,
+                                    w13_.as<uint16_t>() + g.a_offset, cuda_type_, g.lda,
+                                    x_bf16_.as<uint16_t>() + g.b_offset, cuda_type_, g.ldb, &zero,
                                     gu_.as<float>() + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
                                     CUBLAS_GEMM_DEFAULT));
     }
-    MOE_CUDA_CHECK(cuda::LaunchSiluMul(gu_.as<float>(), n, f, act_.as<uint16_t>(), stream_));
+    MOE_CUDA_CHECK(cuda::LaunchSiluMul(gu_.as<float>(), n, f, half_, act_.as<uint16_t>(), stream_));
     for (const ColumnMajorGemm& g : gemms.down) {
       MOE_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
-                                    w2_.as<uint16_t>() + g.a_offset, CUDA_R_16BF, g.lda,
-                                    act_.as<uint16_t>() + g.b_offset, CUDA_R_16BF, g.ldb, &zero,
+                                    w2_.as<uint16_t>() + g.a_offset, cuda_type_, g.lda,
+                                    act_.as<uint16_t>() + g.b_offset, cuda_type_, g.ldb, &zero,
                                     y_.as<float>() + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
                                     CUBLAS_GEMM_DEFAULT));
     }
@@ -208,21 +210,25 @@ class CudaExpertRunner : public ExpertRunner {
           "%s: the %d experts need %d bytes on the device (%d of weights, %d of buffers), %d are free",
           description_, slots, need, device_weight_bytes_, buffers, static_cast<int64_t>(free_bytes)));
     }
+    // The stored type when it is 16-bit (bf16 or f16); f32 checkpoints become bf16.
+    type_ = shard_->weight_dtype() == DType::kF16 ? DType::kF16 : DType::kBF16;
+    half_ = type_ == DType::kF16 ? cuda::Half16::kF16 : cuda::Half16::kBf16;
+    cuda_type_ = type_ == DType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
     bool converted = false;
     std::vector<uint16_t> w13, w2;
     w13.reserve(static_cast<size_t>(slots * 2 * f * h));
     w2.reserve(static_cast<size_t>(slots * h * f));
     for (int64_t s = 0; s < slots; ++s) {
       const FfnWeights& w = shard_->ExpertWeights(keys[s].layer, keys[s].expert);
-      converted = converted || w.gate.dtype != DType::kBF16;
-      AppendAsBf16(w.gate, &w13);
-      AppendAsBf16(w.up, &w13);
-      AppendAsBf16(w.down, &w2);
+      converted = converted || w.gate.dtype != type_ || w.up.dtype != type_ || w.down.dtype != type_;
+      AppendAs(w.gate, type_, &w13);
+      AppendAs(w.up, type_, &w13);
+      AppendAs(w.down, type_, &w2);
       slots_[{keys[s].layer, keys[s].expert}] = static_cast<int>(s);
     }
     if (converted) {
       LOG(INFO) << description_ << ": expert weights are " << DTypeName(shard_->weight_dtype())
-                << " in the checkpoint; converted to bf16 on upload";
+                << " in the checkpoint; converted to " << DTypeName(type_) << " on upload";
     }
     MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     MOE_CUBLAS_CHECK(cublasCreate(&cublas_));
@@ -249,7 +255,10 @@ class CudaExpertRunner : public ExpertRunner {
   std::map<ExpertKey, int> slots_;  // (layer, expert) -> index into the stacked weights
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  DeviceBuffer w13_, w2_;  // [slots, 2f, h] (gate then up), [slots, h, f], bf16
+  DType type_ = DType::kBF16;  // of the weights on the device and the GEMM inputs
+  cuda::Half16 half_ = cuda::Half16::kBf16;
+  cudaDataType_t cuda_type_ = CUDA_R_16BF;
+  DeviceBuffer w13_, w2_;  // [slots, 2f, h] (gate then up), [slots, h, f]
   DeviceBuffer x_f32_, x_bf16_, gu_, act_, y_;
   PinnedBuffer host_io_;  // rows in, outputs out (grouped order)
   std::vector<std::pair<uint32_t, int64_t>> order_;

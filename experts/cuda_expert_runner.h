@@ -1,11 +1,12 @@
 // Where experts run: "cpu" or "cuda:N", and the CUDA ExpertRunner.
 //
 // CudaExpertRunner (built when CMake finds CUDA, MOE_CUDA=AUTO|ON) uploads the
-// held experts' weights once, as bf16 (bf16 checkpoints as they are; f16 and
-// f32 ones converted, with a logged note), gate and up stacked per expert.
+// held experts' weights once, in their stored type (bf16 or f16; f32
+// checkpoints are converted to bf16, with a logged note), gate and up stacked
+// per expert.
 // Each Run copies the rows (grouped by expert, as CpuExpertRunner groups them)
 // to the device through pinned buffers on the runner's one stream, converts
-// them to bf16, and per expert runs gate·up as one cuBLAS GEMM (bf16 inputs,
+// them to the weights' type, and per expert runs gate·up as one cuBLAS GEMM (16-bit inputs,
 // f32 accumulate and output), the fused SiLU·mul kernel over all rows, and
 // down as a second GEMM; outputs come back in arrival order. No allocation per
 // call: buffers grow only when a call brings more rows than any before.

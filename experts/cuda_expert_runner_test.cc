@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/checkpoint.h"
+#include "core/dtype.h"
 #include "experts/cpu_expert_runner.h"
 #include "gtest/gtest.h"
 #include "tools/model_tool.h"
@@ -123,6 +124,60 @@ TEST(CudaExpertRunnerTest, HiddenNotAMultipleOf64) {
     for (auto& e : ids) e = rng() % 8;
     Compare(m, 1, ids, static_cast<uint32_t>(n));
   }
+}
+
+// f16 experts stay f16 on the GPU (GEMMs in f16, f32 accumulate).
+TEST(CudaExpertRunnerTest, F16ExpertsMatchTheCpuRunner) {
+  ModelConfig c;
+  c.hidden_size = 96;
+  c.intermediate_size = 64;
+  c.num_hidden_layers = 1;
+  c.num_experts = 4;
+  c.num_experts_per_tok = 2;
+  std::mt19937 rng(8);
+  std::normal_distribution<float> z(0, 1);
+  std::vector<std::vector<uint16_t>> store;
+  std::map<ExpertKey, FfnWeights> views;
+  auto make = [&](int64_t rows, int64_t cols) {
+    store.emplace_back(static_cast<size_t>(rows * cols));
+    for (uint16_t& v : store.back()) v = F32ToF16(z(rng) / std::sqrt(static_cast<float>(cols)));
+    return WeightView{store.back().data(), DType::kF16, rows, cols};
+  };
+  store.reserve(12);
+  for (int e = 0; e < 4; ++e) {
+    FfnWeights w;
+    w.gate = make(64, 96);
+    w.up = make(64, 96);
+    w.down = make(96, 64);
+    views[{0, e}] = w;
+  }
+  const std::map<ExpertKey, FfnWeights> copy = views;
+  Model m;
+  auto gpu = MakeCudaExpertRunner(ExpertShard::FromWeights(c, std::move(views)), 0);
+  if (!gpu.ok()) GTEST_SKIP() << gpu.status().message();
+  m.gpu = std::move(gpu).value();
+  EXPECT_EQ(m.gpu->weight_dtype(), "F16");
+  m.cpu = std::make_unique<CpuExpertRunner>(ExpertShard::FromWeights(c, copy), CpuExpertOptions{});
+  std::vector<uint32_t> ids(77);
+  for (auto& e : ids) e = rng() % 4;
+  const int64_t h = c.hidden_size, n = static_cast<int64_t>(ids.size());
+  std::vector<float> x(n * h), ref(n * h), got(n * h);
+  for (float& v : x) v = z(rng);
+  ExpertRows rows;
+  rows.layer = 0;
+  rows.hidden = h;
+  rows.num_rows = n;
+  rows.x = x.data();
+  rows.expert_ids = ids.data();
+  ASSERT_TRUE(m.cpu->Run(rows, ref.data()).ok());
+  ASSERT_TRUE(m.gpu->Run(rows, got.data()).ok());
+  double err2 = 0, ref2 = 0;
+  for (int64_t i = 0; i < n * h; ++i) {
+    ASSERT_TRUE(std::isfinite(got[i]));
+    err2 += (got[i] - ref[i]) * static_cast<double>(got[i] - ref[i]);
+    ref2 += ref[i] * static_cast<double>(ref[i]);
+  }
+  EXPECT_LE(err2 / ref2, 5e-4);
 }
 
 // Experts larger than the GPU: refused at load, naming the bytes needed and

@@ -101,6 +101,19 @@ TEST(FfnMathTest, Bf16RoundingIsNearestEvenLikeTheCheckpointConversion) {
   }
 }
 
+TEST(FfnMathTest, F16RoundingMatchesTheCheckpointConversion) {
+  std::mt19937 rng(12);
+  std::uniform_int_distribution<uint32_t> bits;
+  for (int i = 0; i < 200000; ++i) {
+    const uint32_t b = bits(rng) >> (i % 3 == 0 ? 3 : 0);  // also many small magnitudes (subnormals)
+    float f;
+    std::memcpy(&f, &b, sizeof(f));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(F32ToF16Rne(f), F32ToF16(f)) << f;
+  }
+  for (float f : {0.0f, -0.0f, 65504.0f, 65520.0f, 1e-8f, -3e-5f, 6.1e-5f}) EXPECT_EQ(F32ToF16Rne(f), F32ToF16(f)) << f;
+}
+
 TEST(ExpertDeviceTest, ParsesCpuAndCudaOrdinals) {
   EXPECT_FALSE(ParseExpertDevice("cpu")->cuda);
   absl::StatusOr<ExpertDevice> d = ParseExpertDevice("cuda:3");
