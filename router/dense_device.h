@@ -41,8 +41,9 @@ class DenseDevice {
   // "cpu", "cuda:0", ... for logs.
   virtual std::string name() const = 0;
 
-  // A KV cache whose pages live where this device computes; the engine
-  // allocates blocks in it and hands them back in SequenceInput::kv.
+  // A KV cache whose pages (KvPages) live where this device computes: host
+  // memory for the CPU, device memory for a GPU. The engine allocates blocks
+  // in it and hands them back in SequenceInput::kv.
   virtual absl::StatusOr<std::unique_ptr<KvCache>> CreateKvCache(const KvCacheOptions& options) = 0;
 
   // Runs the batch and appends to each sequence's cache, reserving the blocks

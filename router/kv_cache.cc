@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 #include "glog/logging.h"
 
 namespace moe {
@@ -13,7 +14,8 @@ int64_t KvCache::BytesPerBlock(const ModelConfig& config, int64_t block_size_tok
          static_cast<int64_t>(sizeof(float));
 }
 
-absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const ModelConfig& config, const KvCacheOptions& options) {
+absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const ModelConfig& config, const KvCacheOptions& options,
+                                                         const PagesFactory& make_pages) {
   if (options.block_size_tokens < 1 || options.block_size_tokens > 4096) {
     return absl::InvalidArgumentError(
         absl::StrCat("kv_block_size: must be in [1, 4096] tokens, got ", options.block_size_tokens));
@@ -29,26 +31,34 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const ModelConfig& conf
     return absl::InvalidArgumentError(absl::StrCat("kv_cache_bytes: ", options.capacity_bytes, " bytes make ", blocks,
                                                    " KV blocks, more than 2^30; use larger blocks"));
   }
-  return std::unique_ptr<KvCache>(new KvCache(config, options, static_cast<int32_t>(blocks)));
+  const int64_t floats = blocks * (per_block / static_cast<int64_t>(sizeof(float)));
+  std::unique_ptr<KvPages> pages;
+  if (make_pages) {
+    ASSIGN_OR_RETURN(pages, make_pages(floats));
+  } else {
+    pages = std::make_unique<HostKvPages>(floats);
+  }
+  return std::unique_ptr<KvCache>(new KvCache(config, options, static_cast<int32_t>(blocks), std::move(pages)));
 }
 
 std::unique_ptr<KvCache> KvCache::ForTokens(const ModelConfig& config, int64_t tokens, int num_sequences) {
   KvCacheOptions o;
   o.enable_prefix_caching = false;
   const int64_t blocks = std::max<int64_t>(1, (tokens + o.block_size_tokens - 1) / o.block_size_tokens);
-  return std::unique_ptr<KvCache>(
-      new KvCache(config, o, static_cast<int32_t>(blocks * std::max(1, num_sequences))));
+  const int32_t n = static_cast<int32_t>(blocks * std::max(1, num_sequences));
+  return std::unique_ptr<KvCache>(new KvCache(
+      config, o, n, std::make_unique<HostKvPages>(n * (BytesPerBlock(config, o.block_size_tokens) / 4))));
 }
 
-KvCache::KvCache(const ModelConfig& config, const KvCacheOptions& options, int32_t num_blocks)
+KvCache::KvCache(const ModelConfig& config, const KvCacheOptions& options, int32_t num_blocks,
+                 std::unique_ptr<KvPages> pages)
     : block_size_(options.block_size_tokens),
       kv_dim_(config.kv_dim()),
       num_layers_(config.num_hidden_layers),
       num_blocks_(num_blocks),
       prefix_caching_(options.enable_prefix_caching),
-      // Default-initialised: a large allocation is mapped lazily by the OS.
-      data_(std::make_unique_for_overwrite<float[]>(static_cast<size_t>(num_blocks) * num_layers_ * 2 * block_size_ *
-                                                    kv_dim_)),
+      pages_(std::move(pages)),
+      data_(pages_->data()),
       info_(num_blocks) {
   if (prefix_caching_) tokens_.resize(static_cast<size_t>(num_blocks) * block_size_);
   never_cached_.reserve(num_blocks);
@@ -117,7 +127,7 @@ void KvCache::Release(int32_t b) {
 
 void KvCache::CopyBlock(int32_t from, int32_t to) {
   const int64_t floats = static_cast<int64_t>(num_layers_) * 2 * block_size_ * kv_dim_;
-  std::memcpy(&data_[Offset(to, 0)], &data_[Offset(from, 0)], static_cast<size_t>(floats) * sizeof(float));
+  pages_->Copy(Offset(to, 0), Offset(from, 0), floats);
 }
 
 int32_t KvCache::Acquire(uint64_t hash, uint64_t parent_hash, absl::Span<const int32_t> tokens) {

@@ -28,6 +28,8 @@
 #define MOE_ROUTER_KV_CACHE_H_
 
 #include <cstdint>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -48,10 +50,41 @@ struct KvCacheOptions {
   bool enable_prefix_caching = true;
 };
 
+// The memory that holds a KV cache's blocks, where the dense device computes:
+// host memory for the CPU device (HostKvPages), device memory for a GPU one.
+// KvCache keeps the block tables and the prefix cache; it reaches the pages
+// only through data() (handed to the device's kernels, never dereferenced by
+// the cache itself) and Copy (copy-on-write of a shared block).
+class KvPages {
+ public:
+  virtual ~KvPages() = default;
+  // The first of the cache's floats (num_blocks x BytesPerBlock / 4).
+  virtual float* data() = 0;
+  // floats [to, to + n) = floats [from, from + n).
+  virtual void Copy(int64_t to, int64_t from, int64_t n) = 0;
+};
+
+// Host memory, allocated at once but not initialised: the OS commits pages
+// as blocks are first written, so resident memory grows with use.
+class HostKvPages : public KvPages {
+ public:
+  explicit HostKvPages(int64_t floats) : data_(std::make_unique_for_overwrite<float[]>(static_cast<size_t>(floats))) {}
+  float* data() override { return data_.get(); }
+  void Copy(int64_t to, int64_t from, int64_t n) override {
+    std::memcpy(&data_[to], &data_[from], static_cast<size_t>(n) * sizeof(float));
+  }
+
+ private:
+  std::unique_ptr<float[]> data_;
+};
+
 class KvCache {
  public:
   // INVALID_ARGUMENT when the options give no block at all (naming the sizes).
-  static absl::StatusOr<std::unique_ptr<KvCache>> Create(const ModelConfig& config, const KvCacheOptions& options);
+  // `make_pages` allocates the blocks' memory (floats in all); default: host memory.
+  using PagesFactory = std::function<absl::StatusOr<std::unique_ptr<KvPages>>(int64_t floats)>;
+  static absl::StatusOr<std::unique_ptr<KvCache>> Create(const ModelConfig& config, const KvCacheOptions& options,
+                                                         const PagesFactory& make_pages = nullptr);
   // A cache for `num_sequences` sequences of up to `tokens` positions each
   // (blocks of 16, no prefix caching): for single-sequence tools and tests.
   static std::unique_ptr<KvCache> ForTokens(const ModelConfig& config, int64_t tokens, int num_sequences = 1);
@@ -69,19 +102,18 @@ class KvCache {
   // Unreferenced blocks still holding a prefix-cache entry (part of the free ones).
   int32_t num_cached_blocks() const { return num_cached_free_; }
 
-  // Keys and values of `layer` in `block`: [block_size, kv_dim] each.
-  float* keys(int32_t block, int layer) { return &data_[Offset(block, layer)]; }
-  float* values(int32_t block, int layer) { return &data_[Offset(block, layer) + block_size_ * kv_dim_]; }
-  const float* keys(int32_t block, int layer) const { return &data_[Offset(block, layer)]; }
-  const float* values(int32_t block, int layer) const {
-    return &data_[Offset(block, layer) + block_size_ * kv_dim_];
-  }
+  // Keys and values of `layer` in `block`: [block_size, kv_dim] each, in the
+  // pages' memory (host memory only for HostKvPages).
+  float* keys(int32_t block, int layer) { return data_ + Offset(block, layer); }
+  float* values(int32_t block, int layer) { return data_ + Offset(block, layer) + block_size_ * kv_dim_; }
+  const float* keys(int32_t block, int layer) const { return data_ + Offset(block, layer); }
+  const float* values(int32_t block, int layer) const { return data_ + Offset(block, layer) + block_size_ * kv_dim_; }
 
   // Layer `layer`, KV head `kv_head` of every block as core/attention.h's
   // paged view, over the block table `table`.
   PagedKvHead HeadView(int layer, int64_t kv_head, int64_t head_dim, const int32_t* table) const {
     PagedKvHead v;
-    v.base = &data_[Offset(0, layer)] + kv_head * head_dim;
+    v.base = data_ + Offset(0, layer) + kv_head * head_dim;
     v.table = table;
     v.block_size = block_size_;
     v.block_stride = static_cast<int64_t>(num_layers_) * 2 * block_size_ * kv_dim_;
@@ -113,7 +145,8 @@ class KvCache {
   static uint64_t ChainHash(uint64_t parent_hash, absl::Span<const int32_t> tokens);
 
  private:
-  KvCache(const ModelConfig& config, const KvCacheOptions& options, int32_t num_blocks);
+  KvCache(const ModelConfig& config, const KvCacheOptions& options, int32_t num_blocks,
+          std::unique_ptr<KvPages> pages);
   int64_t Offset(int32_t block, int layer) const {
     return (static_cast<int64_t>(block) * num_layers_ + layer) * 2 * block_size_ * kv_dim_;
   }
@@ -132,7 +165,8 @@ class KvCache {
   const int num_layers_;
   const int32_t num_blocks_;
   const bool prefix_caching_;
-  std::unique_ptr<float[]> data_;  // not initialised: pages are committed on first write
+  std::unique_ptr<KvPages> pages_;
+  float* const data_;  // pages_->data()
   std::vector<BlockInfo> info_;
   std::vector<int32_t> tokens_;        // [num_blocks, block_size]: tokens of registered blocks
   std::vector<int32_t> never_cached_;  // free blocks without an entry (a stack: reuse warm pages)

@@ -148,6 +148,51 @@ TEST(KvCacheTest, TruncateCopiesASharedBlockBeforeItIsWrittenAgain) {
   EXPECT_EQ(cache->num_cached_blocks(), 1);  // the registered original
 }
 
+// The pages come from the device (here: host pages that count the copies):
+// the cache asks for exactly its blocks' floats, places blocks in them, and
+// copies a shared block through the pages, never by itself.
+TEST(KvCacheTest, PagesComeFromTheFactoryAndCopiesGoThroughThem) {
+  class CountingPages : public KvPages {
+   public:
+    explicit CountingPages(int64_t floats) : host_(floats) {}
+    float* data() override { return host_.data(); }
+    void Copy(int64_t to, int64_t from, int64_t n) override {
+      ++copies;
+      host_.Copy(to, from, n);
+    }
+    int copies = 0;
+
+   private:
+    HostKvPages host_;
+  };
+  CountingPages* made = nullptr;
+  int64_t asked = 0;
+  KvCacheOptions o;
+  o.block_size_tokens = 4;
+  o.capacity_bytes = 4 * KvCache::BytesPerBlock(TinyConfig(), 4) + 100;  // 4 blocks and change
+  auto cache = KvCache::Create(TinyConfig(), o, [&](int64_t floats) -> absl::StatusOr<std::unique_ptr<KvPages>> {
+    asked = floats;
+    auto p = std::make_unique<CountingPages>(floats);
+    made = p.get();
+    return std::unique_ptr<KvPages>(std::move(p));
+  });
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  EXPECT_EQ(asked, 4 * KvCache::BytesPerBlock(TinyConfig(), 4) / 4);
+  EXPECT_EQ((*cache)->keys(0, 0), made->data());
+  SequenceKv a(cache->get());
+  ASSERT_TRUE(a.Reserve(8));
+  a.Advance(8);
+  a.RegisterFullBlocks(Tokens(8));
+  ASSERT_TRUE(a.Truncate(6));  // the shared block is copied before it is written again
+  EXPECT_EQ(made->copies, 1);
+
+  // A factory's error is the cache's error.
+  auto failed = KvCache::Create(TinyConfig(), o, [](int64_t) -> absl::StatusOr<std::unique_ptr<KvPages>> {
+    return absl::ResourceExhaustedError("cuda:0: 1 GiB of KV pages, 10 MiB free");
+  });
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST(KvCacheTest, ChainHashDependsOnTheParentAndTheTokens) {
   const std::vector<int32_t> t = Tokens(4);
   EXPECT_EQ(KvCache::ChainHash(0, t), KvCache::ChainHash(0, t));
