@@ -4,10 +4,12 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -28,8 +30,48 @@ absl::Status CudaError(const char* call, cudaError_t e) {
   return absl::UnavailableError(absl::StrCat(call, ": ", cudaGetErrorName(e), " (", cudaGetErrorString(e), ")"));
 }
 
+// cuBLAS, loaded when the first GPU runner is made: linked, its ~0.7 GB of
+// libraries would be mapped and relocated (about 170 MB resident) by every
+// process, CPU-only expert workers included.
+struct Cublas {
+  decltype(&cublasCreate_v2) create = nullptr;
+  decltype(&cublasDestroy_v2) destroy = nullptr;
+  decltype(&cublasSetStream_v2) set_stream = nullptr;
+  // (cublas_api.h also has a C++ overload of cublasGemmEx: name the C one's type.)
+  cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
+                            const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
+                            cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+  decltype(&cublasGetStatusName) status_name = nullptr;
+  decltype(&cublasGetStatusString) status_string = nullptr;
+  std::string error;  // why it could not be loaded
+};
+
+const Cublas& LoadCublas() {
+  static const Cublas* api = [] {
+    auto* c = new Cublas();
+    void* lib = dlopen("libcublas.so.13", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      c->error = absl::StrCat("cannot load cuBLAS (libcublas.so.13): ", dlerror());
+      return c;
+    }
+    auto sym = [&](const char* name, auto* fn) {
+      *fn = reinterpret_cast<std::remove_reference_t<decltype(*fn)>>(dlsym(lib, name));
+      if (*fn == nullptr && c->error.empty()) c->error = absl::StrCat("libcublas.so.13 has no ", name);
+    };
+    sym("cublasCreate_v2", &c->create);
+    sym("cublasDestroy_v2", &c->destroy);
+    sym("cublasSetStream_v2", &c->set_stream);
+    sym("cublasGemmEx", &c->gemm_ex);
+    sym("cublasGetStatusName", &c->status_name);
+    sym("cublasGetStatusString", &c->status_string);
+    return c;
+  }();
+  return *api;
+}
+
 absl::Status CublasError(const char* call, cublasStatus_t s) {
-  return absl::UnavailableError(absl::StrCat(call, ": ", cublasGetStatusName(s), " (", cublasGetStatusString(s), ")"));
+  const Cublas& b = LoadCublas();
+  return absl::UnavailableError(absl::StrCat(call, ": ", b.status_name(s), " (", b.status_string(s), ")"));
 }
 
 #define MOE_CUDA_CHECK(call)                              \
@@ -107,7 +149,7 @@ void AppendAs(const WeightView& w, DType type, std::vector<uint16_t>* out) {
 class CudaExpertRunner : public ExpertRunner {
  public:
   ~CudaExpertRunner() override {
-    if (cublas_ != nullptr) cublasDestroy(cublas_);
+    if (cublas_ != nullptr) LoadCublas().destroy(cublas_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -163,7 +205,7 @@ class CudaExpertRunner : public ExpertRunner {
     const ExpertGemms gemms = BuildExpertGemms(groups_, h, f);
     const float one = 1.0f, zero = 0.0f;
     for (const ColumnMajorGemm& g : gemms.gate_up) {
-      MOE_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
+      MOE_CUBLAS_CHECK(LoadCublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
                                     w13_.as<uint16_t>() + g.a_offset, cuda_type_, g.lda,
                                     x_bf16_.as<uint16_t>() + g.b_offset, cuda_type_, g.ldb, &zero,
                                     gu_.as<float>() + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
@@ -171,7 +213,7 @@ class CudaExpertRunner : public ExpertRunner {
     }
     MOE_CUDA_CHECK(cuda::LaunchSiluMul(gu_.as<float>(), n, f, half_, act_.as<uint16_t>(), stream_));
     for (const ColumnMajorGemm& g : gemms.down) {
-      MOE_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
+      MOE_CUBLAS_CHECK(LoadCublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
                                     w2_.as<uint16_t>() + g.a_offset, cuda_type_, g.lda,
                                     act_.as<uint16_t>() + g.b_offset, cuda_type_, g.ldb, &zero,
                                     y_.as<float>() + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
@@ -231,8 +273,11 @@ class CudaExpertRunner : public ExpertRunner {
                 << " in the checkpoint; converted to " << DTypeName(type_) << " on upload";
     }
     MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    MOE_CUBLAS_CHECK(cublasCreate(&cublas_));
-    MOE_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    if (const std::string& why = LoadCublas().error; !why.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(description_, ": ", why));
+    }
+    MOE_CUBLAS_CHECK(LoadCublas().create(&cublas_));
+    MOE_CUBLAS_CHECK(LoadCublas().set_stream(cublas_, stream_));
     RETURN_IF_ERROR(w13_.Reserve(w13.size() * 2));
     RETURN_IF_ERROR(w2_.Reserve(w2.size() * 2));
     MOE_CUDA_CHECK(cudaMemcpy(w13_.ptr, w13.data(), w13.size() * 2, cudaMemcpyHostToDevice));
