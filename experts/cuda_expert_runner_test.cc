@@ -55,8 +55,9 @@ Model Load(const std::string& dir) {
 }
 
 // GPU vs CPU over one call of `ids` (layer `layer`), bf16-appropriate bounds.
-void Compare(Model& m, int layer, const std::vector<uint32_t>& ids, uint32_t seed) {
-  const int64_t h = m.checkpoint->config().hidden_size, n = static_cast<int64_t>(ids.size());
+void Compare(ExpertRunner& gpu, ExpertRunner& cpu, int64_t h, int layer, const std::vector<uint32_t>& ids,
+             uint32_t seed) {
+  const int64_t n = static_cast<int64_t>(ids.size());
   std::mt19937 rng(seed);
   std::normal_distribution<float> z(0, 1);
   std::vector<float> x(n * h);
@@ -68,8 +69,8 @@ void Compare(Model& m, int layer, const std::vector<uint32_t>& ids, uint32_t see
   rows.x = x.data();
   rows.expert_ids = ids.data();
   std::vector<float> ref(n * h), got(n * h, std::nanf(""));
-  ASSERT_TRUE(m.cpu->Run(rows, ref.data()).ok());
-  const absl::Status s = m.gpu->Run(rows, got.data());
+  ASSERT_TRUE(cpu.Run(rows, ref.data()).ok());
+  const absl::Status s = gpu.Run(rows, got.data());
   ASSERT_TRUE(s.ok()) << s;
   double err2 = 0, ref2 = 0;
   for (int64_t i = 0; i < n * h; ++i) {
@@ -87,6 +88,10 @@ void Compare(Model& m, int layer, const std::vector<uint32_t>& ids, uint32_t see
     }
   }
   EXPECT_EQ(bad, 0) << n << " rows";
+}
+
+void Compare(Model& m, int layer, const std::vector<uint32_t>& ids, uint32_t seed) {
+  Compare(*m.gpu, *m.cpu, m.checkpoint->config().hidden_size, layer, ids, seed);
 }
 
 TEST(CudaExpertRunnerTest, MatchesTheCpuRunnerOnAwkwardShapes) {
@@ -152,32 +157,13 @@ TEST(CudaExpertRunnerTest, F16ExpertsMatchTheCpuRunner) {
     views[{0, e}] = w;
   }
   const std::map<ExpertKey, FfnWeights> copy = views;
-  Model m;
   auto gpu = MakeCudaExpertRunner(ExpertShard::FromWeights(c, std::move(views)), 0);
   if (!gpu.ok()) GTEST_SKIP() << gpu.status().message();
-  m.gpu = std::move(gpu).value();
-  EXPECT_EQ(m.gpu->weight_dtype(), "F16");
-  m.cpu = std::make_unique<CpuExpertRunner>(ExpertShard::FromWeights(c, copy), CpuExpertOptions{});
+  EXPECT_EQ((*gpu)->weight_dtype(), "F16");
+  CpuExpertRunner cpu(ExpertShard::FromWeights(c, copy), CpuExpertOptions{});
   std::vector<uint32_t> ids(77);
   for (auto& e : ids) e = rng() % 4;
-  const int64_t h = c.hidden_size, n = static_cast<int64_t>(ids.size());
-  std::vector<float> x(n * h), ref(n * h), got(n * h);
-  for (float& v : x) v = z(rng);
-  ExpertRows rows;
-  rows.layer = 0;
-  rows.hidden = h;
-  rows.num_rows = n;
-  rows.x = x.data();
-  rows.expert_ids = ids.data();
-  ASSERT_TRUE(m.cpu->Run(rows, ref.data()).ok());
-  ASSERT_TRUE(m.gpu->Run(rows, got.data()).ok());
-  double err2 = 0, ref2 = 0;
-  for (int64_t i = 0; i < n * h; ++i) {
-    ASSERT_TRUE(std::isfinite(got[i]));
-    err2 += (got[i] - ref[i]) * static_cast<double>(got[i] - ref[i]);
-    ref2 += ref[i] * static_cast<double>(ref[i]);
-  }
-  EXPECT_LE(err2 / ref2, 5e-4);
+  Compare(**gpu, cpu, c.hidden_size, 0, ids, 77);
 }
 
 // Experts larger than the GPU: refused at load, naming the bytes needed and
