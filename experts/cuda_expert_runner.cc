@@ -1,15 +1,11 @@
 // CudaExpertRunner (see cuda_expert_runner.h). Host code only: it calls the
-// CUDA runtime and cuBLAS; the two kernels are in cuda_kernels.cu.
+// CUDA runtime and cuBLAS (experts/cuda_runtime.h); the two kernels are in
+// cuda_kernels.cu.
 #include "experts/cuda_expert_runner.h"
-
-#include <cublas_v2.h>
-#include <cuda_runtime_api.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -19,6 +15,7 @@
 #include "core/kernels.h"
 #include "core/status_macros.h"
 #include "experts/cuda_kernels.h"
+#include "experts/cuda_runtime.h"
 #include "experts/expert_gemm.h"
 #include "experts/ffn_math.h"
 #include "glog/logging.h"
@@ -26,106 +23,9 @@
 namespace moe {
 namespace {
 
-absl::Status CudaError(const char* call, cudaError_t e) {
-  return absl::UnavailableError(absl::StrCat(call, ": ", cudaGetErrorName(e), " (", cudaGetErrorString(e), ")"));
-}
-
-// cuBLAS, loaded when the first GPU runner is made: linked, its ~0.7 GB of
-// libraries would be mapped and relocated (about 170 MB resident) by every
-// process, CPU-only expert workers included.
-struct Cublas {
-  decltype(&cublasCreate_v2) create = nullptr;
-  decltype(&cublasDestroy_v2) destroy = nullptr;
-  decltype(&cublasSetStream_v2) set_stream = nullptr;
-  // (cublas_api.h also has a C++ overload of cublasGemmEx: name the C one's type.)
-  cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
-                            const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
-                            cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
-  decltype(&cublasGetStatusName) status_name = nullptr;
-  decltype(&cublasGetStatusString) status_string = nullptr;
-  std::string error;  // why it could not be loaded
-};
-
-const Cublas& LoadCublas() {
-  static const Cublas* api = [] {
-    auto* c = new Cublas();
-    void* lib = dlopen("libcublas.so.13", RTLD_NOW | RTLD_LOCAL);
-    if (lib == nullptr) {
-      c->error = absl::StrCat("cannot load cuBLAS (libcublas.so.13): ", dlerror());
-      return c;
-    }
-    auto sym = [&](const char* name, auto* fn) {
-      *fn = reinterpret_cast<std::remove_reference_t<decltype(*fn)>>(dlsym(lib, name));
-      if (*fn == nullptr && c->error.empty()) c->error = absl::StrCat("libcublas.so.13 has no ", name);
-    };
-    sym("cublasCreate_v2", &c->create);
-    sym("cublasDestroy_v2", &c->destroy);
-    sym("cublasSetStream_v2", &c->set_stream);
-    sym("cublasGemmEx", &c->gemm_ex);
-    sym("cublasGetStatusName", &c->status_name);
-    sym("cublasGetStatusString", &c->status_string);
-    return c;
-  }();
-  return *api;
-}
-
-absl::Status CublasError(const char* call, cublasStatus_t s) {
-  const Cublas& b = LoadCublas();
-  return absl::UnavailableError(absl::StrCat(call, ": ", b.status_name(s), " (", b.status_string(s), ")"));
-}
-
-#define MOE_CUDA_CHECK(call)                              \
-  do {                                                    \
-    const cudaError_t moe_cuda_err = (call);              \
-    if (moe_cuda_err != cudaSuccess) return CudaError(#call, moe_cuda_err); \
-  } while (0)
-
-#define MOE_CUBLAS_CHECK(call)                            \
-  do {                                                    \
-    const cublasStatus_t moe_cublas_st = (call);          \
-    if (moe_cublas_st != CUBLAS_STATUS_SUCCESS) return CublasError(#call, moe_cublas_st); \
-  } while (0)
-
-// A device buffer of bytes; freed with the owner.
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  ~DeviceBuffer() {
-    if (ptr != nullptr) cudaFree(ptr);
-  }
-  absl::Status Reserve(size_t want) {
-    if (want <= bytes) return absl::OkStatus();
-    if (ptr != nullptr) cudaFree(ptr);
-    ptr = nullptr;
-    bytes = 0;
-    MOE_CUDA_CHECK(cudaMalloc(&ptr, want));
-    bytes = want;
-    return absl::OkStatus();
-  }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr);
-  }
-};
-
-// Pinned host memory, for asynchronous copies.
-struct PinnedBuffer {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  ~PinnedBuffer() {
-    if (ptr != nullptr) cudaFreeHost(ptr);
-  }
-  absl::Status Reserve(size_t want) {
-    if (want <= bytes) return absl::OkStatus();
-    if (ptr != nullptr) cudaFreeHost(ptr);
-    ptr = nullptr;
-    bytes = 0;
-    MOE_CUDA_CHECK(cudaHostAlloc(&ptr, want, cudaHostAllocDefault));
-    bytes = want;
-    return absl::OkStatus();
-  }
-  char* data() const { return static_cast<char*>(ptr); }
-};
+using cuda::DeviceBuffer;
+using cuda::LoadCublas;
+using cuda::PinnedBuffer;
 
 // A weight tensor in `type` on the host: copied as is when stored so,
 // converted otherwise.
@@ -200,7 +100,7 @@ class CudaExpertRunner : public ExpertRunner {
     for (int64_t i = 0; i < n; ++i) {
       std::memcpy(host_io_.data() + i * row_bytes, in + (order_[i].second / repeat) * row_bytes, row_bytes);
     }
-    MOE_CUDA_CHECK(cudaMemcpyAsync(x_f32_.ptr, host_io_.ptr, n * row_bytes, cudaMemcpyHostToDevice, stream_));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(x_f32_.get(), host_io_.get(), n * row_bytes, cudaMemcpyHostToDevice, stream_));
     MOE_CUDA_CHECK(cuda::LaunchF32ToHalf(x_f32_.as<float>(), n * h, half_, x_bf16_.as<uint16_t>(), stream_));
     const ExpertGemms gemms = BuildExpertGemms(groups_, h, f);
     const float one = 1.0f, zero = 0.0f;
@@ -219,7 +119,7 @@ class CudaExpertRunner : public ExpertRunner {
                                     y_.as<float>() + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
                                     CUBLAS_GEMM_DEFAULT));
     }
-    MOE_CUDA_CHECK(cudaMemcpyAsync(host_io_.ptr, y_.ptr, n * row_bytes, cudaMemcpyDeviceToHost, stream_));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(host_io_.get(), y_.get(), n * row_bytes, cudaMemcpyDeviceToHost, stream_));
     MOE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     for (int64_t i = 0; i < n; ++i) {
       std::memcpy(out + order_[i].second * row_bytes, host_io_.data() + i * row_bytes, row_bytes);
@@ -280,8 +180,8 @@ class CudaExpertRunner : public ExpertRunner {
     MOE_CUBLAS_CHECK(LoadCublas().set_stream(cublas_, stream_));
     RETURN_IF_ERROR(w13_.Reserve(w13.size() * 2));
     RETURN_IF_ERROR(w2_.Reserve(w2.size() * 2));
-    MOE_CUDA_CHECK(cudaMemcpy(w13_.ptr, w13.data(), w13.size() * 2, cudaMemcpyHostToDevice));
-    MOE_CUDA_CHECK(cudaMemcpy(w2_.ptr, w2.data(), w2.size() * 2, cudaMemcpyHostToDevice));
+    MOE_CUDA_CHECK(cudaMemcpy(w13_.get(), w13.data(), w13.size() * 2, cudaMemcpyHostToDevice));
+    MOE_CUDA_CHECK(cudaMemcpy(w2_.get(), w2.data(), w2.size() * 2, cudaMemcpyHostToDevice));
     // The buffers of a 4096-row call, now: a call allocates only beyond it.
     RETURN_IF_ERROR(host_io_.Reserve(static_cast<size_t>(rows * h) * sizeof(float)));
     RETURN_IF_ERROR(x_f32_.Reserve(static_cast<size_t>(rows * h) * sizeof(float)));

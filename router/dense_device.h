@@ -59,6 +59,23 @@ class DenseDevice {
   virtual std::vector<uint64_t> ExpertTokenCounts() const = 0;
 };
 
+// What every device does the same way (router/dense_device.cc).
+
+// The batch's new tokens in `num_tokens`; INTERNAL when an invariant the
+// engine guarantees is broken (ids in the vocabulary, positions in the
+// context, no write into a shared block).
+absl::Status CheckBatchInvariants(const ModelConfig& config, absl::Span<const SequenceInput> batch,
+                                  int64_t* num_tokens);
+// KV blocks for every new position, all or nothing (RESOURCE_EXHAUSTED).
+absl::Status ReserveBatchKv(absl::Span<const SequenceInput> batch);
+// The batch rows (indices into its new tokens) whose logits Forward returns:
+// each sequence's last new token, every one with all_logits, none with no_logits.
+std::vector<int64_t> LogitRows(absl::Span<const SequenceInput> batch);
+// RoPE's inverse frequencies, theta^(-2i / head_dim) for i < head_dim / 2, in double.
+std::vector<double> RopeInverseFrequencies(const ModelConfig& config);
+// cos and sin of pos * inv_freq[i] (in double, rounded to f32), for every i.
+void RopeRow(const std::vector<double>& inv_freq, int64_t pos, float* cos, float* sin);
+
 }  // namespace moe
 
 #endif  // MOE_ROUTER_DENSE_DEVICE_H_

@@ -13,10 +13,7 @@ namespace moe {
 
 ForwardPass::ForwardPass(const DenseModel* model, ExpertBackend* experts, ThreadPool* pool)
     : model_(model), config_(model->config()), experts_(experts), pool_(pool) {
-  const int64_t hd = config_.head_dim;
-  for (int64_t i = 0; i < hd / 2; ++i) {
-    inv_freq_.push_back(1.0 / std::pow(config_.rope_theta, static_cast<double>(2 * i) / hd));
-  }
+  inv_freq_ = RopeInverseFrequencies(config_);
   auto to_f32 = [](const WeightView& w) {
     std::vector<float> out(w.data == nullptr ? 0 : w.cols);
     if (!out.empty()) ConvertRow(w, 0, out.data());
@@ -102,55 +99,12 @@ absl::Status ForwardPass::Ffn(int layer, int64_t T) {
   return MoE(layer, T);
 }
 
-absl::Status ForwardPass::CheckInvariants(absl::Span<const SequenceInput> batch, int64_t* num_tokens) const {
-  // The engine validated every request; a failure here is a bug, not bad input.
-  const ModelConfig& c = config_;
-  int64_t T = 0;
-  for (size_t s = 0; s < batch.size(); ++s) {
-    const SequenceInput& in = batch[s];
-    for (int32_t id : in.tokens) {
-      if (id < 0 || id >= c.vocab_size) {
-        return absl::InternalError(absl::StrCat("invariant broken: sequence ", s, " holds token id ", id,
-                                                " outside the vocabulary [0, ", c.vocab_size, ")"));
-      }
-    }
-    const int64_t end = in.kv->length() + static_cast<int64_t>(in.tokens.size());
-    if (end > c.max_position_embeddings) {
-      return absl::InternalError(absl::StrCat("invariant broken: sequence ", s, " reaches position ", end,
-                                              ", past the context of ", c.max_position_embeddings, " tokens"));
-    }
-    if (in.kv->length() % in.kv->cache().block_size() != 0 &&
-        !in.kv->cache().Writable(in.kv->blocks()[in.kv->length() / in.kv->cache().block_size()])) {
-      return absl::InternalError(
-          absl::StrCat("invariant broken: sequence ", s, " of the batch would write into a shared KV block"));
-    }
-    T += static_cast<int64_t>(in.tokens.size());
-  }
-  *num_tokens = T;
-  return absl::OkStatus();
-}
-
-absl::Status ForwardPass::ReserveKv(absl::Span<const SequenceInput> batch) {
-  // Blocks for the new positions, all or nothing.
-  for (size_t s = 0; s < batch.size(); ++s) {
-    SequenceKv* kv = batch[s].kv;
-    if (!kv->Reserve(kv->length() + static_cast<int64_t>(batch[s].tokens.size()))) {
-      const int64_t need = kv->BlocksToReach(kv->length() + static_cast<int64_t>(batch[s].tokens.size()));
-      const int32_t free = kv->cache().num_free_blocks();
-      for (size_t r = 0; r <= s; ++r) batch[r].kv->Truncate(batch[r].kv->length());
-      return absl::ResourceExhaustedError(absl::StrCat("KV cache: sequence ", s, " of the batch needs ", need,
-                                                       " more blocks, ", free, " are free"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ForwardPass::Forward(absl::Span<const SequenceInput> batch, std::vector<float>* logits) {
   int64_t T = 0;
-  RETURN_IF_ERROR(CheckInvariants(batch, &T));
+  RETURN_IF_ERROR(CheckBatchInvariants(config_, batch, &T));
   logits->clear();
   if (T == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(ReserveKv(batch));
+  RETURN_IF_ERROR(ReserveBatchKv(batch));
   Embed(batch, T);
   for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
     AttentionBlock(layer, batch, T);
@@ -179,11 +133,7 @@ void ForwardPass::Embed(absl::Span<const SequenceInput> batch, int64_t T) {
       token_seq_[t] = static_cast<int32_t>(s);
       token_pos_[t] = in.kv->length() + static_cast<int64_t>(i);
       ConvertRow(model_->embedding(), in.tokens[i], &x_[t * D]);
-      for (int64_t j = 0; j < half; ++j) {
-        const double angle = static_cast<double>(token_pos_[t]) * inv_freq_[j];
-        rope_cos_[t * half + j] = static_cast<float>(std::cos(angle));
-        rope_sin_[t * half + j] = static_cast<float>(std::sin(angle));
-      }
+      RopeRow(inv_freq_, token_pos_[t], &rope_cos_[t * half], &rope_sin_[t * half]);
     }
   }
   h_.resize(T * D);
@@ -229,21 +179,7 @@ absl::Status ForwardPass::FfnBlock(int layer, int64_t T) {
 void ForwardPass::LmHead(absl::Span<const SequenceInput> batch, std::vector<float>* logits) {
   const ModelConfig& c = config_;
   const int64_t D = c.hidden_size;
-  // The rows that need logits: each sequence's last new token, every one
-  // with all_logits, none with no_logits.
-  std::vector<int64_t> rows;
-  int64_t t = 0;
-  for (const SequenceInput& in : batch) {
-    const int64_t n = static_cast<int64_t>(in.tokens.size());
-    if (in.no_logits) {
-      // none
-    } else if (in.all_logits) {
-      for (int64_t i = 0; i < n; ++i) rows.push_back(t + i);
-    } else if (n > 0) {
-      rows.push_back(t + n - 1);
-    }
-    t += n;
-  }
+  const std::vector<int64_t> rows = LogitRows(batch);
   const int64_t R = static_cast<int64_t>(rows.size());
   for (int64_t r = 0; r < R; ++r) std::memcpy(&h_[r * D], &x_[rows[r] * D], D * sizeof(float));
   RmsNorm(h_.data(), R, D, model_->final_norm(), c.rms_norm_eps, h_.data());

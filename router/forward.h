@@ -52,14 +52,9 @@ class ForwardPass : public DenseDevice {
   std::vector<uint64_t> ExpertTokenCounts() const override;
 
  private:
-  // The pass, stage by stage. T is the batch's new tokens; x_ is the
-  // residual stream [T, hidden], h_ its normed copy.
-  //
-  // Invariants the engine guarantees (ids in the vocabulary, positions in the
-  // context, no write into a shared block): INTERNAL if broken.
-  absl::Status CheckInvariants(absl::Span<const SequenceInput> batch, int64_t* num_tokens) const;
-  // KV blocks for every new position, all or nothing (RESOURCE_EXHAUSTED).
-  absl::Status ReserveKv(absl::Span<const SequenceInput> batch);
+  // The pass, stage by stage (after CheckBatchInvariants and ReserveBatchKv,
+  // router/dense_device.h). T is the batch's new tokens; x_ is the residual
+  // stream [T, hidden], h_ its normed copy.
   // x_[T, hidden] = the tokens' embeddings; positions and RoPE tables [T, head_dim / 2].
   void Embed(absl::Span<const SequenceInput> batch, int64_t T);
   // x_ += o_proj(attention(norm(x_))) over each sequence's paged K/V, after

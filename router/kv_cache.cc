@@ -41,11 +41,17 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const ModelConfig& conf
   return std::unique_ptr<KvCache>(new KvCache(config, options, static_cast<int32_t>(blocks), std::move(pages)));
 }
 
-std::unique_ptr<KvCache> KvCache::ForTokens(const ModelConfig& config, int64_t tokens, int num_sequences) {
+KvCacheOptions KvCache::OptionsForTokens(const ModelConfig& config, int64_t tokens, int num_sequences) {
   KvCacheOptions o;
   o.enable_prefix_caching = false;
   const int64_t blocks = std::max<int64_t>(1, (tokens + o.block_size_tokens - 1) / o.block_size_tokens);
-  const int32_t n = static_cast<int32_t>(blocks * std::max(1, num_sequences));
+  o.capacity_bytes = blocks * std::max(1, num_sequences) * BytesPerBlock(config, o.block_size_tokens);
+  return o;
+}
+
+std::unique_ptr<KvCache> KvCache::ForTokens(const ModelConfig& config, int64_t tokens, int num_sequences) {
+  const KvCacheOptions o = OptionsForTokens(config, tokens, num_sequences);
+  const int32_t n = static_cast<int32_t>(o.capacity_bytes / BytesPerBlock(config, o.block_size_tokens));
   return std::unique_ptr<KvCache>(new KvCache(
       config, o, n, std::make_unique<HostKvPages>(n * (BytesPerBlock(config, o.block_size_tokens) / 4))));
 }

@@ -88,6 +88,8 @@ class KvCache {
   // A cache for `num_sequences` sequences of up to `tokens` positions each
   // (blocks of 16, no prefix caching): for single-sequence tools and tests.
   static std::unique_ptr<KvCache> ForTokens(const ModelConfig& config, int64_t tokens, int num_sequences = 1);
+  // The options ForTokens uses, for a device's CreateKvCache.
+  static KvCacheOptions OptionsForTokens(const ModelConfig& config, int64_t tokens, int num_sequences = 1);
   // Bytes of one block: layers x 2 (K, V) x block_size x kv_dim x 4.
   static int64_t BytesPerBlock(const ModelConfig& config, int64_t block_size_tokens);
 

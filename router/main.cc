@@ -18,6 +18,9 @@ ABSL_FLAG(std::string, workers, "local",
           "Comma-separated expert-worker addresses, or 'local' for in-process experts.");
 ABSL_FLAG(std::string, expert_device, "cpu",
           "With --workers=local: where the experts run, cpu or cuda:N (weights uploaded to GPU N at start).");
+ABSL_FLAG(std::string, device, "cpu",
+          "Where the dense model and the KV cache live: cpu or cuda:N (weights uploaded to GPU N at start; "
+          "--kv-cache-bytes is then device memory).");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "Address to serve on (port 0: chosen by the OS).");
 ABSL_FLAG(std::string, address_file, "", "Write the bound address to this file once serving.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
@@ -68,6 +71,7 @@ int main(int argc, char** argv) {
   options.metrics_address_file = absl::GetFlag(FLAGS_metrics_address_file);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.expert_device = absl::GetFlag(FLAGS_expert_device);
+  options.device = absl::GetFlag(FLAGS_device);
   options.dispatch_deadline_ms = absl::GetFlag(FLAGS_dispatch_deadline_ms);
   options.connect_deadline_ms = absl::GetFlag(FLAGS_connect_deadline_ms);
   options.engine.max_running_seqs = absl::GetFlag(FLAGS_max_running_seqs);

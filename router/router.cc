@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "router/dense_model.h"
+#include "router/cuda/cuda_dense_device.h"
 #include "router/forward.h"
 #include "router/remote_experts.h"
 #include "router/router_service.h"
@@ -63,10 +64,17 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
     r->experts_ = std::move(remote);
     for (const std::string& a : options.worker_addresses) info.add_workers(a);
   }
-  r->forward_ = std::make_unique<ForwardPass>(r->dense_.get(), r->experts_.get(), r->pool_.get());
-  ASSIGN_OR_RETURN(r->engine_, Engine::Create(r->forward_.get(), options.engine));
+  ASSIGN_OR_RETURN(const ExpertDevice dense_device, ParseExpertDevice(options.device));
+  if (dense_device.cuda) {
+    ASSIGN_OR_RETURN(r->device_, MakeCudaDenseDevice(r->dense_.get(), r->experts_.get(), dense_device.ordinal));
+  } else {
+    r->device_ = std::make_unique<ForwardPass>(r->dense_.get(), r->experts_.get(), r->pool_.get());
+  }
+  LOG(INFO) << "router: dense model on " << r->device_->name();
+  ASSIGN_OR_RETURN(r->engine_, Engine::Create(r->device_.get(), options.engine));
   const EngineOptions& eo = options.engine;
-  LOG(INFO) << "KV cache: " << (eo.kv_cache.capacity_bytes >> 20) << " MiB = " << r->engine_->kv_blocks_total()
+  LOG(INFO) << "KV cache (" << (dense_device.cuda ? "device" : "host") << " memory): "
+            << (eo.kv_cache.capacity_bytes >> 20) << " MiB = " << r->engine_->kv_blocks_total()
             << " blocks of " << eo.kv_cache.block_size_tokens << " tokens = " << r->engine_->kv_capacity_tokens()
             << " tokens (" << KvCache::BytesPerBlock(config, eo.kv_cache.block_size_tokens) << " bytes per block); "
             << "prefix caching " << (eo.kv_cache.enable_prefix_caching ? "on" : "off") << "; at most "
@@ -122,7 +130,7 @@ Router::~Router() {
   // The experts' health monitor calls UpdateServing: stop it while every
   // member is still alive (the engine first, which uses the experts).
   engine_.reset();
-  forward_.reset();
+  device_.reset();
   {
     absl::MutexLock lock(&health_mu_);
     remote_ = nullptr;

@@ -16,7 +16,7 @@
 #include "core/thread_pool.h"
 #include "proto/rpc_util.h"
 #include "router/engine.h"
-#include "router/forward.h"
+#include "router/dense_device.h"
 
 namespace moe {
 
@@ -29,6 +29,9 @@ struct RouterOptions {
   std::vector<std::string> worker_addresses;
   // With local experts: where they run, "cpu" or "cuda:N".
   std::string expert_device = "cpu";
+  // Where the dense model (attention, norms, gates, lm_head, the KV cache)
+  // runs: "cpu" or "cuda:N" (the KV cache's capacity is then device memory).
+  std::string device = "cpu";
   std::string listen_address = "127.0.0.1:0";
   std::string address_file;  // where to write the bound address, if set
   int threads = 0;           // compute threads; 0 = all CPUs
@@ -71,7 +74,7 @@ class Router {
   std::unique_ptr<class ExpertShard> local_shard_;
   std::unique_ptr<class ExpertRunner> local_runner_;  // local experts on a GPU
   std::unique_ptr<class ExpertBackend> experts_;
-  std::unique_ptr<class ForwardPass> forward_;
+  std::unique_ptr<DenseDevice> device_;  // ForwardPass, or the GPU device
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<RouterService> service_;
   std::unique_ptr<rpc::RunningServer> server_;

@@ -1,6 +1,8 @@
-// moe-bench: prefill and decode throughput of the CPU engine, the machine's
-// memory read bandwidth, and decode efficiency against the bandwidth bound
-// (decode reads every active weight once per step).
+// moe-bench: prefill and decode throughput of the engine's dense device (the
+// CPU, or a GPU with --device cuda:N), the memory bandwidth it reads weights
+// at (the host's read bandwidth; on a GPU, its device-to-device copy
+// bandwidth), and decode efficiency against the bandwidth bound (decode
+// reads every active weight once per step).
 //
 // With --concurrency N,N,...: the router engine (continuous batching over the
 // paged KV cache) serving N concurrent greedy requests at once, for each N:
@@ -31,6 +33,7 @@
 #include "nlohmann/json.hpp"
 #include "router/dense_model.h"
 #include "router/engine.h"
+#include "router/cuda/cuda_dense_device.h"
 #include "router/forward.h"
 #include "router/remote_experts.h"
 #include "absl/strings/numbers.h"
@@ -44,6 +47,7 @@ ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
 ABSL_FLAG(int, bandwidth_mib, 1024, "Buffer size for the bandwidth measurement, MiB.");
 ABSL_FLAG(bool, json, false, "Print the figures as one JSON object.");
 ABSL_FLAG(std::string, expert_device, "cpu", "With --workers=local: where the experts run, cpu or cuda:N.");
+ABSL_FLAG(std::string, device, "cpu", "Where the dense model and the KV cache run: cpu or cuda:N.");
 ABSL_FLAG(std::string, workers, "local",
           "Expert workers to dispatch to (comma-separated addresses), or 'local' for in-process experts.");
 ABSL_FLAG(int64_t, dispatch_deadline_ms, 5000, "Deadline of one MoE-layer exchange with a worker, ms.");
@@ -125,7 +129,7 @@ struct ConcurrencyFigures {
 };
 
 // N greedy requests submitted at once to a fresh engine.
-absl::StatusOr<ConcurrencyFigures> RunConcurrent(moe::ForwardPass& forward, const moe::ModelConfig& cfg, int n,
+absl::StatusOr<ConcurrencyFigures> RunConcurrent(moe::DenseDevice& forward, const moe::ModelConfig& cfg, int n,
                                                  int prompt_len, int output_len, int salt) {
   moe::EngineOptions o;
   o.max_running_seqs = std::max(64, n);
@@ -224,7 +228,17 @@ int main(int argc, char** argv) {
     remote = r->get();
     experts = std::move(*r);
   }
-  moe::ForwardPass forward(dense->get(), experts.get(), &pool);
+  auto dense_device = moe::ParseExpertDevice(absl::GetFlag(FLAGS_device));
+  if (!dense_device.ok()) return Fail("--device: " + std::string(dense_device.status().message()));
+  std::unique_ptr<moe::DenseDevice> device;
+  if (dense_device->cuda) {
+    auto d = moe::MakeCudaDenseDevice(dense->get(), experts.get(), dense_device->ordinal);
+    if (!d.ok()) return Fail(std::string(d.status().message()));
+    device = std::move(*d);
+  } else {
+    device = std::make_unique<moe::ForwardPass>(dense->get(), experts.get(), &pool);
+  }
+  moe::DenseDevice& forward = *device;
 
   if (const std::string counts = absl::GetFlag(FLAGS_concurrency); !counts.empty()) {
     const int prompt_len_c = absl::GetFlag(FLAGS_prompt_tokens);
@@ -274,7 +288,7 @@ int main(int argc, char** argv) {
       }
     }
     if (absl::GetFlag(FLAGS_json)) {
-      nlohmann::json j = {{"model", dir}, {"experts", workers}, {"threads", pool.num_threads()},
+      nlohmann::json j = {{"model", dir}, {"device", forward.name()}, {"experts", workers}, {"threads", pool.num_threads()},
                           {"kernel_isa", std::string(moe::KernelIsa())}, {"prompt_tokens", prompt_len_c},
                           {"output_tokens", output_len}, {"runs", runs}, {"results", rows}};
       std::cout << j.dump(2) << "\n";
@@ -282,14 +296,24 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  const double bandwidth = MeasureReadBandwidth(pool, static_cast<size_t>(absl::GetFlag(FLAGS_bandwidth_mib)) << 20);
+  const int64_t bandwidth_bytes = int64_t{absl::GetFlag(FLAGS_bandwidth_mib)} << 20;
+  double bandwidth = 0;
+  if (dense_device->cuda) {
+    auto b = moe::MeasureDeviceCopyBandwidth(dense_device->ordinal, bandwidth_bytes);
+    if (!b.ok()) return Fail(std::string(b.status().message()));
+    bandwidth = *b;
+  } else {
+    bandwidth = MeasureReadBandwidth(pool, static_cast<size_t>(bandwidth_bytes));
+  }
   const int64_t active_bytes =
       (*dense)->ActiveDenseBytes() + per_expert * cfg.num_experts_per_tok * cfg.NumMoeLayers();
 
   std::vector<float> logits;
   // Room for the warm-up, the prefill and every sequence of the batched decode.
-  std::unique_ptr<moe::KvCache> cache =
-      moe::KvCache::ForTokens(cfg, std::max(prefill_len, 34 + steps), batch + 3);
+  auto made_cache =
+      forward.CreateKvCache(moe::KvCache::OptionsForTokens(cfg, std::max(prefill_len, 34 + steps), batch + 3));
+  if (!made_cache.ok()) return Fail(std::string(made_cache.status().message()));
+  std::unique_ptr<moe::KvCache> cache = std::move(*made_cache);
   // Prefill.
   double prefill_tps;
   {
@@ -362,6 +386,7 @@ int main(int argc, char** argv) {
 
   if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json j = {{"model", dir},
+                        {"device", forward.name()},
                         {"threads", pool.num_threads()},
                         {"experts", workers},
                         {"kernel_isa", std::string(moe::KernelIsa())},
@@ -371,6 +396,8 @@ int main(int argc, char** argv) {
                         {"decode_batch", batch},
                         {"decode_batchN_tokens_per_s", decodeN},
                         {"read_bandwidth_gb_per_s", bandwidth / 1e9},
+                        {"bandwidth_kind", dense_device->cuda ? "device-to-device copy (bytes read + written)"
+                                                              : "host read"},
                         {"active_weight_bytes_per_token", active_bytes},
                         {"bandwidth_bound_tokens_per_s", bound},
                         {"decode_efficiency", efficiency}};
@@ -378,12 +405,14 @@ int main(int argc, char** argv) {
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << absl::StrFormat("model                      %s\n", dir)
+              << absl::StrFormat("dense device               %s\n", forward.name())
               << absl::StrFormat("threads / kernels          %d / %s\n", pool.num_threads(), moe::KernelIsa())
               << absl::StrFormat("experts                    %s\n", workers)
               << absl::StrFormat("prefill (%d tokens)       %.1f tokens/s\n", prefill_len, prefill_tps)
               << absl::StrFormat("decode batch 1             %.2f tokens/s\n", decode1)
               << absl::StrFormat("decode batch %-3d           %.2f tokens/s\n", batch, decodeN)
-              << absl::StrFormat("memory read bandwidth      %.2f GB/s\n", bandwidth / 1e9)
+              << absl::StrFormat("memory bandwidth           %.2f GB/s (%s)\n", bandwidth / 1e9,
+                                 dense_device->cuda ? "device-to-device copy" : "host read")
               << absl::StrFormat("active weight bytes/token  %.1f MB\n", active_bytes / 1e6)
               << absl::StrFormat("bandwidth bound (batch 1)  %.2f tokens/s\n", bound)
               << absl::StrFormat("decode efficiency          %.1f%%\n", efficiency * 100);

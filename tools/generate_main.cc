@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -27,6 +28,7 @@
 #include "nlohmann/json.hpp"
 #include "router/dense_model.h"
 #include "router/engine.h"
+#include "router/cuda/cuda_dense_device.h"
 #include "router/forward.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout).");
@@ -37,6 +39,10 @@ ABSL_FLAG(bool, json, false, "One JSON object per generated token.");
 ABSL_FLAG(bool, ignore_eos, false, "Keep generating after an end-of-sequence token.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
 ABSL_FLAG(std::string, expert_device, "cpu", "Where the experts run: cpu or cuda:N.");
+ABSL_FLAG(std::string, device, "cpu", "Where the dense model and the KV cache run: cpu or cuda:N.");
+ABSL_FLAG(std::string, prompt_logits_out, "",
+          "Also write the logits of every prompt position to this file: little-endian f32, "
+          "[prompt tokens, vocab_size], row-major (for comparing against another implementation).");
 ABSL_FLAG(bool, decode_text, false,
           "Print the continuation as text (tokenizer.json or tokenizer.json.gz of the model directory).");
 
@@ -107,8 +113,38 @@ int main(int argc, char** argv) {
     runner = std::make_unique<moe::CpuExpertRunner>(shard->get(), &pool);
   }
   moe::LocalExpertBackend experts(runner.get());
-  moe::ForwardPass forward(dense->get(), &experts, &pool);
+  auto dense_device = moe::ParseExpertDevice(absl::GetFlag(FLAGS_device));
+  if (!dense_device.ok()) return Fail("--device: " + std::string(dense_device.status().message()));
+  std::unique_ptr<moe::DenseDevice> forward;
+  if (dense_device->cuda) {
+    auto d = moe::MakeCudaDenseDevice(dense->get(), &experts, dense_device->ordinal);
+    if (!d.ok()) return Fail(std::string(d.status().message()));
+    forward = std::move(*d);
+  } else {
+    forward = std::make_unique<moe::ForwardPass>(dense->get(), &experts, &pool);
+  }
   const moe::ModelConfig& config = (*checkpoint)->config();
+  for (int32_t id : prompt) {
+    if (id < 0 || id >= config.vocab_size) {
+      return Fail("--prompt-ids: " + std::to_string(id) + " is outside the vocabulary [0, " +
+                  std::to_string(config.vocab_size) + ")");
+    }
+  }
+  if (static_cast<int64_t>(prompt.size()) > config.max_position_embeddings) {
+    return Fail("--prompt-ids: " + std::to_string(prompt.size()) + " tokens exceed the context of " +
+                std::to_string(config.max_position_embeddings));
+  }
+  if (const std::string out = absl::GetFlag(FLAGS_prompt_logits_out); !out.empty()) {
+    auto cache = forward->CreateKvCache(moe::KvCache::OptionsForTokens(config, static_cast<int64_t>(prompt.size())));
+    if (!cache.ok()) return Fail(std::string(cache.status().message()));
+    moe::SequenceKv kv(cache->get());
+    moe::SequenceInput in{&kv, prompt, /*all_logits=*/true};
+    std::vector<float> logits;
+    if (absl::Status st = forward->Forward({&in, 1}, &logits); !st.ok()) return Fail(std::string(st.message()));
+    std::ofstream f(out, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
+    if (!f) return Fail("--prompt-logits-out: cannot write " + out);
+  }
 
   const int max_tokens = absl::GetFlag(FLAGS_max_tokens);
   const int top_logprobs = absl::GetFlag(FLAGS_top_logprobs);
@@ -131,7 +167,7 @@ int main(int argc, char** argv) {
   const int64_t bs = engine_options.kv_cache.block_size_tokens;
   const int64_t blocks = (static_cast<int64_t>(prompt.size()) + request.max_tokens + bs - 1) / bs + 1;
   engine_options.kv_cache.capacity_bytes = blocks * moe::KvCache::BytesPerBlock(config, bs);
-  auto engine = moe::Engine::Create(&forward, engine_options);
+  auto engine = moe::Engine::Create(forward.get(), engine_options);
   if (!engine.ok()) return Fail(std::string(engine.status().message()));
 
   const bool json = absl::GetFlag(FLAGS_json);

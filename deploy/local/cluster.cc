@@ -116,7 +116,8 @@ absl::Status LocalCluster::Up() {
   std::vector<std::string> router_argv = {
       bin + "/moe-router", "--model=" + options_.model_dir,
       "--workers=" + (worker_addresses_.empty() ? std::string("local") : absl::StrJoin(worker_addresses_, ",")),
-      "--listen=127.0.0.1:0", absl::StrCat("--threads=", options_.router_threads)};
+      "--listen=127.0.0.1:0", absl::StrCat("--threads=", options_.router_threads),
+      "--device=" + options_.router_device};
   router_argv.insert(router_argv.end(), options_.extra_router_flags.begin(), options_.extra_router_flags.end());
   auto router = StartAndWait("router", router_argv);
   if (!router.ok()) return fail(router.status());

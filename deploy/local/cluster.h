@@ -25,6 +25,8 @@ struct LocalClusterOptions {
   // Worker k runs its experts on worker_devices[k % size] ("cpu", "cuda:N");
   // empty: every worker on the CPU.
   std::vector<std::string> worker_devices;
+  // The router's --device: where its dense model and KV cache run ("cpu", "cuda:N").
+  std::string router_device = "cpu";
   int gateway_port = 0;       // 0: chosen by the OS
   int http_port = -1;         // the gateway's OpenAI-compatible HTTP API on 127.0.0.1; -1: off, 0: chosen by the OS
   std::string bin_dir;        // where moe-expert-worker, moe-router, moe-gateway are

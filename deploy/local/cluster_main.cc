@@ -14,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
 #include "core/command_line.h"
 #include "deploy/local/cluster.h"
 #include "proto/tls_flags.h"
@@ -31,6 +32,11 @@ ABSL_FLAG(int, worker_threads, 1, "Compute threads per expert worker.");
 ABSL_FLAG(bool, place_workers, false,
           "Give worker i a CPU of its own for its serving threads (the i-th CPU, modulo their number) and run "
           "the workers under SCHED_BATCH (moe-expert-worker --cpus, --batch-scheduling).");
+ABSL_FLAG(std::string, router_device, "cpu",
+          "Where the router's dense model and KV cache run: cpu or cuda:N (moe-router --device).");
+ABSL_FLAG(std::string, worker_devices, "",
+          "Comma-separated devices of the expert workers, worker k on entry k mod count (cpu, cuda:N); "
+          "empty: every worker on the CPU.");
 ABSL_FLAG(int, router_threads, 0, "Compute threads of the router (0: all CPUs).");
 ABSL_FLAG(std::string, run_dir, "", "Directory for address files and logs (default: a fresh temp dir).");
 ABSL_FLAG(int64_t, startup_timeout_ms, 120000, "How long each process may take to report SERVING.");
@@ -74,6 +80,14 @@ int main(int argc, char** argv) {
   options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
   options.place_workers = absl::GetFlag(FLAGS_place_workers);
   options.router_threads = absl::GetFlag(FLAGS_router_threads);
+  options.router_device = absl::GetFlag(FLAGS_router_device);
+  for (absl::string_view d : absl::StrSplit(absl::GetFlag(FLAGS_worker_devices), ',', absl::SkipWhitespace())) {
+    options.worker_devices.emplace_back(d);
+  }
+  if (options.worker_devices.size() > 256) {
+    std::cerr << "moe-cluster: --worker-devices: at most 256 entries\n";
+    return 2;
+  }
   options.run_dir = absl::GetFlag(FLAGS_run_dir);
   options.startup_timeout_ms = absl::GetFlag(FLAGS_startup_timeout_ms);
   options.drain_timeout_s = absl::GetFlag(FLAGS_drain_timeout_s);
