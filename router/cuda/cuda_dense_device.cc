@@ -83,16 +83,24 @@ int64_t ElemSize(Elem e) { return e == Elem::kF32 ? 4 : 2; }
 // `*error` (the next Forward returns it): KvPages::Copy has no status.
 class CudaKvPages : public KvPages {
  public:
-  CudaKvPages(float* data, cudaStream_t stream, absl::Status* error) : data_(data), stream_(stream), error_(error) {}
-  ~CudaKvPages() override { cudaFree(data_); }
+  CudaKvPages(int ordinal, float* data, cudaStream_t stream, absl::Status* error)
+      : ordinal_(ordinal), data_(data), stream_(stream), error_(error) {}
+  ~CudaKvPages() override {
+    cudaSetDevice(ordinal_);
+    cudaFree(data_);
+  }
   float* data() override { return data_; }
   void Copy(int64_t to, int64_t from, int64_t n) override {
-    const cudaError_t e = cudaMemcpyAsync(data_ + to, data_ + from, static_cast<size_t>(n) * sizeof(float),
-                                          cudaMemcpyDeviceToDevice, stream_);
+    cudaError_t e = cudaSetDevice(ordinal_);
+    if (e == cudaSuccess) {
+      e = cudaMemcpyAsync(data_ + to, data_ + from, static_cast<size_t>(n) * sizeof(float),
+                          cudaMemcpyDeviceToDevice, stream_);
+    }
     if (e != cudaSuccess && error_->ok()) *error_ = cuda::CudaError("cudaMemcpyAsync (KV block copy)", e);
   }
 
  private:
+  const int ordinal_;
   float* data_;
   cudaStream_t stream_;
   absl::Status* error_;
@@ -136,7 +144,7 @@ class CudaDenseDevice : public DenseDevice {
       }
       void* p = nullptr;
       MOE_CUDA_CHECK(cudaMalloc(&p, bytes));
-      return std::unique_ptr<KvPages>(new CudaKvPages(static_cast<float*>(p), stream_, &pages_error_));
+      return std::unique_ptr<KvPages>(new CudaKvPages(ordinal_, static_cast<float*>(p), stream_, &pages_error_));
     });
   }
 
