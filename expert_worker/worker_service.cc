@@ -1,5 +1,6 @@
 #include "expert_worker/worker_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -106,6 +107,57 @@ grpc::ServerUnaryReactor* ExpertWorkerService::RunExperts(grpc::CallbackServerCo
   executor_->Post([this, reactor, request, response, arrived = Clock::now()](ExpertExecutor& executor) {
     reactor->Finish(rpc::ToGrpcStatus(Compute(executor, *request, response, arrived)));
     in_flight_.fetch_sub(1);
+  });
+  return reactor;
+}
+
+ExpertWorkerService::~ExpertWorkerService() {
+  std::thread t;
+  {
+    absl::MutexLock lock(&join_mu_);
+    t = std::move(join_thread_);
+  }
+  if (t.joinable()) t.join();
+}
+
+grpc::ServerUnaryReactor* ExpertWorkerService::JoinCommunicator(grpc::CallbackServerContext* context,
+                                                                const pb::JoinCommunicatorRequest* request,
+                                                                pb::JoinCommunicatorResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (joiner_ == nullptr) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 absl::StrCat("this worker's experts run on ", executor_->runner().device(),
+                                              ": the NCCL transport needs workers on GPUs (--device cuda:N)")));
+    return reactor;
+  }
+  nccl::JoinRequest join;
+  join.unique_id = request->unique_id();
+  join.rank = static_cast<int>(std::min<uint32_t>(request->rank(), 1u << 20));
+  join.nranks = static_cast<int>(std::min<uint32_t>(request->nranks(), 1u << 20));
+  join.generation = request->generation();
+  join.timeout_ms = request->timeout_ms();
+  if (absl::Status s = nccl::ValidateJoinRequest(join); !s.ok()) {
+    reactor->Finish(rpc::ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("JoinCommunicatorRequest: ",
+                                                                               s.message()))));
+    return reactor;
+  }
+  absl::MutexLock lock(&join_mu_);
+  if (joining_) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "a JoinCommunicator is already in progress"));
+    return reactor;
+  }
+  joining_ = true;
+  if (join_thread_.joinable()) join_thread_.join();  // the previous join has answered already
+  join_thread_ = std::thread([this, reactor, response, join = std::move(join)] {
+    absl::StatusOr<std::string> device = joiner_->Join(join);
+    if (device.ok()) response->set_device(*device);
+    LOG(INFO) << "NCCL communicator generation " << join.generation << ", rank " << join.rank << " of "
+              << join.nranks << ": " << (device.ok() ? std::string("joined") : device.status().ToString());
+    {
+      absl::MutexLock done(&join_mu_);
+      joining_ = false;
+    }
+    reactor->Finish(rpc::ToGrpcStatus(device.status()));
   });
   return reactor;
 }

@@ -73,10 +73,10 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
   LOG(INFO) << "router: dense model on " << r->device_->name();
   ASSIGN_OR_RETURN(r->engine_, Engine::Create(r->device_.get(), options.engine));
   const EngineOptions& eo = options.engine;
-  LOG(INFO) << "KV cache (" << (dense_device.cuda ? "device" : "host") << " memory): "
-            << (eo.kv_cache.capacity_bytes >> 20) << " MiB = " << r->engine_->kv_blocks_total()
+  LOG(INFO) << "KV cache: " << (eo.kv_cache.capacity_bytes >> 20) << " MiB = " << r->engine_->kv_blocks_total()
             << " blocks of " << eo.kv_cache.block_size_tokens << " tokens = " << r->engine_->kv_capacity_tokens()
-            << " tokens (" << KvCache::BytesPerBlock(config, eo.kv_cache.block_size_tokens) << " bytes per block); "
+            << " tokens (" << KvCache::BytesPerBlock(config, eo.kv_cache.block_size_tokens) << " bytes per block, in "
+            << (dense_device.cuda ? "device" : "host") << " memory); "
             << "prefix caching " << (eo.kv_cache.enable_prefix_caching ? "on" : "off") << "; at most "
             << eo.max_running_seqs << " running sequences, " << eo.max_batch_tokens << " tokens per step, "
             << eo.max_waiting_requests << " waiting requests, " << eo.max_waiting_tokens << " waiting tokens";
