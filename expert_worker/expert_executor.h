@@ -58,6 +58,9 @@ class ExpertExecutor {
   ExpertExecutor& operator=(const ExpertExecutor&) = delete;
 
   const ExpertRunner& runner() const { return *runner_; }
+  // Inside a job only: the runner, for work that is not a RunExperts request
+  // (the NCCL transport's rows already on the device).
+  ExpertRunner& runner_in_job() { return *runner_; }
 
   // Runs `job` now on this thread if no job is running or queued; otherwise
   // queues it for the compute thread and returns at once.

@@ -7,6 +7,7 @@
 #include "experts/cpu_expert_runner.h"
 #include "experts/cuda_expert_runner.h"
 #include "experts/expert_spec.h"
+#include "expert_worker/nccl_worker.h"
 #include "expert_worker/worker_service.h"
 #include "glog/logging.h"
 
@@ -39,7 +40,12 @@ absl::StatusOr<std::unique_ptr<ExpertWorkerServer>> ExpertWorkerServer::Start(co
   }
   LOG(INFO) << "expert worker: experts run on " << runner->device();
   worker->executor_ = std::make_unique<ExpertExecutor>(std::move(runner));
-  worker->service_ = std::make_unique<ExpertWorkerService>(worker->executor_.get());
+  nccl::Joiner* joiner = options.nccl_joiner;
+  if (joiner == nullptr && device.cuda) {
+    worker->joiner_ = MakeNcclWorkerJoiner(worker->executor_.get(), device.ordinal);
+    joiner = worker->joiner_.get();
+  }
+  worker->service_ = std::make_unique<ExpertWorkerService>(worker->executor_.get(), joiner);
   rpc::ServerOptions server_options;
   server_options.listen_address = options.listen_address;
   server_options.address_file = options.address_file;

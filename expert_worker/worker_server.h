@@ -20,6 +20,7 @@
 #include "expert_worker/expert_executor.h"
 #include "experts/expert_runner.h"
 #include "experts/expert_shard.h"
+#include "experts/nccl_bootstrap.h"
 #include "proto/rpc_util.h"
 
 namespace moe {
@@ -41,6 +42,9 @@ struct ExpertWorkerOptions {
   std::string device = "cpu";
   // TLS; with a CA, clients (routers) must present a certificate it issued.
   rpc::TlsConfig tls;
+  // Answers JoinCommunicator (the NCCL transport) when set, instead of the
+  // worker's own NCCL joiner (workers on a GPU); not owned. For tests.
+  nccl::Joiner* nccl_joiner = nullptr;
 };
 
 class ExpertWorkerServer {
@@ -76,6 +80,7 @@ class ExpertWorkerServer {
   // Destroyed in reverse order: the server first, then the service it calls,
   // then the executor the service posts to.
   std::unique_ptr<ExpertExecutor> executor_;
+  std::unique_ptr<nccl::Joiner> joiner_;  // the worker's own NCCL joiner (on a GPU)
   std::unique_ptr<ExpertWorkerService> service_;
   std::unique_ptr<rpc::RunningServer> server_;
 };

@@ -68,7 +68,7 @@ class CudaExpertRunner : public ExpertRunner {
   std::string device() const override { return description_; }
 
   absl::Status Run(const ExpertRows& v, void* out_bytes) override {
-    const int64_t h = v.hidden, n = v.num_rows, f = shard_->config().intermediate_size;
+    const int64_t h = v.hidden, n = v.num_rows;
     if (n == 0) return absl::OkStatus();
     MOE_CUDA_CHECK(cudaSetDevice(ordinal_));
     const size_t row_bytes = static_cast<size_t>(h) * sizeof(float);
@@ -93,32 +93,12 @@ class CudaExpertRunner : public ExpertRunner {
     }
     RETURN_IF_ERROR(host_io_.Reserve(static_cast<size_t>(n) * row_bytes));
     RETURN_IF_ERROR(x_f32_.Reserve(static_cast<size_t>(n) * row_bytes));
-    RETURN_IF_ERROR(x_bf16_.Reserve(static_cast<size_t>(n * h) * 2));
-    RETURN_IF_ERROR(gu_.Reserve(static_cast<size_t>(n * 2 * f) * sizeof(float)));
-    RETURN_IF_ERROR(act_.Reserve(static_cast<size_t>(n * f) * 2));
     RETURN_IF_ERROR(y_.Reserve(static_cast<size_t>(n) * row_bytes));
     for (int64_t i = 0; i < n; ++i) {
       std::memcpy(host_io_.data() + i * row_bytes, in + (order_[i].second / repeat) * row_bytes, row_bytes);
     }
     MOE_CUDA_CHECK(cudaMemcpyAsync(x_f32_.get(), host_io_.get(), n * row_bytes, cudaMemcpyHostToDevice, stream_));
-    MOE_CUDA_CHECK(cuda::LaunchF32ToHalf(x_f32_.as<float>(), n * h, half_, x_bf16_.as<uint16_t>(), stream_));
-    const ExpertGemms gemms = BuildExpertGemms(groups_, h, f);
-    const float one = 1.0f, zero = 0.0f;
-    for (const ColumnMajorGemm& g : gemms.gate_up) {
-      MOE_CUBLAS_CHECK(LoadCublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
-                                    w13_.as<uint16_t>() + g.a_offset, cuda_type_, g.lda,
-                                    x_bf16_.as<uint16_t>() + g.b_offset, cuda_type_, g.ldb, &zero,
-                                    gu_.as<float>() + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
-                                    CUBLAS_GEMM_DEFAULT));
-    }
-    MOE_CUDA_CHECK(cuda::LaunchSiluMul(gu_.as<float>(), n, f, half_, act_.as<uint16_t>(), stream_));
-    for (const ColumnMajorGemm& g : gemms.down) {
-      MOE_CUBLAS_CHECK(LoadCublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
-                                    w2_.as<uint16_t>() + g.a_offset, cuda_type_, g.lda,
-                                    act_.as<uint16_t>() + g.b_offset, cuda_type_, g.ldb, &zero,
-                                    y_.as<float>() + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
-                                    CUBLAS_GEMM_DEFAULT));
-    }
+    RETURN_IF_ERROR(ComputeGroups(x_f32_.as<float>(), n, y_.as<float>()));
     MOE_CUDA_CHECK(cudaMemcpyAsync(host_io_.get(), y_.get(), n * row_bytes, cudaMemcpyDeviceToHost, stream_));
     MOE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     for (int64_t i = 0; i < n; ++i) {
@@ -127,7 +107,55 @@ class CudaExpertRunner : public ExpertRunner {
     return absl::OkStatus();
   }
 
+  // Rows already on the device, grouped by expert in `groups` order.
+  absl::Status RunOnDevice(int layer, const std::vector<std::pair<uint32_t, int64_t>>& groups, const float* d_in,
+                           float* d_out) {
+    MOE_CUDA_CHECK(cudaSetDevice(ordinal_));
+    groups_.clear();
+    int64_t n = 0;
+    for (const auto& [expert, rows] : groups) {
+      auto slot = slots_.find({layer, static_cast<int>(expert)});
+      if (slot == slots_.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("this shard does not hold expert ", expert, " of layer ", layer));
+      }
+      if (rows > 0) groups_.push_back({slot->second, n, rows});
+      n += rows;
+    }
+    if (n == 0) return absl::OkStatus();
+    RETURN_IF_ERROR(ComputeGroups(d_in, n, d_out));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return absl::OkStatus();
+  }
+
  private:
+  // y[n, h] = the experts of groups_ over x[n, h] (f32, device), on stream_.
+  absl::Status ComputeGroups(const float* x, int64_t n, float* y) {
+    const int64_t h = shard_->config().hidden_size, f = shard_->config().intermediate_size;
+    RETURN_IF_ERROR(x_bf16_.Reserve(static_cast<size_t>(n * h) * 2));
+    RETURN_IF_ERROR(gu_.Reserve(static_cast<size_t>(n * 2 * f) * sizeof(float)));
+    RETURN_IF_ERROR(act_.Reserve(static_cast<size_t>(n * f) * 2));
+    MOE_CUDA_CHECK(cuda::LaunchF32ToHalf(x, n * h, half_, x_bf16_.as<uint16_t>(), stream_));
+    const ExpertGemms gemms = BuildExpertGemms(groups_, h, f);
+    const float one = 1.0f, zero = 0.0f;
+    for (const ColumnMajorGemm& g : gemms.gate_up) {
+      MOE_CUBLAS_CHECK(LoadCublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
+                                            w13_.as<uint16_t>() + g.a_offset, cuda_type_, g.lda,
+                                            x_bf16_.as<uint16_t>() + g.b_offset, cuda_type_, g.ldb, &zero,
+                                            gu_.as<float>() + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
+                                            CUBLAS_GEMM_DEFAULT));
+    }
+    MOE_CUDA_CHECK(cuda::LaunchSiluMul(gu_.as<float>(), n, f, half_, act_.as<uint16_t>(), stream_));
+    for (const ColumnMajorGemm& g : gemms.down) {
+      MOE_CUBLAS_CHECK(LoadCublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, g.n, g.m, g.k, &one,
+                                            w2_.as<uint16_t>() + g.a_offset, cuda_type_, g.lda,
+                                            act_.as<uint16_t>() + g.b_offset, cuda_type_, g.ldb, &zero,
+                                            y + g.c_offset, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
+                                            CUBLAS_GEMM_DEFAULT));
+    }
+    return absl::OkStatus();
+  }
+
   CudaExpertRunner(std::unique_ptr<ExpertShard> shard, int ordinal) : shard_(std::move(shard)), ordinal_(ordinal) {}
 
   absl::Status Init() {
@@ -231,6 +259,16 @@ absl::Status CudaDeviceUsable(int ordinal) {
 absl::StatusOr<std::unique_ptr<ExpertRunner>> MakeCudaExpertRunner(std::unique_ptr<ExpertShard> shard,
                                                                    int ordinal) {
   return CudaExpertRunner::Create(std::move(shard), ordinal);
+}
+
+absl::Status RunCudaExpertsOnDevice(ExpertRunner& runner, int layer,
+                                    const std::vector<std::pair<uint32_t, int64_t>>& groups, const float* d_in,
+                                    float* d_out) {
+  auto* cuda = dynamic_cast<CudaExpertRunner*>(&runner);
+  if (cuda == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("experts on ", runner.device(), " take no device rows"));
+  }
+  return cuda->RunOnDevice(layer, groups, d_in, d_out);
 }
 
 }  // namespace moe

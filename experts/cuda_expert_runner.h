@@ -17,6 +17,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -44,6 +46,16 @@ absl::Status CudaDeviceUsable(int ordinal);
 // weights do not fit (naming the bytes needed and free).
 absl::StatusOr<std::unique_ptr<ExpertRunner>> MakeCudaExpertRunner(std::unique_ptr<ExpertShard> shard,
                                                                    int ordinal);
+
+// The NCCL transport: one layer's rows already in device memory of the
+// runner's GPU, grouped by expert in `groups` order ((expert, rows) pairs);
+// writes the outputs, same order, to `d_out` and returns when they are
+// written. The same GEMMs as Run for the same groups, so the same bits.
+// FAILED_PRECONDITION when `runner` is not a CUDA runner or lacks an expert;
+// UNAVAILABLE naming a failed call.
+absl::Status RunCudaExpertsOnDevice(ExpertRunner& runner, int layer,
+                                    const std::vector<std::pair<uint32_t, int64_t>>& groups, const float* d_in,
+                                    float* d_out);
 
 }  // namespace moe
 

@@ -15,4 +15,9 @@ absl::StatusOr<std::unique_ptr<ExpertRunner>> MakeCudaExpertRunner(std::unique_p
       "cuda:", ordinal, ": this build has no CUDA support (CMake found no CUDA compiler, or MOE_CUDA=OFF)"));
 }
 
+absl::Status RunCudaExpertsOnDevice(ExpertRunner&, int, const std::vector<std::pair<uint32_t, int64_t>>&,
+                                    const float*, float*) {
+  return absl::FailedPreconditionError("this build has no CUDA support");
+}
+
 }  // namespace moe
