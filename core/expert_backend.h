@@ -23,6 +23,14 @@ struct ExpertBatch {
   const float* hidden_states = nullptr;  // [num_tokens, hidden], post-attention-normed
   const int32_t* experts = nullptr;      // [num_tokens, top_k], in rank order
   const float* weights = nullptr;        // [num_tokens, top_k], gate weights (for remote combine)
+  // Set by a GPU dense device for a backend that AcceptsDeviceRows: the same
+  // rows in its device memory (hidden_states is then null), where to write
+  // the outputs on the device ([num_tokens * top_k, hidden]; Compute's host
+  // `outputs` is then null), and the device's stream (a cudaStream_t) the
+  // rows are ready on. The outputs must be written when Compute returns.
+  const float* device_hidden_states = nullptr;
+  float* device_outputs = nullptr;
+  void* device_stream = nullptr;
 };
 
 class ExpertBackend {
@@ -36,6 +44,10 @@ class ExpertBackend {
   // True when Compute mostly waits for other processes: the caller then lets
   // its own compute threads sleep during the call.
   virtual bool ComputesElsewhere() const { return false; }
+
+  // True when Compute takes the rows in device memory (ExpertBatch's device
+  // fields) from a GPU dense device, so that they never go through the host.
+  virtual bool AcceptsDeviceRows() const { return false; }
 };
 
 }  // namespace moe

@@ -21,6 +21,9 @@ ABSL_FLAG(std::string, expert_device, "cpu",
 ABSL_FLAG(std::string, device, "cpu",
           "Where the dense model and the KV cache live: cpu or cuda:N (weights uploaded to GPU N at start; "
           "--kv-cache-bytes is then device memory).");
+ABSL_FLAG(std::string, expert_transport, "grpc",
+          "How MoE-layer rows reach the experts: grpc, or nccl (GPU buffers over NCCL, gRPC for control; needs "
+          "--device cuda:N with remote workers on GPUs, or --workers local --expert-device cuda:N).");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "Address to serve on (port 0: chosen by the OS).");
 ABSL_FLAG(std::string, address_file, "", "Write the bound address to this file once serving.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all available CPUs).");
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
   options.threads = absl::GetFlag(FLAGS_threads);
   options.expert_device = absl::GetFlag(FLAGS_expert_device);
   options.device = absl::GetFlag(FLAGS_device);
+  options.expert_transport = absl::GetFlag(FLAGS_expert_transport);
   options.dispatch_deadline_ms = absl::GetFlag(FLAGS_dispatch_deadline_ms);
   options.connect_deadline_ms = absl::GetFlag(FLAGS_connect_deadline_ms);
   options.engine.max_running_seqs = absl::GetFlag(FLAGS_max_running_seqs);

@@ -10,6 +10,7 @@
 #include "glog/logging.h"
 #include "router/dense_model.h"
 #include "router/cuda/cuda_dense_device.h"
+#include "router/cuda/nccl_experts.h"
 #include "router/forward.h"
 #include "router/remote_experts.h"
 #include "router/router_service.h"
@@ -36,18 +37,51 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
   info.set_experts_per_token(static_cast<uint32_t>(config.num_experts_per_tok));
   info.set_hidden_size(static_cast<uint32_t>(config.hidden_size));
   for (int64_t id : config.eos_token_ids) info.add_eos_token_ids(static_cast<uint32_t>(id));
+  ASSIGN_OR_RETURN(const ExpertDevice dense_device, ParseExpertDevice(options.device));
+  if (options.expert_transport != "grpc" && options.expert_transport != "nccl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expert_transport: '", options.expert_transport, "' is not grpc or nccl"));
+  }
+  const bool nccl = options.expert_transport == "nccl";
   if (options.worker_addresses.empty()) {
     ASSIGN_OR_RETURN(const ExpertDevice device, ParseExpertDevice(options.expert_device));
     ASSIGN_OR_RETURN(std::unique_ptr<ExpertShard> shard, ExpertShard::Load(*r->checkpoint_, {}));
+    if (nccl && !device.cuda) {
+      return absl::FailedPreconditionError(
+          "--expert-transport nccl with --workers local needs the experts on a GPU (--expert-device cuda:N)");
+    }
     if (device.cuda) {
       ASSIGN_OR_RETURN(r->local_runner_, MakeCudaExpertRunner(std::move(shard), device.ordinal));
-      r->experts_ = std::make_unique<LocalExpertBackend>(r->local_runner_.get());
-      LOG(INFO) << "router: local experts on " << r->local_runner_->device();
+      if (nccl) {
+        NcclExpertsOptions no;
+        no.local_runner = r->local_runner_.get();
+        no.ordinal = device.ordinal;
+        no.dispatch_deadline_ms = options.dispatch_deadline_ms;
+        no.connect_deadline_ms = options.connect_deadline_ms;
+        ASSIGN_OR_RETURN(r->experts_, MakeNcclExpertBackend(config, no));
+      } else {
+        r->experts_ = std::make_unique<LocalExpertBackend>(r->local_runner_.get());
+      }
+      LOG(INFO) << "router: local experts on " << r->local_runner_->device() << " over "
+                << options.expert_transport;
     } else {
       r->local_shard_ = std::move(shard);
       r->experts_ = std::make_unique<LocalExpertBackend>(r->local_shard_.get(), r->pool_.get());
     }
     info.add_workers("local");
+  } else if (nccl) {
+    if (!dense_device.cuda) {
+      return absl::FailedPreconditionError(
+          "--expert-transport nccl with remote workers needs the router on a GPU (--device cuda:N)");
+    }
+    NcclExpertsOptions no;
+    no.worker_addresses = options.worker_addresses;
+    no.ordinal = dense_device.ordinal;
+    no.dispatch_deadline_ms = options.dispatch_deadline_ms;
+    no.connect_deadline_ms = options.connect_deadline_ms;
+    no.tls = options.tls;
+    ASSIGN_OR_RETURN(r->experts_, MakeNcclExpertBackend(config, no));
+    for (const std::string& a : options.worker_addresses) info.add_workers(a);
   } else {
     RemoteExpertsOptions ro;
     ro.worker_addresses = options.worker_addresses;
@@ -64,7 +98,6 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
     r->experts_ = std::move(remote);
     for (const std::string& a : options.worker_addresses) info.add_workers(a);
   }
-  ASSIGN_OR_RETURN(const ExpertDevice dense_device, ParseExpertDevice(options.device));
   if (dense_device.cuda) {
     ASSIGN_OR_RETURN(r->device_, MakeCudaDenseDevice(r->dense_.get(), r->experts_.get(), dense_device.ordinal));
   } else {

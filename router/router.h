@@ -32,6 +32,11 @@ struct RouterOptions {
   // Where the dense model (attention, norms, gates, lm_head, the KV cache)
   // runs: "cpu" or "cuda:N" (the KV cache's capacity is then device memory).
   std::string device = "cpu";
+  // How MoE-layer rows reach the experts: "grpc" (RunExperts) or "nccl"
+  // (router/cuda/nccl_experts.h: GPU buffers over NCCL, gRPC for control).
+  // nccl needs the router on a GPU (device) with remote workers, or
+  // --expert-device cuda:N with local experts (one rank sending to itself).
+  std::string expert_transport = "grpc";
   std::string listen_address = "127.0.0.1:0";
   std::string address_file;  // where to write the bound address, if set
   int threads = 0;           // compute threads; 0 = all CPUs

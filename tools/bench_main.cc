@@ -34,6 +34,7 @@
 #include "router/dense_model.h"
 #include "router/engine.h"
 #include "router/cuda/cuda_dense_device.h"
+#include "router/cuda/nccl_experts.h"
 #include "router/forward.h"
 #include "router/remote_experts.h"
 #include "absl/strings/numbers.h"
@@ -48,6 +49,9 @@ ABSL_FLAG(int, bandwidth_mib, 1024, "Buffer size for the bandwidth measurement, 
 ABSL_FLAG(bool, json, false, "Print the figures as one JSON object.");
 ABSL_FLAG(std::string, expert_device, "cpu", "With --workers=local: where the experts run, cpu or cuda:N.");
 ABSL_FLAG(std::string, device, "cpu", "Where the dense model and the KV cache run: cpu or cuda:N.");
+ABSL_FLAG(std::string, expert_transport, "grpc",
+          "grpc, or nccl: the NCCL transport (with --workers local --expert-device cuda:N, one rank sending to "
+          "itself; with remote workers, they must be on GPUs and --device cuda:N).");
 ABSL_FLAG(std::string, workers, "local",
           "Expert workers to dispatch to (comma-separated addresses), or 'local' for in-process experts.");
 ABSL_FLAG(int64_t, dispatch_deadline_ms, 5000, "Deadline of one MoE-layer exchange with a worker, ms.");
@@ -205,6 +209,10 @@ int main(int argc, char** argv) {
   moe::RemoteExpertBackend* remote = nullptr;
   const std::string workers = absl::GetFlag(FLAGS_workers);
   std::unique_ptr<moe::ExpertRunner> gpu_runner;
+  auto dense_device = moe::ParseExpertDevice(absl::GetFlag(FLAGS_device));
+  if (!dense_device.ok()) return Fail("--device: " + std::string(dense_device.status().message()));
+  const std::string transport = absl::GetFlag(FLAGS_expert_transport);
+  if (transport != "grpc" && transport != "nccl") return Fail("--expert-transport: grpc or nccl");
   if (workers == "local") {
     auto s = moe::ExpertShard::Load(**checkpoint, {});
     if (!s.ok()) return Fail(std::string(s.status().message()));
@@ -214,11 +222,31 @@ int main(int argc, char** argv) {
       auto gpu = moe::MakeCudaExpertRunner(std::move(*s), device->ordinal);
       if (!gpu.ok()) return Fail(std::string(gpu.status().message()));
       gpu_runner = std::move(*gpu);
-      experts = std::make_unique<moe::LocalExpertBackend>(gpu_runner.get());
+      if (transport == "nccl") {
+        moe::NcclExpertsOptions no;
+        no.local_runner = gpu_runner.get();
+        no.ordinal = device->ordinal;
+        auto n = moe::MakeNcclExpertBackend(cfg, no);
+        if (!n.ok()) return Fail(std::string(n.status().message()));
+        experts = std::move(*n);
+      } else {
+        experts = std::make_unique<moe::LocalExpertBackend>(gpu_runner.get());
+      }
+    } else if (transport == "nccl") {
+      return Fail("--expert-transport nccl with --workers local needs --expert-device cuda:N");
     } else {
       shard = std::move(*s);
       experts = std::make_unique<moe::LocalExpertBackend>(shard.get(), &pool);
     }
+  } else if (transport == "nccl") {
+    if (!dense_device->cuda) return Fail("--expert-transport nccl with workers needs --device cuda:N");
+    moe::NcclExpertsOptions no;
+    for (absl::string_view w : absl::StrSplit(workers, ',', absl::SkipWhitespace())) no.worker_addresses.emplace_back(w);
+    no.ordinal = dense_device->ordinal;
+    no.dispatch_deadline_ms = absl::GetFlag(FLAGS_dispatch_deadline_ms);
+    auto n = moe::MakeNcclExpertBackend(cfg, no);
+    if (!n.ok()) return Fail(std::string(n.status().message()));
+    experts = std::move(*n);
   } else {
     moe::RemoteExpertsOptions ro;
     for (absl::string_view w : absl::StrSplit(workers, ',', absl::SkipWhitespace())) ro.worker_addresses.emplace_back(w);
@@ -228,8 +256,6 @@ int main(int argc, char** argv) {
     remote = r->get();
     experts = std::move(*r);
   }
-  auto dense_device = moe::ParseExpertDevice(absl::GetFlag(FLAGS_device));
-  if (!dense_device.ok()) return Fail("--device: " + std::string(dense_device.status().message()));
   std::unique_ptr<moe::DenseDevice> device;
   if (dense_device->cuda) {
     auto d = moe::MakeCudaDenseDevice(dense->get(), experts.get(), dense_device->ordinal);
@@ -288,7 +314,8 @@ int main(int argc, char** argv) {
       }
     }
     if (absl::GetFlag(FLAGS_json)) {
-      nlohmann::json j = {{"model", dir}, {"device", forward.name()}, {"experts", workers}, {"threads", pool.num_threads()},
+      nlohmann::json j = {{"model", dir}, {"device", forward.name()}, {"expert_transport", transport},
+                          {"experts", workers}, {"threads", pool.num_threads()},
                           {"kernel_isa", std::string(moe::KernelIsa())}, {"prompt_tokens", prompt_len_c},
                           {"output_tokens", output_len}, {"runs", runs}, {"results", rows}};
       std::cout << j.dump(2) << "\n";
@@ -387,6 +414,7 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json j = {{"model", dir},
                         {"device", forward.name()},
+                        {"expert_transport", transport},
                         {"threads", pool.num_threads()},
                         {"experts", workers},
                         {"kernel_isa", std::string(moe::KernelIsa())},

@@ -8,6 +8,12 @@
 //
 // Without --worker a worker holding every expert is started in this process
 // on 127.0.0.1:0 (the same code path as moe-expert-worker, over loopback TCP).
+//
+// With --device cuda:N the worker's experts and "compute" run on that GPU,
+// and a fifth path, "nccl", is the NCCL transport with one rank (the router
+// sending to itself, router/cuda/nccl_experts.h) around the same runner: a
+// lower bound of NCCL's own overhead, since no second process is involved.
+// Rows start and end in host memory on every path.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -33,7 +39,9 @@
 #include "moe/internal/v1/expert_worker.grpc.pb.h"
 #include "proto/rpc_util.h"
 #include "experts/expert_shard.h"
+#include "experts/cuda_expert_runner.h"
 #include "experts/local_expert_backend.h"
+#include "router/cuda/nccl_experts.h"
 #include "router/remote_experts.h"
 
 ABSL_FLAG(std::string, model, "", "Model directory (Hugging Face layout). Required.");
@@ -42,6 +50,7 @@ ABSL_FLAG(int, iterations, 2000, "Measured round trips per path and row count.")
 ABSL_FLAG(int, warmup, 200, "Unmeasured round trips first.");
 ABSL_FLAG(std::string, worker, "", "Measure this running worker (HOST:PORT) instead; it must hold every expert.");
 ABSL_FLAG(int, threads, 1, "In-process worker: kernel threads, counting its compute thread.");
+ABSL_FLAG(std::string, device, "cpu", "Where the in-process worker's experts run: cpu or cuda:N (adds the nccl path).");
 
 namespace {
 
@@ -136,9 +145,12 @@ int main(int argc, char** argv) {
   const moe::ModelConfig& cfg = (*checkpoint)->config();
   std::unique_ptr<moe::ExpertWorkerServer> local;
   std::string address = absl::GetFlag(FLAGS_worker);
+  auto device = moe::ParseExpertDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok()) return Fail("--device: " + std::string(device.status().message()));
   if (address.empty()) {
     moe::ExpertWorkerOptions options;
     options.compute_threads = absl::GetFlag(FLAGS_threads);
+    options.device = device->ToString();
     auto worker = moe::ExpertWorkerServer::Start(**checkpoint, {}, options);
     if (!worker.ok()) return Fail(std::string(worker.status().message()));
     local = std::move(*worker);
@@ -155,9 +167,27 @@ int main(int argc, char** argv) {
   auto shard = moe::ExpertShard::Load(**checkpoint, {});
   if (!shard.ok()) return Fail(std::string(shard.status().message()));
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
-  moe::LocalExpertBackend in_process(shard->get(), &pool);
+  std::unique_ptr<moe::ExpertRunner> gpu_runner;
+  std::unique_ptr<moe::LocalExpertBackend> in_process_backend;
+  std::unique_ptr<moe::ExpertBackend> nccl;
+  if (device->cuda) {
+    auto r = moe::MakeCudaExpertRunner(std::move(*shard), device->ordinal);
+    if (!r.ok()) return Fail(std::string(r.status().message()));
+    gpu_runner = std::move(*r);
+    in_process_backend = std::make_unique<moe::LocalExpertBackend>(gpu_runner.get());
+    moe::NcclExpertsOptions no;
+    no.local_runner = gpu_runner.get();
+    no.ordinal = device->ordinal;
+    auto n = moe::MakeNcclExpertBackend(cfg, no);
+    if (!n.ok()) return Fail(std::string(n.status().message()));
+    nccl = std::move(*n);
+  } else {
+    in_process_backend = std::make_unique<moe::LocalExpertBackend>(shard->get(), &pool);
+  }
+  moe::LocalExpertBackend& in_process = *in_process_backend;
 
-  std::printf("worker %s%s, model %s (hidden %lld, ffn %lld), %d iterations after %d warm-up\n", address.c_str(),
+  std::printf("device %s, worker %s%s, model %s (hidden %lld, ffn %lld), %d iterations after %d warm-up\n",
+              device->ToString().c_str(), address.c_str(),
               local ? " (in process)" : "", dir.c_str(), static_cast<long long>(cfg.hidden_size),
               static_cast<long long>(cfg.intermediate_size), iterations, warmup);
   // cpu_us: CPU time of the whole process (both ends) per round trip.
@@ -203,6 +233,9 @@ int main(int argc, char** argv) {
         {"unary", [&] { return UnaryRoundTrip(stub.get(), request); }, {}},
         {"rb-unary", [&] { return timed([&] { return (*remote_unary)->Compute(batch, outputs.data()); }); }, {}},
     };
+    if (nccl != nullptr) {
+      paths.push_back({"nccl", [&] { return timed([&] { return nccl->Compute(batch, outputs.data()); }); }, {}});
+    }
     for (int i = 0; i < warmup + iterations; ++i) {
       for (size_t k = 0; k < paths.size(); ++k) {
         Path& p = paths[(i + k) % paths.size()];

@@ -444,10 +444,15 @@ absl::Status CudaDenseDevice::Moe(int layer, const LayerMats& L, int64_t T) {
   RETURN_IF_ERROR(Project(h_.as<float>(), T, {{&L.gate, gate_logits_.as<float>(), E}}));
   MOE_CUDA_CHECK(cuda::LaunchGateTopK(gate_logits_.as<float>(), T, static_cast<int>(E), static_cast<int>(K),
                                       c.norm_topk_prob, gate_e_.as<int32_t>(), gate_w_.as<float>(), stream_));
-  // The rows and the choices to the host, for the ExpertBackend.
+  // The choices to the host (the backend plans the dispatch with them), and
+  // the rows too unless the backend takes them in device memory.
+  const bool device_rows = experts_->AcceptsDeviceRows();
   int32_t* experts_host = choice_host_.as<int32_t>();
   float* weights_host = reinterpret_cast<float*>(experts_host + T * K);
-  MOE_CUDA_CHECK(cudaMemcpyAsync(h_host_.get(), h_.get(), T * D * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  if (!device_rows) {
+    MOE_CUDA_CHECK(
+        cudaMemcpyAsync(h_host_.get(), h_.get(), T * D * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  }
   MOE_CUDA_CHECK(cudaMemcpyAsync(experts_host, gate_e_.get(), T * K * sizeof(int32_t), cudaMemcpyDeviceToHost,
                                  stream_));
   MOE_CUDA_CHECK(cudaMemcpyAsync(weights_host, gate_w_.get(), T * K * sizeof(float), cudaMemcpyDeviceToHost,
@@ -475,12 +480,21 @@ absl::Status CudaDenseDevice::Moe(int layer, const LayerMats& L, int64_t T) {
   eb.num_tokens = T;
   eb.top_k = static_cast<int>(K);
   eb.hidden = D;
-  eb.hidden_states = h_host_.as<float>();
   eb.experts = experts_host;
   eb.weights = weights_host;
-  RETURN_IF_ERROR(experts_->Compute(eb, expert_out_host_.as<float>()));
-  MOE_CUDA_CHECK(cudaMemcpyAsync(expert_out_.get(), expert_out_host_.get(), T * K * D * sizeof(float),
-                                 cudaMemcpyHostToDevice, stream_));
+  if (device_rows) {
+    // The shared expert above reads h_ too: the backend orders its work after
+    // the stream's (device_stream), and its outputs are written on return.
+    eb.device_hidden_states = h_.as<float>();
+    eb.device_outputs = expert_out_.as<float>();
+    eb.device_stream = stream_;
+    RETURN_IF_ERROR(experts_->Compute(eb, nullptr));
+  } else {
+    eb.hidden_states = h_host_.as<float>();
+    RETURN_IF_ERROR(experts_->Compute(eb, expert_out_host_.as<float>()));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(expert_out_.get(), expert_out_host_.get(), T * K * D * sizeof(float),
+                                   cudaMemcpyHostToDevice, stream_));
+  }
   MOE_CUDA_CHECK(cuda::LaunchCombine(x_.as<float>(), T, D, static_cast<int>(K), gate_w_.as<float>(),
                                      expert_out_.as<float>(), shared ? o_.as<float>() : nullptr,
                                      shared && c.shared_expert_gate ? shared_gate_.as<float>() : nullptr, stream_));

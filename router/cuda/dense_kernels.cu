@@ -252,7 +252,41 @@ __global__ void CombineKernel(float* x, int64_t T, int64_t D, int k, const float
   }
 }
 
+__global__ void GatherRowsKernel(const float* __restrict__ src, const int32_t* __restrict__ index, int64_t n,
+                                 int64_t D, float* __restrict__ dst) {
+  const int64_t total = n * D;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const int64_t r = i / D, d = i - r * D;
+    dst[i] = src[static_cast<int64_t>(index[r]) * D + d];
+  }
+}
+
+__global__ void ScatterRowsKernel(const float* __restrict__ src, const int32_t* __restrict__ index, int64_t n,
+                                  int64_t D, float* __restrict__ dst) {
+  const int64_t total = n * D;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const int64_t r = i / D, d = i - r * D;
+    dst[static_cast<int64_t>(index[r]) * D + d] = src[i];
+  }
+}
+
 }  // namespace
+
+cudaError_t LaunchGatherRows(const float* src, const int32_t* index, int64_t n, int64_t D, float* dst,
+                             cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  GatherRowsKernel<<<Blocks(n * D), kThreads, 0, stream>>>(src, index, n, D, dst);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchScatterRows(const float* src, const int32_t* index, int64_t n, int64_t D, float* dst,
+                              cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  ScatterRowsKernel<<<Blocks(n * D), kThreads, 0, stream>>>(src, index, n, D, dst);
+  return cudaGetLastError();
+}
 
 cudaError_t LaunchEmbed(const void* table, Elem type, const int32_t* tokens, int64_t T, int64_t D, float* x,
                         cudaStream_t stream) {

@@ -83,6 +83,13 @@ cudaError_t LaunchSiluMulF32(const float* gu, int64_t rows, int64_t f, float* ac
 cudaError_t LaunchCombine(float* x, int64_t T, int64_t D, int k, const float* weights, const float* expert_out,
                           const float* shared, const float* shared_gate, cudaStream_t stream);
 
+// dst[r, :] = src[index[r], :] for r < n rows of D floats.
+cudaError_t LaunchGatherRows(const float* src, const int32_t* index, int64_t n, int64_t D, float* dst,
+                             cudaStream_t stream);
+// dst[index[r], :] = src[r, :] for r < n rows of D floats (indices distinct).
+cudaError_t LaunchScatterRows(const float* src, const int32_t* index, int64_t n, int64_t D, float* dst,
+                              cudaStream_t stream);
+
 }  // namespace moe::cuda
 
 #endif  // MOE_ROUTER_CUDA_DENSE_KERNELS_H_
