@@ -13,14 +13,15 @@ build="${BUILD_DIR:-$root/build}"
 out="$root/device-bundle"
 bash "$root/scripts/setup-deps.sh"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOE_CUDA=ON >/dev/null
-targets=(cuda_expert_runner_test gpu_dense_test gpu_cluster_test moe_gpu_expert_bench moe_expert_worker moe_router
-         moe_gateway moe_cluster moe_generate moe_bench moe_model moe_loadgen)
+targets=(cuda_expert_runner_test gpu_dense_test gpu_nccl_test gpu_cluster_test moe_gpu_expert_bench moe_expert_worker
+         moe_router moe_gateway moe_cluster moe_generate moe_bench moe_model moe_loadgen moe_dispatch_bench moe_client)
 cmake --build "$build" --target "${targets[@]}" -- -j"$(nproc)" >/dev/null
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
-bins=("$build/experts/cuda_expert_runner_test" "$build/tests/gpu_dense_test" "$build/tests/gpu_cluster_test")
+bins=("$build/experts/cuda_expert_runner_test" "$build/tests/gpu_dense_test" "$build/tests/gpu_nccl_test"
+      "$build/tests/gpu_cluster_test")
 for b in moe-gpu-expert-bench moe-expert-worker moe-router moe-gateway moe-cluster moe-generate moe-bench \
-         moe-model moe-loadgen; do
+         moe-model moe-loadgen moe-dispatch-bench moe-client; do
   bins+=("$build/bin/$b")
 done
 # Symbols too: the repository and the bundle must fit in 64 MiB together.

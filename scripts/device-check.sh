@@ -17,12 +17,16 @@
 #              1, 8, 32, 128 concurrent requests (prompt 128, 128 new tokens)
 #   hf         transformers generate on the same weights, batch 1 and 8
 #   cluster    gateway + GPU router + 2 GPU workers, moe-loadgen at 8 and 32
+#   nccl       the NCCL transport on one GPU: gpu_nccl_test on the tiny and the
+#              4-layer model (bitwise vs gRPC, a stalled peer), per-layer exchange
+#              time NCCL vs gRPC (1, 16, 128, 1024 tokens), decode tokens/s with
+#              the experts in process, over NCCL (one rank) and over gRPC (a worker)
 # Finds CUDA's own libraries (cudart, cuBLAS) on that machine: in
 # /usr/local/cuda*, or in the Python environment's nvidia/* packages.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:?usage: device-check.sh OUT_DIR [STAGE,...]}"
-stages=",${2:-tests,memcheck,reference,layer,model,bench,hf,cluster},"
+stages=",${2:-tests,memcheck,reference,layer,model,bench,hf,cluster,nccl},"
 mkdir -p "$out"
 log="$out/device-check.log"
 bundle="$root/device-bundle"
@@ -67,6 +71,7 @@ families=""
 for f in mixtral qwen2_moe qwen3_moe olmoe; do families+="$root/tests/testdata/tiny-$f,"; done
 
 status_tests=-1 status_memcheck=-1 status_reference=-1 status_layer=-1 status_bench=-1 status_hf=-1 status_cluster=-1
+status_nccl=-1
 if want tests; then
   status_tests=0
   echo "== [$(elapsed) s] gpu tests: GPU experts vs CPU"
@@ -74,6 +79,9 @@ if want tests; then
     || status_tests=$?
   echo "== [$(elapsed) s] gpu tests: the dense model on the GPU vs the CPU, every family"
   ( cd "$root" && timeout 240 "$bin/gpu_dense_test" --gtest_output="json:$out/gpu_dense_tests.json" ) \
+    || status_tests=$?
+  echo "== [$(elapsed) s] gpu tests: the NCCL transport on one GPU (tiny model)"
+  ( cd "$root" && timeout 150 "$bin/gpu_nccl_test" --gtest_output="json:$out/gpu_nccl_tests.json" ) \
     || status_tests=$?
   echo "== [$(elapsed) s] gpu cluster test (CPU router, one GPU worker, one CPU worker)"
   ( cd "$root" && timeout 150 "$bin/gpu_cluster_test" ) || status_tests=$?
@@ -158,10 +166,37 @@ if want cluster; then
   fi
   kill -INT $cluster_pid 2>/dev/null; wait $cluster_pid 2>/dev/null
 fi
+if want nccl; then
+  echo "== [$(elapsed) s] NCCL transport on the 4-layer model"
+  status_nccl=0
+  ( cd "$root" && MOE_GPU_BENCH_MODEL="$model" timeout 240 "$bin/gpu_nccl_test" \
+      --gtest_filter='*MixtralShaped*' ) || status_nccl=$?
+  timeout 180 "$bin/moe-dispatch-bench" --model "$model" --device "$dev" --rows 1,16,128,1024 --iterations 50 \
+    --warmup 5 | tee "$out/nccl_dispatch.txt" || status_nccl=$?
+  for t in grpc nccl; do
+    timeout 150 "$bin/moe-bench" --model "$model" --device "$dev" --expert-device "$dev" --expert-transport $t \
+      --concurrency 1,8 --prompt-tokens 128 --output-tokens 64 --runs 1 --json > "$out/decode_local_$t.json" \
+      || status_nccl=$?
+  done
+  "$bin/moe-expert-worker" --model "$model" --listen 127.0.0.1:0 --address-file "$out/worker.addr" --device "$dev" \
+    > "$out/worker.log" 2>&1 &
+  worker_pid=$!
+  for _ in $(seq 1 120); do [ -s "$out/worker.addr" ] && break; sleep 1; done
+  if [ -s "$out/worker.addr" ]; then
+    timeout 150 "$bin/moe-bench" --model "$model" --device "$dev" --workers "$(cat "$out/worker.addr")" \
+      --concurrency 1,8 --prompt-tokens 128 --output-tokens 64 --runs 1 --json > "$out/decode_worker_grpc.json" \
+      || status_nccl=$?
+  else
+    echo "the worker did not start:"; tail -5 "$out/worker.log"; status_nccl=1
+  fi
+  kill -INT $worker_pid 2>/dev/null; wait $worker_pid 2>/dev/null
+  for f in decode_local_grpc decode_local_nccl decode_worker_grpc; do echo "$f:"; cat "$out/$f.json" 2>/dev/null; done
+fi
 cat > "$out/device-check.json" <<JSON
 {"gpu": "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)", "stages": "$stages",
  "tests_exit": $status_tests, "memcheck_exit": $status_memcheck, "reference_exit": $status_reference,
  "layer_exit": $status_layer, "bench_exit": $status_bench, "hf_exit": $status_hf, "cluster_exit": $status_cluster,
+ "nccl_exit": $status_nccl,
  "seconds": $(elapsed)}
 JSON
 cat "$out/device-check.json"

@@ -34,6 +34,9 @@ ABSL_FLAG(bool, place_workers, false,
           "the workers under SCHED_BATCH (moe-expert-worker --cpus, --batch-scheduling).");
 ABSL_FLAG(std::string, router_device, "cpu",
           "Where the router's dense model and KV cache run: cpu or cuda:N (moe-router --device).");
+ABSL_FLAG(std::string, expert_transport, "grpc",
+          "How the router reaches the workers' experts: grpc, or nccl (moe-router --expert-transport; needs "
+          "--router-device cuda:N and every worker on its own GPU).");
 ABSL_FLAG(std::string, worker_devices, "",
           "Comma-separated devices of the expert workers, worker k on entry k mod count (cpu, cuda:N); "
           "empty: every worker on the CPU.");
@@ -81,6 +84,9 @@ int main(int argc, char** argv) {
   options.place_workers = absl::GetFlag(FLAGS_place_workers);
   options.router_threads = absl::GetFlag(FLAGS_router_threads);
   options.router_device = absl::GetFlag(FLAGS_router_device);
+  if (const std::string t = absl::GetFlag(FLAGS_expert_transport); t != "grpc") {
+    options.extra_router_flags.push_back("--expert-transport=" + t);
+  }
   for (absl::string_view d : absl::StrSplit(absl::GetFlag(FLAGS_worker_devices), ',', absl::SkipWhitespace())) {
     options.worker_devices.emplace_back(d);
   }
