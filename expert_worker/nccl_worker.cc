@@ -106,15 +106,12 @@ class NcclWorkerJoiner : public nccl::Joiner {
     PinnedBuffer header_host;
     RETURN_IF_ERROR(header_dev.Reserve(nccl::kHeaderBytes));
     RETURN_IF_ERROR(header_host.Reserve(nccl::kHeaderBytes));
-    const absl::Duration issue_timeout = absl::Seconds(30);
     for (;;) {
       // Phase 0: the header.
-      if (ncclResult_t e = api.group_start(); e != ncclSuccess) return nccl::NcclError("ncclGroupStart", e);
-      ncclResult_t e = api.recv(header_dev.get(), nccl::kHeaderBytes, ncclUint8, 0, comm.comm(), comm.stream());
-      const ncclResult_t end = api.group_end();
-      if (e != ncclSuccess && e != ncclInProgress) return nccl::NcclError("ncclRecv (header)", e);
-      if (end != ncclSuccess && end != ncclInProgress) return nccl::NcclError("ncclGroupEnd (header)", end);
-      RETURN_IF_ERROR(comm.WaitIssued(issue_timeout));
+      RETURN_IF_ERROR(comm.Group("ncclGroupEnd (header)", [&] {
+        return nccl::NcclChecked("ncclRecv (header)", api.recv(header_dev.get(), nccl::kHeaderBytes, ncclUint8, 0,
+                                                               comm.comm(), comm.stream()));
+      }));
       RETURN_IF_ERROR(WaitStream(comm, stop_));
       MOE_CUDA_CHECK(cudaMemcpy(header_host.get(), header_dev.get(), nccl::kHeaderBytes, cudaMemcpyDeviceToHost));
       ASSIGN_OR_RETURN(const nccl::ExchangeHeader h,
@@ -127,12 +124,10 @@ class NcclWorkerJoiner : public nccl::Joiner {
       RETURN_IF_ERROR(rows_dev.Reserve(bytes));
       RETURN_IF_ERROR(out_dev.Reserve(bytes));
       // Phase 1: the rows.
-      if (ncclResult_t g = api.group_start(); g != ncclSuccess) return nccl::NcclError("ncclGroupStart", g);
-      e = api.recv(rows_dev.get(), static_cast<size_t>(rows * hidden), ncclFloat32, 0, comm.comm(), comm.stream());
-      const ncclResult_t end1 = api.group_end();
-      if (e != ncclSuccess && e != ncclInProgress) return nccl::NcclError("ncclRecv (rows)", e);
-      if (end1 != ncclSuccess && end1 != ncclInProgress) return nccl::NcclError("ncclGroupEnd (rows)", end1);
-      RETURN_IF_ERROR(comm.WaitIssued(issue_timeout));
+      RETURN_IF_ERROR(comm.Group("ncclGroupEnd (rows)", [&] {
+        return nccl::NcclChecked("ncclRecv (rows)", api.recv(rows_dev.get(), static_cast<size_t>(rows * hidden),
+                                                             ncclFloat32, 0, comm.comm(), comm.stream()));
+      }));
       RETURN_IF_ERROR(WaitStream(comm, stop_));
       // The experts, on the compute thread.
       std::vector<std::pair<uint32_t, int64_t>> groups;
@@ -148,12 +143,10 @@ class NcclWorkerJoiner : public nccl::Joiner {
       done.WaitForNotification();
       RETURN_IF_ERROR(computed);
       // Phase 2: the outputs.
-      if (ncclResult_t g = api.group_start(); g != ncclSuccess) return nccl::NcclError("ncclGroupStart", g);
-      e = api.send(out_dev.get(), static_cast<size_t>(rows * hidden), ncclFloat32, 0, comm.comm(), comm.stream());
-      const ncclResult_t end2 = api.group_end();
-      if (e != ncclSuccess && e != ncclInProgress) return nccl::NcclError("ncclSend (outputs)", e);
-      if (end2 != ncclSuccess && end2 != ncclInProgress) return nccl::NcclError("ncclGroupEnd (outputs)", end2);
-      RETURN_IF_ERROR(comm.WaitIssued(issue_timeout));
+      RETURN_IF_ERROR(comm.Group("ncclGroupEnd (outputs)", [&] {
+        return nccl::NcclChecked("ncclSend (outputs)", api.send(out_dev.get(), static_cast<size_t>(rows * hidden),
+                                                                ncclFloat32, 0, comm.comm(), comm.stream()));
+      }));
       RETURN_IF_ERROR(WaitStream(comm, stop_));
     }
   }

@@ -161,13 +161,9 @@ class CudaExpertRunner : public ExpertRunner {
   absl::Status Init() {
     const ModelConfig& c = shard_->config();
     const int64_t h = c.hidden_size, f = c.intermediate_size;
-    MOE_CUDA_CHECK(cudaSetDevice(ordinal_));
-    cudaDeviceProp prop;
-    MOE_CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal_));
-    size_t free_bytes = 0, total_bytes = 0;
-    MOE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    description_ = absl::StrFormat("cuda:%d %s, %.1f GiB, sm_%d%d", ordinal_, prop.name,
-                                   static_cast<double>(total_bytes) / (1 << 30), prop.major, prop.minor);
+    ASSIGN_OR_RETURN(const cuda::DeviceInfo device, cuda::UseDevice(ordinal_));
+    description_ = device.description;
+    const size_t free_bytes = device.free_bytes;
     const std::vector<ExpertKey> keys = shard_->keys();
     const int64_t slots = static_cast<int64_t>(keys.size());
     device_weight_bytes_ = slots * 3 * h * f * 2;

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace moe::cuda {
 
@@ -38,6 +39,19 @@ const Cublas& LoadCublas() {
 absl::Status CublasError(const char* call, cublasStatus_t s) {
   const Cublas& b = LoadCublas();
   return absl::UnavailableError(absl::StrCat(call, ": ", b.status_name(s), " (", b.status_string(s), ")"));
+}
+
+absl::StatusOr<DeviceInfo> UseDevice(int ordinal) {
+  MOE_CUDA_CHECK(cudaSetDevice(ordinal));
+  cudaDeviceProp prop;
+  MOE_CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal));
+  size_t free_bytes = 0, total_bytes = 0;
+  MOE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  DeviceInfo info;
+  info.description = absl::StrFormat("cuda:%d %s, %.1f GiB, sm_%d%d", ordinal, prop.name,
+                                     static_cast<double>(total_bytes) / (1 << 30), prop.major, prop.minor);
+  info.free_bytes = free_bytes;
+  return info;
 }
 
 DeviceBuffer::~DeviceBuffer() {

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace moe::cuda {
 
@@ -53,6 +54,14 @@ absl::Status CublasError(const char* call, cublasStatus_t s);
     const cublasStatus_t moe_cublas_st = (call);                                               \
     if (moe_cublas_st != CUBLAS_STATUS_SUCCESS) return ::moe::cuda::CublasError(#call, moe_cublas_st); \
   } while (0)
+
+// A GPU as the logs and GetInfo name it, and its free memory now.
+struct DeviceInfo {
+  std::string description;  // "cuda:N NAME, MEMORY GiB, sm_XY"
+  size_t free_bytes = 0;
+};
+// Makes `ordinal` the calling thread's device and describes it.
+absl::StatusOr<DeviceInfo> UseDevice(int ordinal);
 
 // Device memory that only grows; freed with the owner.
 class DeviceBuffer {

@@ -43,6 +43,10 @@ absl::Status NcclError(const char* call, ncclResult_t r) {
   return absl::UnavailableError(absl::StrCat(call, ": ", LoadNccl().error_string(r)));
 }
 
+absl::Status NcclChecked(const char* call, ncclResult_t r) {
+  return r == ncclSuccess || r == ncclInProgress ? absl::OkStatus() : NcclError(call, r);
+}
+
 absl::StatusOr<std::string> MakeUniqueId() {
   const NcclApi& api = LoadNccl();
   if (!api.error.empty()) return absl::FailedPreconditionError(api.error);

@@ -40,6 +40,10 @@ const NcclApi& LoadNccl();
 // UNAVAILABLE "<call>: <NCCL error string>".
 absl::Status NcclError(const char* call, ncclResult_t r);
 
+// OK for ncclSuccess and ncclInProgress (a non-blocking communicator's
+// calls return it); NcclError(call, r) otherwise.
+absl::Status NcclChecked(const char* call, ncclResult_t r);
+
 // One rank of a communicator, with its own communication stream.
 class Comm : public Communicator {
  public:
@@ -67,6 +71,20 @@ class Comm : public Communicator {
   // Ends every pending operation; the communicator is unusable afterwards.
   void Abort();
   bool aborted() const { return aborted_.load(); }
+
+  // One NCCL group: `post` makes the group's calls (ncclSend/ncclRecv on
+  // stream()); returns once NCCL has issued them (WaitIssued), not when
+  // they complete. `what` names the group in errors.
+  template <typename Post>
+  absl::Status Group(const char* what, Post post) {
+    const NcclApi& api = LoadNccl();
+    if (ncclResult_t e = api.group_start(); e != ncclSuccess) return NcclError("ncclGroupStart", e);
+    const absl::Status posted = post();
+    const ncclResult_t end = api.group_end();
+    if (!posted.ok()) return posted;
+    if (absl::Status s = NcclChecked(what, end); !s.ok()) return s;
+    return WaitIssued(absl::Seconds(30));
+  }
 
  private:
   Comm(int rank, int nranks, uint64_t generation, int ordinal)

@@ -227,13 +227,9 @@ class CudaDenseDevice : public DenseDevice {
 
 absl::Status CudaDenseDevice::Init() {
   const ModelConfig& c = config_;
-  MOE_CUDA_CHECK(cudaSetDevice(ordinal_));
-  cudaDeviceProp prop;
-  MOE_CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal_));
-  size_t free_bytes = 0, total_bytes = 0;
-  MOE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-  description_ = absl::StrFormat("cuda:%d %s, %.1f GiB, sm_%d%d", ordinal_, prop.name,
-                                 static_cast<double>(total_bytes) / (1 << 30), prop.major, prop.minor);
+  ASSIGN_OR_RETURN(const cuda::DeviceInfo device, cuda::UseDevice(ordinal_));
+  description_ = device.description;
+  const size_t free_bytes = device.free_bytes;
   if (const std::string& why = LoadCublas().error; !why.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(description_, ": ", why));
   }

@@ -29,22 +29,6 @@ namespace {
 using cuda::DeviceBuffer;
 using cuda::PinnedBuffer;
 
-// Issues one NCCL group: `post` makes the group's calls.
-template <typename Post>
-absl::Status Group(nccl::Comm& comm, const char* what, Post post) {
-  const nccl::NcclApi& api = nccl::LoadNccl();
-  if (ncclResult_t e = api.group_start(); e != ncclSuccess) return nccl::NcclError("ncclGroupStart", e);
-  const absl::Status posted = post();
-  const ncclResult_t end = api.group_end();
-  RETURN_IF_ERROR(posted);
-  if (end != ncclSuccess && end != ncclInProgress) return nccl::NcclError(what, end);
-  return comm.WaitIssued(absl::Seconds(30));
-}
-
-absl::Status Checked(const char* call, ncclResult_t r) {
-  return r == ncclSuccess || r == ncclInProgress ? absl::OkStatus() : nccl::NcclError(call, r);
-}
-
 // What the watchdog polls: everything issued on the communicator's stream
 // up to `done`.
 class StreamExchange : public nccl::Exchange {
@@ -110,6 +94,11 @@ class NcclExpertBackend : public ExpertBackend {
     for (size_t w = 0; w < local_.size(); ++w) {
       for (auto& [layer, experts] : local_[w]) {
         std::sort(experts.begin(), experts.end());
+        if (experts.size() > static_cast<size_t>(nccl::kMaxHeaderExperts)) {
+          return absl::FailedPreconditionError(absl::StrCat("NCCL transport: ", names_[w], " holds ", experts.size(),
+                                                            " experts of layer ", layer, ", at most ",
+                                                            nccl::kMaxHeaderExperts, " per worker and layer"));
+        }
         for (int e : experts) {
           int& o = owner_[static_cast<size_t>(layer) * E + e];
           if (o < 0) o = static_cast<int>(w);  // the first worker holding it
@@ -122,15 +111,6 @@ class NcclExpertBackend : public ExpertBackend {
         if (owner_[static_cast<size_t>(l) * E + e] < 0) {
           return absl::FailedPreconditionError(absl::StrCat("NCCL transport: no worker holds expert ", e,
                                                             " of layer ", l));
-        }
-      }
-    }
-    // Each worker's experts used for a layer: those it owns, ascending.
-    used_.assign(local_.size(), {});
-    for (size_t w = 0; w < local_.size(); ++w) {
-      for (const auto& [layer, experts] : local_[w]) {
-        for (int e : experts) {
-          if (owner_[static_cast<size_t>(layer) * E + e] == static_cast<int>(w)) used_[w][layer].push_back(e);
         }
       }
     }
@@ -215,8 +195,8 @@ class NcclExpertBackend : public ExpertBackend {
 
   std::map<uint32_t, uint32_t> LayerCounts(int w) const {
     std::map<uint32_t, uint32_t> counts;
-    if (w < static_cast<int>(used_.size())) {
-      for (const auto& [layer, experts] : used_[w]) counts[static_cast<uint32_t>(layer)] = experts.size();
+    if (w < static_cast<int>(local_.size())) {
+      for (const auto& [layer, experts] : local_[w]) counts[static_cast<uint32_t>(layer)] = experts.size();
     }
     return counts;
   }
@@ -257,8 +237,9 @@ class NcclExpertBackend : public ExpertBackend {
   nccl::CommunicatorKeeper keeper_;
   std::unique_ptr<nccl::HeaderChecker> checker_;  // the in-process side's (one rank)
   std::vector<std::string> names_;
-  std::vector<std::map<int, std::vector<int>>> local_;  // [worker][layer] held experts
-  std::vector<std::map<int, std::vector<int>>> used_;   // [worker][layer] experts it computes, ascending
+  // [worker][layer] the experts it holds, ascending: the header's entries
+  // (an expert another worker computes gets 0 rows).
+  std::vector<std::map<int, std::vector<int>>> local_;
   std::vector<int> owner_;                              // [layer * E + expert] -> worker
   std::unique_ptr<std::atomic<bool>[]> up_;
   uint64_t step_ = 0;
@@ -288,16 +269,17 @@ absl::Status NcclExpertBackend::Compute(const ExpertBatch& b, float* outputs) {
   ASSIGN_OR_RETURN(nccl::Communicator * communicator, keeper_.Get());
   auto& comm = static_cast<nccl::Comm&>(*communicator);
   ++step_;
-  // The plan: per worker, its experts of the layer ascending, each expert's
-  // choices ascending (the order gRPC sends them in). gather[r] is row r's
+  // The plan: per worker, the experts it holds in the layer ascending (the
+  // ones it computes, owner_, get rows), each expert's choices ascending
+  // (the order gRPC sends them in). gather[r] is row r's
   // token, scatter[r] its choice (t * K + j).
   const size_t W = local_.size();
   std::vector<std::vector<std::vector<int64_t>>> by_expert(W);  // [worker][local index] choices
   std::vector<std::map<int, int>> local_index(W);
   for (size_t w = 0; w < W; ++w) {
-    auto it = used_[w].find(b.layer);
+    auto it = local_[w].find(b.layer);
     const std::vector<int> none;
-    const std::vector<int>& experts = it == used_[w].end() ? none : it->second;
+    const std::vector<int>& experts = it == local_[w].end() ? none : it->second;
     by_expert[w].resize(experts.size());
     for (size_t i = 0; i < experts.size(); ++i) local_index[w][experts[i]] = static_cast<int>(i);
   }
@@ -383,9 +365,9 @@ absl::Status NcclExpertBackend::Exchange(nccl::Comm& comm, const ExpertBatch& b,
   const size_t W = rows_of_worker.size();
   // The router's operations, as nccl::RouterOps lists them: the headers, the
   // rows, then the outputs back (one group each; nothing waits in between).
-  RETURN_IF_ERROR(Group(comm, "ncclGroupEnd (headers)", [&]() -> absl::Status {
+  RETURN_IF_ERROR(comm.Group("ncclGroupEnd (headers)", [&]() -> absl::Status {
     for (size_t w = 0; w < W; ++w) {
-      RETURN_IF_ERROR(Checked("ncclSend (header)",
+      RETURN_IF_ERROR(nccl::NcclChecked("ncclSend (header)",
                               api.send(headers_dev_.as<uint8_t>() + w * nccl::kHeaderBytes, nccl::kHeaderBytes,
                                        ncclUint8, static_cast<int>(w) + 1, comm.comm(), comm.stream())));
     }
@@ -393,19 +375,19 @@ absl::Status NcclExpertBackend::Exchange(nccl::Comm& comm, const ExpertBatch& b,
   }));
   std::vector<int64_t> offset(W + 1, 0);
   for (size_t w = 0; w < W; ++w) offset[w + 1] = offset[w] + rows_of_worker[w];
-  RETURN_IF_ERROR(Group(comm, "ncclGroupEnd (rows)", [&]() -> absl::Status {
+  RETURN_IF_ERROR(comm.Group("ncclGroupEnd (rows)", [&]() -> absl::Status {
     for (size_t w = 0; w < W; ++w) {
       if (rows_of_worker[w] == 0) continue;
-      RETURN_IF_ERROR(Checked("ncclSend (rows)", api.send(send_.as<float>() + offset[w] * D,
+      RETURN_IF_ERROR(nccl::NcclChecked("ncclSend (rows)", api.send(send_.as<float>() + offset[w] * D,
                                                           static_cast<size_t>(rows_of_worker[w] * D), ncclFloat32,
                                                           static_cast<int>(w) + 1, comm.comm(), comm.stream())));
     }
     return absl::OkStatus();
   }));
-  RETURN_IF_ERROR(Group(comm, "ncclGroupEnd (outputs)", [&]() -> absl::Status {
+  RETURN_IF_ERROR(comm.Group("ncclGroupEnd (outputs)", [&]() -> absl::Status {
     for (size_t w = 0; w < W; ++w) {
       if (rows_of_worker[w] == 0) continue;
-      RETURN_IF_ERROR(Checked("ncclRecv (outputs)", api.recv(recv_.as<float>() + offset[w] * D,
+      RETURN_IF_ERROR(nccl::NcclChecked("ncclRecv (outputs)", api.recv(recv_.as<float>() + offset[w] * D,
                                                              static_cast<size_t>(rows_of_worker[w] * D), ncclFloat32,
                                                              static_cast<int>(w) + 1, comm.comm(), comm.stream())));
     }
@@ -428,11 +410,11 @@ absl::Status NcclExpertBackend::SelfExchange(nccl::Comm& comm, const ExpertBatch
   RETURN_IF_ERROR(self_header_.Reserve(nccl::kHeaderBytes));
   // Phase 0, as nccl::SelfOps: the router's header send and the in-process
   // side's receive in one group.
-  RETURN_IF_ERROR(Group(comm, "ncclGroupEnd (header)", [&]() -> absl::Status {
-    RETURN_IF_ERROR(Checked("ncclSend (header)", api.send(headers_dev_.get(), nccl::kHeaderBytes, ncclUint8, 0,
+  RETURN_IF_ERROR(comm.Group("ncclGroupEnd (header)", [&]() -> absl::Status {
+    RETURN_IF_ERROR(nccl::NcclChecked("ncclSend (header)", api.send(headers_dev_.get(), nccl::kHeaderBytes, ncclUint8, 0,
                                                           comm.comm(), comm.stream())));
     if (stall) return absl::OkStatus();  // a peer that never receives
-    return Checked("ncclRecv (header)", api.recv(self_header_.get(), nccl::kHeaderBytes, ncclUint8, 0, comm.comm(),
+    return nccl::NcclChecked("ncclRecv (header)", api.recv(self_header_.get(), nccl::kHeaderBytes, ncclUint8, 0, comm.comm(),
                                                  comm.stream()));
   }));
   RETURN_IF_ERROR(Wait(comm, b.layer, {0}));
@@ -452,22 +434,22 @@ absl::Status NcclExpertBackend::SelfExchange(nccl::Comm& comm, const ExpertBatch
   const size_t bytes_rows = static_cast<size_t>(rows * D) * sizeof(float);
   RETURN_IF_ERROR(self_rows_.Reserve(bytes_rows));
   RETURN_IF_ERROR(self_out_.Reserve(bytes_rows));
-  RETURN_IF_ERROR(Group(comm, "ncclGroupEnd (rows)", [&]() -> absl::Status {
-    RETURN_IF_ERROR(Checked("ncclSend (rows)", api.send(send_.get(), static_cast<size_t>(rows * D), ncclFloat32, 0,
+  RETURN_IF_ERROR(comm.Group("ncclGroupEnd (rows)", [&]() -> absl::Status {
+    RETURN_IF_ERROR(nccl::NcclChecked("ncclSend (rows)", api.send(send_.get(), static_cast<size_t>(rows * D), ncclFloat32, 0,
                                                         comm.comm(), comm.stream())));
-    return Checked("ncclRecv (rows)", api.recv(self_rows_.get(), static_cast<size_t>(rows * D), ncclFloat32, 0,
+    return nccl::NcclChecked("ncclRecv (rows)", api.recv(self_rows_.get(), static_cast<size_t>(rows * D), ncclFloat32, 0,
                                                comm.comm(), comm.stream()));
   }));
   RETURN_IF_ERROR(Wait(comm, b.layer, {0}));
   std::vector<std::pair<uint32_t, int64_t>> groups;
-  const std::vector<int>& experts = used_[0].at(b.layer);
+  const std::vector<int>& experts = local_[0].at(b.layer);
   for (size_t i = 0; i < experts.size(); ++i) groups.emplace_back(static_cast<uint32_t>(experts[i]), got.rows[i]);
   RETURN_IF_ERROR(RunCudaExpertsOnDevice(*options_.local_runner, b.layer, groups, self_rows_.as<float>(),
                                          self_out_.as<float>()));
-  RETURN_IF_ERROR(Group(comm, "ncclGroupEnd (outputs)", [&]() -> absl::Status {
-    RETURN_IF_ERROR(Checked("ncclSend (outputs)", api.send(self_out_.get(), static_cast<size_t>(rows * D),
+  RETURN_IF_ERROR(comm.Group("ncclGroupEnd (outputs)", [&]() -> absl::Status {
+    RETURN_IF_ERROR(nccl::NcclChecked("ncclSend (outputs)", api.send(self_out_.get(), static_cast<size_t>(rows * D),
                                                            ncclFloat32, 0, comm.comm(), comm.stream())));
-    return Checked("ncclRecv (outputs)", api.recv(recv_.get(), static_cast<size_t>(rows * D), ncclFloat32, 0,
+    return nccl::NcclChecked("ncclRecv (outputs)", api.recv(recv_.get(), static_cast<size_t>(rows * D), ncclFloat32, 0,
                                                   comm.comm(), comm.stream()));
   }));
   return Wait(comm, b.layer, {0});
