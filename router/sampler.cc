@@ -194,49 +194,7 @@ int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
     }
     cur_z = z;
   }
-  if (options_.top_p < 1) {
-    // The smallest highest-logit prefix with top_p of the mass, found by
-    // weighted quickselect on contiguous (logit, id, weight) entries:
-    // partitions, no full sort.
-    std::vector<Entry>& e = entries_;
-    e.resize(ids_.size());
-    for (size_t i = 0; i < ids_.size(); ++i) e[i] = {l[ids_[i]], ids_[i], weights_[i]};
-    auto key = [](const Entry& a, const Entry& b) { return a.logit != b.logit ? a.logit > b.logit : a.id < b.id; };
-    const double target = options_.top_p * cur_z;
-    size_t lo = 0, hi = e.size();
-    double above = 0;  // mass of e[0, lo)
-    while (hi - lo > 32) {
-      const size_t mid = lo + (hi - lo) / 2;
-      std::nth_element(e.begin() + lo, e.begin() + mid, e.begin() + hi, key);
-      double m = 0;
-      for (size_t i = lo; i < mid; ++i) m += e[i].weight;
-      if (above + m >= target) {
-        hi = mid;
-      } else {
-        above += m;
-        lo = mid;
-      }
-    }
-    std::sort(e.begin() + lo, e.begin() + hi, key);
-    size_t keep = hi;
-    for (size_t i = lo; i < hi; ++i) {
-      above += e[i].weight;
-      if (above >= target) {
-        keep = i + 1;
-        break;
-      }
-    }
-    keep = std::max<size_t>(keep, 1);
-    // Kept tokens in id order, so the draw does not depend on partition details.
-    std::sort(e.begin(), e.begin() + keep, [](const Entry& a, const Entry& b) { return a.id < b.id; });
-    ids_.resize(keep);
-    weights_.resize(keep);
-    for (size_t i = 0; i < keep; ++i) {
-      ids_[i] = e[i].id;
-      weights_[i] = e[i].weight;
-    }
-    cur_z = std::accumulate(weights_.begin(), weights_.end(), 0.0);
-  }
+  if (options_.top_p < 1) ApplyTopP(l, &cur_z);
   if (options_.min_p > 0) {
     // p_i >= min_p * p_max  <=>  w_i >= min_p * w_max.
     const double cut = options_.min_p * *std::max_element(weights_.begin(), weights_.end());
@@ -260,6 +218,94 @@ int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
     if (target < 0) return ids_[i];
   }
   return ids_.back();
+}
+
+// The smallest prefix of the candidates, in (logit desc, id asc) order, whose
+// mass reaches top_p of cur_z; kept tokens end in id order with their weights.
+//
+// Selection by histogram, not by sorting: one pass buckets the candidates by
+// logit (kTopPBuckets buckets, linear between the highest and the lowest
+// logit, highest first; monotone, so a bucket's tokens all come before the
+// next bucket's) and sums each bucket's mass; the bucket where the running
+// mass reaches the target is the only one sorted, to find the boundary token
+// (L, id); a last pass keeps every candidate at or before it. Linear in the
+// candidates, so the flat worst case (most of the vocabulary survives) costs
+// a few passes over it.
+void Sampler::ApplyTopP(absl::Span<const float> l, double* cur_z) {
+  TopPFilter(l, options_.top_p * *cur_z, &ids_, &weights_, &top_p_scratch_);
+  *cur_z = std::accumulate(weights_.begin(), weights_.end(), 0.0);
+}
+
+void TopPFilter(absl::Span<const float> l, double target, std::vector<int32_t>* ids_out,
+                std::vector<double>* weights_out, TopPScratch* scratch) {
+  constexpr int kTopPBuckets = 2048;
+  std::vector<int32_t>& ids_ = *ids_out;
+  std::vector<double>& weights_ = *weights_out;
+  std::vector<double>& bucket_mass_ = scratch->bucket_mass;
+  using Entry = TopPScratch::Entry;
+  const size_t n = ids_.size();
+  float hi = kNegInf, lo = std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < n; ++i) {
+    const float v = l[ids_[i]];
+    if (v == kNegInf) continue;
+    hi = std::max(hi, v);
+    lo = std::min(lo, v);
+  }
+  const float scale = hi > lo ? static_cast<float>(kTopPBuckets - 1) / (hi - lo) : 0.0f;
+  auto bucket = [&](float v) {
+    if (v == kNegInf) return kTopPBuckets - 1;
+    return std::min(kTopPBuckets - 1, static_cast<int>((hi - v) * scale));
+  };
+  bucket_mass_.assign(kTopPBuckets, 0.0);
+  for (size_t i = 0; i < n; ++i) bucket_mass_[bucket(l[ids_[i]])] += weights_[i];
+  double above = 0;  // mass of the buckets before `boundary`
+  int boundary = kTopPBuckets - 1;
+  for (int b = 0; b < kTopPBuckets; ++b) {
+    if (bucket_mass_[b] == 0) continue;
+    boundary = b;
+    if (above + bucket_mass_[b] >= target) break;
+    above += bucket_mass_[b];
+  }
+  // The boundary bucket's candidates in (logit desc, id asc) order.
+  std::vector<Entry>& e = scratch->entries;
+  e.clear();
+  for (size_t i = 0; i < n; ++i) {
+    const float v = l[ids_[i]];
+    if (bucket(v) == boundary) e.push_back({v, ids_[i], weights_[i]});
+  }
+  std::sort(e.begin(), e.end(),
+            [](const Entry& a, const Entry& b) { return a.logit != b.logit ? a.logit > b.logit : a.id < b.id; });
+  Entry last = e.empty() ? Entry{hi, ids_[0], 0} : e.back();
+  for (const Entry& x : e) {
+    above += x.weight;
+    if (above >= target) {
+      last = x;
+      break;
+    }
+  }
+  // Keep every candidate at or before `last`, in id order.
+  size_t out = 0;
+  bool id_order = true;
+  for (size_t i = 0; i < n; ++i) {
+    const float v = l[ids_[i]];
+    if (v > last.logit || (v == last.logit && ids_[i] <= last.id)) {
+      if (out > 0 && ids_[out - 1] > ids_[i]) id_order = false;
+      ids_[out] = ids_[i];
+      weights_[out] = weights_[i];
+      ++out;
+    }
+  }
+  ids_.resize(out);
+  weights_.resize(out);
+  if (!id_order) {  // candidates came in logit order (top-k, typical)
+    e.clear();
+    for (size_t i = 0; i < out; ++i) e.push_back({0.0f, ids_[i], weights_[i]});
+    std::sort(e.begin(), e.end(), [](const Entry& a, const Entry& b) { return a.id < b.id; });
+    for (size_t i = 0; i < out; ++i) {
+      ids_[i] = e[i].id;
+      weights_[i] = e[i].weight;
+    }
+  }
 }
 
 // Keeps the tokens whose surprise is closest to the entropy, up to typical_p

@@ -5,8 +5,8 @@
 //   output) -> logit bias -> min_tokens (end tokens masked) -> top-k ->
 //   typical -> top-p -> min-p -> temperature -> draw.
 // Each filter renormalises over the tokens the previous one kept. Top-k, top-p
-// and min-p select by thresholds over streaming passes and sort only the
-// survivors, never the whole vocabulary. temperature == 0 is greedy over the
+// and min-p select by thresholds and histograms over streaming passes and sort
+// only a few survivors, never the whole vocabulary. temperature == 0 is greedy over the
 // processed logits (ties go to the lower id).
 //
 // Reported log-probabilities are the log-softmax of the RAW logits (before
@@ -32,7 +32,21 @@
 
 namespace moe {
 
-
+// Top-p's selection (Sampler uses it; public for its tests): of the
+// candidates `ids` (with their weights, exp of the processed logit), keeps
+// the smallest prefix in (logit desc, id asc) order whose weights sum to
+// `target` or more, and leaves the kept ones in id order with their weights.
+struct TopPScratch {
+  struct Entry {
+    float logit;
+    int32_t id;
+    double weight;
+  };
+  std::vector<Entry> entries;
+  std::vector<double> bucket_mass;
+};
+void TopPFilter(absl::Span<const float> logits, double target, std::vector<int32_t>* ids,
+                std::vector<double>* weights, TopPScratch* scratch);
 
 // The log-probability of `id` under the raw logits, with the `top` most likely
 // alternatives (prompt log-probabilities).
@@ -56,6 +70,7 @@ class Sampler {
   void Candidates(absl::Span<const float> logits, float max_logit, double z);
   int32_t Draw(absl::Span<const float> logits, float max_logit, double z);
   void ApplyTypical(double* cur_z);
+  void ApplyTopP(absl::Span<const float> logits, double* cur_z);
 
   SamplingOptions options_;
   std::vector<int32_t> end_ids_;
@@ -73,6 +88,7 @@ class Sampler {
     double weight;
   };
   std::vector<Entry> entries_;
+  TopPScratch top_p_scratch_;
 };
 
 }  // namespace moe

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -135,6 +136,70 @@ TEST(SamplerDistributionTest, EachFilterMatchesTheAnalyticDistribution) {
   o.min_p = 0.05f;
   o.temperature = 1.3f;
   CheckDistribution(o, "top_k 8 + top_p 0.9 + min_p 0.05 + temperature 1.3");
+}
+
+// Top-p's histogram selection against its definition: sort by (logit desc,
+// id asc), sum the weights in that order, keep the shortest prefix reaching
+// the target, in id order. Peaked, flat, tied and masked logits; candidates
+// in id order (the top-p path) and in logit order (after top-k).
+TEST(TopPFilterTest, MatchesTheSortingDefinition) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uniform(-1.0f, 0.0f);
+  TopPScratch scratch;
+  int checked = 0;
+  for (int trial = 0; trial < 800; ++trial) {
+    const int64_t V = std::vector<int64_t>{1, 2, 17, 1000, 4096, 152064}[trial % 6];
+    std::vector<float> l(V);
+    const int mode = trial % 4;
+    for (int64_t i = 0; i < V; ++i) {
+      if (mode == 0) l[i] = 3.0f * normal(rng) + (i % 97 == 0 ? 12.0f : 0.0f);  // peaked
+      if (mode == 1) l[i] = uniform(rng);                                           // flat
+      if (mode == 2) l[i] = static_cast<float>(static_cast<int>(rng() % 4)) - 3.0f;  // many ties
+      if (mode == 3) l[i] = rng() % 5 == 0 ? -std::numeric_limits<float>::infinity() : normal(rng);  // masked
+    }
+    const float mx = *std::max_element(l.begin(), l.end());
+    if (mx == -std::numeric_limits<float>::infinity()) l[0] = 0.0f;
+    std::vector<int32_t> ids(V);
+    std::iota(ids.begin(), ids.end(), 0);
+    auto key = [&](int32_t a, int32_t b) { return l[a] != l[b] ? l[a] > l[b] : a < b; };
+    if (trial % 3 == 2) {  // the top-k path: the first k by logit, in logit order
+      std::sort(ids.begin(), ids.end(), key);
+      ids.resize(std::max<int64_t>(1, V / 3));
+    }
+    const float top = *std::max_element(l.begin(), l.end());
+    std::vector<double> w(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) w[i] = std::exp(static_cast<double>(l[ids[i]]) - top);
+    const double total = std::accumulate(w.begin(), w.end(), 0.0);
+    const double top_p = std::vector<double>{0.1, 0.5, 0.9, 0.99, 0.999999}[trial % 5];
+    const double target = top_p * total;
+    // The definition.
+    std::vector<size_t> order(ids.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key(ids[a], ids[b]); });
+    double mass = 0;
+    size_t keep = order.size();
+    for (size_t i = 0; i < order.size(); ++i) {
+      mass += w[order[i]];
+      if (mass >= target) {
+        keep = i + 1;
+        break;
+      }
+    }
+    order.resize(keep);
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ids[a] < ids[b]; });
+    std::vector<int32_t> want_ids;
+    std::vector<double> want_w;
+    for (size_t i : order) {
+      want_ids.push_back(ids[i]);
+      want_w.push_back(w[i]);
+    }
+    TopPFilter(l, target, &ids, &w, &scratch);
+    ASSERT_EQ(ids, want_ids) << "trial " << trial << " V " << V << " mode " << mode << " top_p " << top_p;
+    ASSERT_EQ(w, want_w) << "trial " << trial;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 800);
 }
 
 TEST(SamplerTest, GreedyTakesTheMaximumAndReportsRawLogprobs) {

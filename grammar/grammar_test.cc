@@ -1,0 +1,320 @@
+// Token bytes of the real tokenizers, regular expressions as byte automata
+// (against std::regex, ECMAScript), and the token masks they allow: every
+// token of a valid string's encoding is allowed at its step (completeness),
+// and random walks through the masks only produce matches (soundness).
+#include <fstream>
+#include <map>
+#include <random>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "gateway/tokenizer/tokenizer.h"
+#include "gmock/gmock.h"
+#include "grammar/byte_dfa.h"
+#include "grammar/dfa_constraint.h"
+#include "grammar/token_vocabulary.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tools/tiny_tokenizer.h"
+
+namespace moe::grammar {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Dir(const std::string& family) { return std::string(MOE_TESTDATA_DIR) + "/tokenizers/" + family; }
+
+struct Loaded {
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
+  std::unique_ptr<TokenVocabulary> vocab;
+};
+
+const Loaded& Load(const std::string& family) {
+  static auto* cache = new std::map<std::string, Loaded>();
+  auto it = cache->find(family);
+  if (it != cache->end()) return it->second;
+  Loaded l;
+  auto t = tokenizer::Tokenizer::FromDirectory(Dir(family));
+  EXPECT_TRUE(t.ok()) << t.status();
+  l.tokenizer = std::move(*t);
+  auto text = ReadMaybeGzippedFile(Dir(family) + "/tokenizer.json.gz");
+  EXPECT_TRUE(text.ok()) << text.status();
+  auto v = TokenVocabulary::FromTokenizerJson(*text, family);
+  EXPECT_TRUE(v.ok()) << v.status();
+  l.vocab = std::move(*v);
+  return cache->emplace(family, std::move(l)).first->second;
+}
+
+std::vector<std::string> Corpus() {
+  std::ifstream in(std::string(MOE_TESTDATA_DIR) + "/tokenizers/corpus.json");
+  return nlohmann::json::parse(in).get<std::vector<std::string>>();
+}
+
+std::string BytesOf(const TokenVocabulary& v, const std::vector<int32_t>& ids) {
+  std::string out;
+  for (int32_t id : ids) out += v.bytes(id);
+  return out;
+}
+
+class VocabularyTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(VocabularyTest, TheBytesOfAnEncodingAreTheText) {
+  const Loaded& l = Load(GetParam());
+  ASSERT_NE(l.vocab, nullptr);
+  EXPECT_EQ(l.vocab->size(), l.tokenizer->vocab_size());
+  int checked = 0;
+  for (const std::string& text : Corpus()) {
+    tokenizer::EncodeOptions o;
+    auto ids = l.tokenizer->Encode(text, o);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    const std::string bytes = BytesOf(*l.vocab, *ids);
+    if (GetParam() == "mistral" && !text.empty()) {
+      // SentencePiece-style tokenizers prepend a space ("▁") to the text.
+      EXPECT_EQ(bytes, " " + text) << GetParam();
+    } else if (GetParam() == "qwen3") {
+      // Qwen3 normalizes to NFC first: the bytes are the normalized text, which decoding gives back.
+      auto decoded = l.tokenizer->Decode(*ids, /*skip_special_tokens=*/false);
+      ASSERT_TRUE(decoded.ok());
+      EXPECT_EQ(bytes, *decoded) << GetParam();
+    } else {
+      EXPECT_EQ(bytes, text) << GetParam();
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(Corpus().size()));
+}
+
+TEST_P(VocabularyTest, TheTrieHoldsEveryNonSpecialTokenOnce) {
+  const TokenVocabulary& v = *Load(GetParam()).vocab;
+  std::vector<int> seen(v.size(), 0);
+  const auto& trie = v.trie();
+  // Walk the trie: the bytes along the path to a token are its bytes.
+  std::vector<std::pair<uint32_t, std::string>> stack = {{0u, ""}};
+  while (!stack.empty()) {
+    auto [node, prefix] = stack.back();
+    stack.pop_back();
+    int last_byte = -1;
+    for (uint32_t c = trie[node].first_child; c != 0; c = trie[c].next_sibling) {
+      EXPECT_GT(trie[c].byte, last_byte) << "children in increasing byte order";
+      last_byte = trie[c].byte;
+      std::string bytes = prefix + static_cast<char>(trie[c].byte);
+      if (trie[c].token >= 0) {
+        EXPECT_EQ(v.bytes(trie[c].token), bytes);
+        ++seen[trie[c].token];
+        if (trie[c].more_tokens != 0) {
+          for (int32_t id : v.MoreTokens(trie[c])) ++seen[id];
+        }
+      }
+      stack.emplace_back(c, bytes);
+    }
+  }
+  for (int32_t id = 0; id < v.size(); ++id) {
+    EXPECT_EQ(seen[id], v.special(id) || v.bytes(id).empty() ? 0 : 1) << "token " << id;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Tokenizers, VocabularyTest, ::testing::Values("qwen3", "llama3", "mistral", "deepseek_v3"),
+                         [](const auto& info) { return info.param; });
+
+TEST(VocabularyTest, ByteFallbackAndMetaspaceTokens) {
+  const TokenVocabulary& v = *Load("mistral").vocab;
+  const tokenizer::Tokenizer& t = *Load("mistral").tokenizer;
+  EXPECT_EQ(v.bytes(*t.TokenToId("<0xE2>")), "\xE2");
+  EXPECT_EQ(v.bytes(*t.TokenToId("\xE2\x96\x81the")), " the");
+  EXPECT_TRUE(v.special(*t.TokenToId("</s>")));
+}
+
+TEST(VocabularyTest, UnknownDecodersAreRefusedByName) {
+  auto v = TokenVocabulary::FromTokenizerJson(
+      R"({"model":{"type":"WordPiece","vocab":{"a":0}},"decoder":{"type":"WordPiece"}})", "t.json");
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(v.status().message(), HasSubstr("decoder 'WordPiece'"));
+  EXPECT_EQ(TokenVocabulary::FromTokenizerJson("{", "t.json").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Patterns whose semantics std::regex (ECMAScript) also has.
+const std::vector<std::string>& AsciiPatterns() {
+  static const std::vector<std::string> p = {
+      "[a-z]+@[a-z]+\\.(com|org)", "\\d{3}-\\d{4}", "(ab|cd)*e?",    "x{2,4}y",  "[^abc]{0,3}",
+      "a|b|",                      ".{2}",           "(a|b)+?c",      "[\\d.]+",  "\\w\\W\\s\\S",
+      "(?:x|y){2,}",               "[-a]+",          "[a\\-z]",       "\\.\\*",   "(((a)))b{0}",
+  };
+  return p;
+}
+
+TEST(ByteDfaTest, MatchesWhatStdRegexMatches) {
+  std::mt19937_64 rng(3);
+  const std::string alphabet = "abcdexy@.-0123 \n*";
+  int checked = 0;
+  for (const std::string& p : AsciiPatterns()) {
+    auto dfa = ByteDfa::FromRegex(p);
+    ASSERT_TRUE(dfa.ok()) << p << ": " << dfa.status();
+    const std::regex re(p, std::regex::ECMAScript);
+    for (int i = 0; i < 3000; ++i) {
+      std::string s;
+      const int len = static_cast<int>(rng() % 9);
+      for (int k = 0; k < len; ++k) s += alphabet[rng() % alphabet.size()];
+      ASSERT_EQ((*dfa)->Matches(s), std::regex_match(s, re)) << "pattern " << p << " on '" << s << "'";
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 3000 * static_cast<int>(AsciiPatterns().size()));
+}
+
+TEST(ByteDfaTest, CharactersAreCodePointsInUtf8) {
+  auto hangul = ByteDfa::FromRegex("[가-힣]+(, [가-힣]+)*!");
+  ASSERT_TRUE(hangul.ok()) << hangul.status();
+  EXPECT_TRUE((*hangul)->Matches("안녕하세요, 세계!"));
+  EXPECT_FALSE((*hangul)->Matches("안녕, world!"));
+  EXPECT_FALSE((*hangul)->Matches("\xEC\x95!"));  // half a character
+  auto any = ByteDfa::FromRegex(".{3}");
+  ASSERT_TRUE(any.ok());
+  EXPECT_TRUE((*any)->Matches("a안😀"));  // 1 + 3 + 4 bytes, three characters
+  EXPECT_FALSE((*any)->Matches("a\xED\xA0\x80z"));  // an encoded surrogate is not UTF-8
+  EXPECT_FALSE((*any)->Matches("ab\n"));
+  auto esc = ByteDfa::FromRegex("\\u00e9\\u{1F600}\\x41");
+  ASSERT_TRUE(esc.ok()) << esc.status();
+  EXPECT_TRUE((*esc)->Matches("é😀A"));
+  auto neg = ByteDfa::FromRegex("[^a]");
+  ASSERT_TRUE(neg.ok());
+  EXPECT_TRUE((*neg)->Matches("한"));
+  EXPECT_FALSE((*neg)->Matches("a"));
+}
+
+TEST(ByteDfaTest, ChoicesAreLiteral) {
+  auto dfa = ByteDfa::FromChoices({"yes", "no", "a.b", "(x)", "[y]", "c++", "x|y"});
+  ASSERT_TRUE(dfa.ok()) << dfa.status();
+  for (const char* s : {"yes", "no", "a.b", "(x)", "[y]", "c++", "x|y"}) EXPECT_TRUE((*dfa)->Matches(s)) << s;
+  for (const char* s : {"", "ye", "yesno", "aXb", "x", "y", "c", "cc"}) EXPECT_FALSE((*dfa)->Matches(s)) << s;
+  EXPECT_EQ(ByteDfa::FromChoices({}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ByteDfaTest, UnsupportedSyntaxAndLimitsAreNamed) {
+  struct Bad {
+    const char* pattern;
+    const char* why;
+  };
+  for (const Bad& b : {Bad{"(a", "missing ')'"}, Bad{"a)", "unbalanced ')'"}, Bad{"a{2,1}", "m < n"},
+                       Bad{"(a)\\1", "unsupported escape \\1"}, Bad{"(?=x)", "lookaround"},
+                       Bad{"a{1001}", "larger than 1000"}, Bad{"*a", "nothing to repeat"}, Bad{"[a", "unterminated"},
+                       Bad{"a\\bb", "word boundaries"}, Bad{"a^b", "anchors inside"}, Bad{"[b-a]", "out of order"},
+                       Bad{"((a{1000}){1000}){2}", "exceeds"}, Bad{"(a|b)*a(a|b){20}", "exceeds 20000 states"},
+                       Bad{"[^\\s\\S]", "matches no string"}}) {
+    auto dfa = ByteDfa::FromRegex(b.pattern);
+    ASSERT_FALSE(dfa.ok()) << b.pattern;
+    EXPECT_EQ(dfa.status().code(), absl::StatusCode::kInvalidArgument) << b.pattern;
+    EXPECT_THAT(dfa.status().message(), HasSubstr(b.why)) << b.pattern;
+  }
+}
+
+// Forcing the encoding of valid strings never meets a masked token.
+TEST(DfaConstraintTest, TheEncodingOfAMatchIsAllowedAtEveryStep) {
+  struct Case {
+    const char* pattern;
+    std::vector<std::string> valid;
+  };
+  const std::vector<Case> cases = {
+      {"[a-z]+@[a-z]+\\.(com|org)", {"hello@example.com", "a@b.org"}},
+      {"\\{\"name\": \"[^\"]*\", \"age\": \\d+\\}", {"{\"name\": \"Kim\", \"age\": 42}", "{\"name\": \"\", \"age\": 7}"}},
+      {"[가-힣 ]+", {"안녕하세요 세계", "한국어 문장"}},
+      {"(yes|no|maybe so)", {"yes", "maybe so"}},
+      {"\\d{4}-\\d{2}-\\d{2}", {"2026-12-04"}},
+  };
+  for (const std::string family : {"qwen3", "llama3", "mistral"}) {
+    const Loaded& l = Load(family);
+    int tokens_checked = 0;
+    for (const Case& c : cases) {
+      // SentencePiece-style tokenizers (mistral) write a space before the text.
+      const std::string pattern = family == "mistral" ? " (?:" + std::string(c.pattern) + ")" : c.pattern;
+      auto dfa = ByteDfa::FromRegex(pattern);
+      ASSERT_TRUE(dfa.ok()) << pattern << ": " << dfa.status();
+      DfaConstraint constraint(dfa->get(), l.vocab.get());
+      for (const std::string& text : c.valid) {
+        tokenizer::EncodeOptions o;
+        auto ids = l.tokenizer->Encode(text, o);
+        ASSERT_TRUE(ids.ok());
+        const std::vector<int32_t>& forced = *ids;
+        int32_t s = constraint.start();
+        for (int32_t id : forced) {
+          ASSERT_TRUE(Allowed(constraint.Mask(s), id))
+              << family << " " << c.pattern << " '" << text << "': token " << id << " '" << l.vocab->bytes(id)
+              << "' masked";
+          s = constraint.Advance(s, id);
+          ASSERT_GE(s, 0);
+          ++tokens_checked;
+        }
+        EXPECT_TRUE(constraint.Complete(s)) << family << " " << text;
+      }
+    }
+    EXPECT_GT(tokens_checked, 10) << family;
+  }
+}
+
+// Random walks through the masks end in matches only.
+TEST(DfaConstraintTest, RandomWalksThroughTheMasksOnlyProduceMatches) {
+  const Loaded& l = Load("qwen3");
+  std::mt19937_64 rng(11);
+  const std::vector<std::string> patterns = {"[a-z]+@[a-z]+\\.(com|org)", "\\d{3}-\\d{4}", "[가-힣]{2,6}!",
+                                             "(red|green|blue)( and (red|green|blue))*", "\"([^\"\\\\]|\\\\.)*\""};
+  int completed = 0;
+  for (const std::string& p : patterns) {
+    auto dfa = ByteDfa::FromRegex(p);
+    ASSERT_TRUE(dfa.ok()) << dfa.status();
+    DfaConstraint constraint(dfa->get(), l.vocab.get());
+    for (int walk = 0; walk < 40; ++walk) {
+      int32_t s = constraint.start();
+      std::string out;
+      for (int step = 0; step < 40; ++step) {
+        if (constraint.Complete(s) && rng() % 3 == 0) break;  // end of sequence allowed only when complete
+        const TokenMask& m = constraint.Mask(s);
+        std::vector<int32_t> allowed;
+        for (int32_t id = 0; id < l.vocab->size(); ++id) {
+          if (Allowed(m, id)) allowed.push_back(id);
+        }
+        ASSERT_FALSE(allowed.empty() && !constraint.Complete(s)) << p << ": a dead end after '" << out << "'";
+        if (allowed.empty()) break;
+        const int32_t id = allowed[rng() % allowed.size()];
+        for (int32_t a : allowed) EXPECT_FALSE(l.vocab->special(a));
+        out += l.vocab->bytes(id);
+        s = constraint.Advance(s, id);
+        ASSERT_GE(s, 0);
+      }
+      if (constraint.Complete(s)) {
+        EXPECT_TRUE((*dfa)->Matches(out)) << p << ": '" << out << "'";
+        ++completed;
+      }
+    }
+  }
+  EXPECT_GT(completed, 100);
+}
+
+TEST(DfaConstraintTest, MasksAreCachedPerState) {
+  const Loaded& l = Load("qwen3");
+  auto dfa = ByteDfa::FromRegex("[^\\n]*");
+  ASSERT_TRUE(dfa.ok());
+  DfaConstraint c(dfa->get(), l.vocab.get());
+  const TokenMask& first = c.Mask(c.start());
+  const int64_t visited = c.nodes_visited();
+  const TokenMask& again = c.Mask(c.start());
+  EXPECT_EQ(&first, &again);
+  EXPECT_EQ(c.nodes_visited(), visited);
+  int allowed = 0;
+  for (int32_t id = 0; id < l.vocab->size(); ++id) {
+    const bool want = !l.vocab->special(id) && !l.vocab->bytes(id).empty() &&
+                      l.vocab->bytes(id).find('\n') == std::string::npos && (*dfa)->Matches(l.vocab->bytes(id)) ;
+    // A token with bytes that are not yet UTF-8-complete is allowed too (its
+    // continuation can complete the character); check the complete ones.
+    if (want) {
+      EXPECT_TRUE(Allowed(first, id)) << id;
+      ++allowed;
+    }
+    if (l.vocab->bytes(id).find('\n') != std::string::npos) {
+      EXPECT_FALSE(Allowed(first, id)) << id;
+    }
+  }
+  EXPECT_GT(allowed, 100000);
+}
+
+}  // namespace
+}  // namespace moe::grammar
