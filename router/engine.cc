@@ -113,13 +113,22 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request, std::shared_p
         "), the KV cache holds ", kv_blocks_total_, " blocks of ", bs, " tokens"));
   }
 
+  std::unique_ptr<grammar::TokenConstraint> constraint;
+  if (!request.constraint.none()) {
+    if (options_.constraints == nullptr) {
+      return absl::FailedPreconditionError(
+          "structured output (a regex or choice constraint) needs the model's tokenizer.json, which this router "
+          "could not read token bytes from");
+    }
+    ASSIGN_OR_RETURN(constraint, options_.constraints->Compile(request.constraint));
+  }
   auto seq = std::make_unique<Sequence>();
   // End tokens (eos unless ignored, and stop ids) are held back until min_tokens.
   std::vector<int32_t> end_ids(request.stop_token_ids.begin(), request.stop_token_ids.end());
   if (!request.sampling.ignore_eos) {
     for (int64_t id : config_.eos_token_ids) end_ids.push_back(static_cast<int32_t>(id));
   }
-  seq->sampler = std::make_unique<Sampler>(request.sampling, request.prompt, std::move(end_ids));
+  seq->sampler = std::make_unique<Sampler>(request.sampling, request.prompt, std::move(end_ids), std::move(constraint));
   seq->prompt_tokens = n;
   seq->tokens = request.prompt;
   seq->request = std::move(request);
@@ -508,7 +517,7 @@ void Engine::Step(const std::vector<ScheduledChunk>& chunks) {
                           config_.eos_token_ids.end();
       const bool is_stop = std::find(s.request.stop_token_ids.begin(), s.request.stop_token_ids.end(), tok.id) !=
                            s.request.stop_token_ids.end();
-      if ((is_eos && !s.request.sampling.ignore_eos) || is_stop) {
+      if ((is_eos && !s.request.sampling.ignore_eos) || is_stop || s.sampler->ConstraintExhausted()) {
         Finish(s, absl::OkStatus(), FinishReason::kStop);
         done.push_back(&s);
       } else if ((s.request.max_tokens > 0 && s.generated() >= s.request.max_tokens) ||

@@ -44,6 +44,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grammar/constraint.h"
 #include "router/dense_device.h"
 #include "router/generated_token.h"
 #include "router/kv_cache.h"
@@ -71,6 +72,10 @@ struct GenerationRequest {
   // Past it the request ends with DEADLINE_EXCEEDED at the next step (waiting
   // or running).
   absl::Time deadline = absl::InfiniteFuture();
+  // Structured output: only text the constraint allows (grammar/constraint.h);
+  // the end of sequence only once it is complete. Needs
+  // EngineOptions::constraints.
+  grammar::ConstraintSpec constraint;
 };
 
 // Receives one request's results, on the engine thread. OnFinish is called
@@ -96,6 +101,10 @@ class GenerationSink {
 };
 
 struct EngineOptions {
+  // Compiles requests' constraints over the model's token bytes; null: the
+  // model has no usable tokenizer.json, and constrained requests are refused
+  // (FAILED_PRECONDITION). Not owned.
+  grammar::ConstraintCompiler* constraints = nullptr;
   // Sequences decoded together in one step.
   int max_running_seqs = 64;
   // Upper bound on new tokens (decode tokens plus prompt chunks) in one step;

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/vector_ops.h"
+#include "glog/logging.h"
 
 namespace moe {
 namespace {
@@ -14,8 +15,9 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 }  // namespace
 
-Sampler::Sampler(const SamplingOptions& options, absl::Span<const int32_t> prompt, std::vector<int32_t> end_ids)
-    : options_(options), end_ids_(std::move(end_ids)) {
+Sampler::Sampler(const SamplingOptions& options, absl::Span<const int32_t> prompt, std::vector<int32_t> end_ids,
+                 std::unique_ptr<grammar::TokenConstraint> constraint)
+    : options_(options), end_ids_(std::move(end_ids)), constraint_(std::move(constraint)) {
   if (options_.seed.has_value()) {
     // Distinct, well-mixed streams per sample index (splitmix64 of the pair).
     uint64_t z = *options_.seed + 0x9e3779b97f4a7c15ull * (options_.sample_index + 1);
@@ -65,7 +67,8 @@ GeneratedToken Sampler::Sample(absl::Span<const float> raw) {
   // Processing on a copy, only when something applies.
   const bool mask_end = generated_ < options_.min_tokens && !end_ids_.empty();
   const bool processed = options_.repetition_penalty != 1.0f || options_.presence_penalty != 0.0f ||
-                         options_.frequency_penalty != 0.0f || !options_.logit_bias.empty() || mask_end;
+                         options_.frequency_penalty != 0.0f || !options_.logit_bias.empty() || mask_end ||
+                         constraint_ != nullptr;
   absl::Span<const float> l = raw;
   float max_logit = raw_max;
   double z = raw_z;
@@ -79,11 +82,34 @@ GeneratedToken Sampler::Sample(absl::Span<const float> raw) {
       work_[id] -= options_.frequency_penalty * static_cast<float>(count) + options_.presence_penalty;
     }
     for (const auto& [id, bias] : options_.logit_bias) work_[id] += bias;
+    if (constraint_ != nullptr) {
+      // Only what the constraint allows, and the end only once it is complete.
+      const grammar::TokenMask& m = constraint_->Mask();
+      std::vector<float> ends;
+      const bool complete = constraint_->Complete() && !mask_end;
+      if (complete) {
+        for (int32_t id : end_ids_) ends.push_back(work_[id]);
+      }
+      const int64_t words = static_cast<int64_t>(m.size());
+      for (int64_t i = 0; i < V; ++i) {
+        // Ids past the tokenizer's vocabulary (padded embeddings) are never allowed.
+        if ((i >> 6) >= words || !((m[i >> 6] >> (i & 63)) & 1)) work_[i] = kNegInf;
+      }
+      if (complete) {
+        for (size_t k = 0; k < end_ids_.size(); ++k) work_[end_ids_[k]] = ends[k];
+      }
+    }
     if (mask_end) {
       for (int32_t id : end_ids_) work_[id] = kNegInf;
     }
     l = work_;
     max_logit = MaxValue(work_.data(), V);
+    if (max_logit == kNegInf && !end_ids_.empty()) {
+      // Nothing is allowed (a constraint the vocabulary cannot continue):
+      // end rather than draw from nothing.
+      work_[end_ids_[0]] = 0.0f;
+      max_logit = 0.0f;
+    }
     z = SumExp(work_.data(), V, max_logit, 1.0f);
   }
 
@@ -113,6 +139,10 @@ GeneratedToken Sampler::Sample(absl::Span<const float> raw) {
   }
 
   ++generated_;
+  if (constraint_ != nullptr && std::find(end_ids_.begin(), end_ids_.end(), id) == end_ids_.end()) {
+    // Allowed by the mask, so this cannot fail; a failure would mean a bug.
+    if (absl::Status st = constraint_->Advance(id); !st.ok()) LOG(ERROR) << "constraint: " << st;
+  }
   if (options_.presence_penalty != 0.0f || options_.frequency_penalty != 0.0f) ++output_counts_[id];
   if (options_.repetition_penalty != 1.0f) {
     auto it = std::lower_bound(penalized_.begin(), penalized_.end(), id);

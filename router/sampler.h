@@ -19,6 +19,7 @@
 #define MOE_ROUTER_SAMPLER_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <unordered_map>
@@ -28,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "core/sampling_options.h"
+#include "grammar/constraint.h"
 #include "router/generated_token.h"
 
 namespace moe {
@@ -55,13 +57,19 @@ GeneratedToken ScoreToken(absl::Span<const float> logits, int32_t id, int top);
 class Sampler {
  public:
   // `prompt` feeds the repetition penalty; `end_ids` (eos and stop ids) are
-  // masked while fewer than min_tokens were generated.
-  Sampler(const SamplingOptions& options, absl::Span<const int32_t> prompt, std::vector<int32_t> end_ids);
+  // masked while fewer than min_tokens were generated. With `constraint`
+  // (structured output), after penalties and logit bias every token it does
+  // not allow is masked, and the end ids too until it is complete; the
+  // filters, temperature and the draw then work on what is left.
+  Sampler(const SamplingOptions& options, absl::Span<const int32_t> prompt, std::vector<int32_t> end_ids,
+          std::unique_ptr<grammar::TokenConstraint> constraint = nullptr);
 
   // Chooses the next token and records it as generated.
   GeneratedToken Sample(absl::Span<const float> logits);
 
   int generated() const { return generated_; }
+  // Under a constraint that admits nothing more: the output must end.
+  bool ConstraintExhausted() const { return constraint_ != nullptr && constraint_->Exhausted(); }
 
  private:
   // A uniform double in [0, 1) from the generator, the same on every platform.
@@ -74,6 +82,7 @@ class Sampler {
 
   SamplingOptions options_;
   std::vector<int32_t> end_ids_;
+  std::unique_ptr<grammar::TokenConstraint> constraint_;
   std::mt19937_64 rng_;
   std::unordered_map<int32_t, int> output_counts_;
   std::vector<int32_t> penalized_;  // prompt + output ids, for the repetition penalty
