@@ -90,6 +90,37 @@ absl::StatusOr<PreparedRequest> PrepareRequest(const moe::v1::GenerateRequest& r
     }
     out.set_prompt_logprobs(request.prompt_logprobs());
   }
+  if (request.has_constraint()) {
+    const moe::v1::Constraint& c = request.constraint();
+    switch (c.kind_case()) {
+      case moe::v1::Constraint::kRegex:
+        if (c.regex().empty()) return Invalid("constraint.regex: empty");
+        if (c.regex().size() > 65536) {
+          return Invalid(absl::StrCat("constraint.regex: ", c.regex().size(), " bytes, at most 65536"));
+        }
+        break;
+      case moe::v1::Constraint::kChoice:
+        if (c.choice().options_size() < 1 || c.choice().options_size() > 1024) {
+          return Invalid(absl::StrCat("constraint.choice.options: ", c.choice().options_size(),
+                                      " options, must be 1 to 1024"));
+        }
+        for (int i = 0; i < c.choice().options_size(); ++i) {
+          if (c.choice().options(i).empty() || c.choice().options(i).size() > 4096) {
+            return Invalid(absl::StrCat("constraint.choice.options[", i, "]: ", c.choice().options(i).size(),
+                                        " bytes, must be 1 to 4096"));
+          }
+        }
+        break;
+      case moe::v1::Constraint::kJsonSchema:
+      case moe::v1::Constraint::kJsonObject:
+      case moe::v1::Constraint::kGrammar:
+        return absl::UnimplementedError(
+            "constraint: json_schema, json_object and grammar are not supported yet (regex and choice are)");
+      case moe::v1::Constraint::KIND_NOT_SET:
+        break;
+    }
+    if (c.kind_case() != moe::v1::Constraint::KIND_NOT_SET) *out.mutable_constraint() = c;
+  }
   p.skip_special_tokens = request.has_skip_special_tokens() ? request.skip_special_tokens() : true;
   return p;
 }

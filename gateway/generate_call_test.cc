@@ -86,6 +86,10 @@ TEST_F(GenerateCallTest, ValidationMatrixNamesEveryField) {
       {[](auto& r) { r.set_prompt_logprobs(21); }, "prompt_logprobs"},
       {[](auto& r) { r.mutable_sampling()->set_min_tokens(-1); }, "min_tokens"},
       {[](auto& r) { r.clear_token_ids(); }, "prompt"},
+      {[](auto& r) { r.mutable_constraint()->set_regex(""); }, "constraint.regex: empty"},
+      {[](auto& r) { r.mutable_constraint()->set_regex(std::string(65537, 'a')); }, "constraint.regex: 65537 bytes"},
+      {[](auto& r) { r.mutable_constraint()->mutable_choice(); }, "constraint.choice.options: 0 options"},
+      {[](auto& r) { r.mutable_constraint()->mutable_choice()->add_options(""); }, "options[0]: 0 bytes"},
   };
   for (const Case& c : cases) {
     moe::v1::GenerateRequest r = Base();
@@ -100,6 +104,13 @@ TEST_F(GenerateCallTest, ValidationMatrixNamesEveryField) {
   EXPECT_THAT(std::string(Prepare(ok, /*streaming=*/true).message()), HasSubstr("best_of: must equal n when streaming"));
   EXPECT_TRUE(Prepare(ok, /*streaming=*/false).ok());
   EXPECT_TRUE(Prepare(Base()).ok());
+  // Constraints not supported yet are UNIMPLEMENTED, not ignored.
+  moe::v1::GenerateRequest json = Base();
+  json.mutable_constraint()->set_json_object(true);
+  EXPECT_EQ(Prepare(json).code(), absl::StatusCode::kUnimplemented);
+  moe::v1::GenerateRequest regex = Base();
+  regex.mutable_constraint()->set_regex("[a-z]+");
+  EXPECT_TRUE(Prepare(regex).ok());
 }
 
 TEST_F(GenerateCallTest, StopStringAcrossTokensIsCutBeforeTheMatch) {

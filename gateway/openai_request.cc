@@ -121,6 +121,48 @@ absl::Status ParseCommon(const OpenAiJson& body, OpenAiRequest& out) {
     if (*seed < 0) return Invalid("seed", absl::StrCat("must be >= 0, got ", *seed));
     s.set_seed(static_cast<uint64_t>(*seed));
   }
+  // Structured output: OpenAI's response_format, and vLLM's guided_* fields.
+  int constraints = 0;
+  moe::v1::Constraint& c = *r.mutable_constraint();
+  if (const OpenAiJson* format = Field(body, "response_format")) {
+    const OpenAiJson* type = format->is_object() ? Field(*format, "type") : nullptr;
+    if (type == nullptr || !type->is_string()) return Invalid("response_format.type", "is required (a string)");
+    if (*type == "json_object") {
+      c.set_json_object(true);
+      ++constraints;
+    } else if (*type == "json_schema") {
+      const OpenAiJson* js = Field(*format, "json_schema");
+      const OpenAiJson* schema = js != nullptr && js->is_object() ? Field(*js, "schema") : nullptr;
+      if (schema == nullptr) return Invalid("response_format.json_schema.schema", "is required");
+      c.set_json_schema(schema->dump());
+      ++constraints;
+    } else if (*type != "text") {
+      return Invalid("response_format.type", "must be \"text\", \"json_object\" or \"json_schema\"");
+    }
+  }
+  if (const OpenAiJson* regex = Field(body, "guided_regex")) {
+    if (!regex->is_string()) return Invalid("guided_regex", "must be a string");
+    c.set_regex(regex->get<std::string>());
+    ++constraints;
+  }
+  if (const OpenAiJson* choice = Field(body, "guided_choice")) {
+    if (!choice->is_array()) return Invalid("guided_choice", "must be a list of strings");
+    for (size_t i = 0; i < choice->size(); ++i) {
+      if (!(*choice)[i].is_string()) return Invalid(absl::StrCat("guided_choice[", i, "]"), "must be a string");
+      c.mutable_choice()->add_options((*choice)[i].get<std::string>());
+    }
+    ++constraints;
+  }
+  if (const OpenAiJson* grammar = Field(body, "guided_grammar")) {
+    if (!grammar->is_string()) return Invalid("guided_grammar", "must be a string");
+    c.set_grammar(grammar->get<std::string>());
+    ++constraints;
+  }
+  if (constraints > 1) {
+    return Invalid("response_format",
+                   "give at most one of response_format (json), guided_regex, guided_choice and guided_grammar");
+  }
+  if (constraints == 0) r.clear_constraint();
   MOE_OPENAI_GET(Bool, ignore_eos, body, "ignore_eos");
   if (ignore_eos) s.set_ignore_eos(*ignore_eos);
   MOE_OPENAI_GET(Int32, min_tokens, body, "min_tokens");
@@ -280,10 +322,6 @@ absl::StatusOr<OpenAiRequest> ParseChatRequest(const OpenAiJson& body,
     out.top_logprobs = *top_logprobs;
   }
   if (out.logprobs) r.mutable_sampling()->set_logprobs(out.top_logprobs);
-  if (const OpenAiJson* format = Field(body, "response_format")) {
-    const OpenAiJson* type = format->is_object() ? Field(*format, "type") : nullptr;
-    if (type == nullptr || *type != "text") return Invalid("response_format", "only {\"type\": \"text\"} is supported");
-  }
   if (const OpenAiJson* choice = Field(body, "tool_choice")) {
     if (!(choice->is_string() && (*choice == "none" || *choice == "auto"))) {
       return Invalid("tool_choice", "only \"none\" and \"auto\" are supported");

@@ -239,8 +239,16 @@ TEST(OpenAiRequestTest, ChatErrors) {
                     "top_logprobs": 21})",
                 "top_logprobs: must be in [0, 20]"},
            Case{R"({"model": "m", "messages": [{"role": "user", "content": "x"}],
-                    "response_format": {"type": "json_object"}})",
-                "response_format: only"},
+                    "response_format": {"type": "yaml"}})",
+                "response_format.type: must be"},
+           Case{R"({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                    "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}})",
+                "response_format.json_schema.schema: is required"},
+           Case{R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "guided_regex": "a+",
+                    "guided_choice": ["a"]})",
+                "give at most one of"},
+           Case{R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "guided_choice": ["a", 3]})",
+                "guided_choice[1]: must be a string"},
            Case{R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})",
                 "tool_choice: only"},
        }) {
@@ -248,6 +256,22 @@ TEST(OpenAiRequestTest, ChatErrors) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.body;
     EXPECT_THAT(s.message(), HasSubstr(c.want)) << c.body;
   }
+}
+
+TEST(OpenAiRequestTest, StructuredOutputFieldsBecomeTheConstraint) {
+  auto regex = ParseCompletionRequest(J(R"({"model": "m", "prompt": "x", "guided_regex": "\\d{3}"})"));
+  ASSERT_TRUE(regex.ok()) << regex.status();
+  EXPECT_EQ(regex->request.constraint().regex(), "\\d{3}");
+  auto choice = ParseCompletionRequest(J(R"({"model": "m", "prompt": "x", "guided_choice": ["yes", "no"]})"));
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_THAT(choice->request.constraint().choice().options(), ::testing::ElementsAre("yes", "no"));
+  auto schema = ParseCompletionRequest(J(R"({"model": "m", "prompt": "x", "response_format":
+      {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}}})"));
+  ASSERT_TRUE(schema.ok()) << schema.status();
+  EXPECT_EQ(schema->request.constraint().json_schema(), R"({"type":"object"})");
+  auto text = ParseCompletionRequest(J(R"({"model": "m", "prompt": "x", "response_format": {"type": "text"}})"));
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_FALSE(text->request.has_constraint());
 }
 
 TEST(OpenAiRequestTest, ChatWithoutTemplateFailsClearly) {

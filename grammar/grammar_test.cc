@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/gzip_file.h"
 #include "gateway/tokenizer/tokenizer.h"
 #include "gmock/gmock.h"
 #include "grammar/byte_dfa.h"
@@ -16,7 +17,6 @@
 #include "grammar/token_vocabulary.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tools/tiny_tokenizer.h"
 
 namespace moe::grammar {
 namespace {

@@ -1,9 +1,11 @@
 #include "grammar/token_vocabulary.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "core/gzip_file.h"
 #include "nlohmann/json.hpp"
 
 namespace moe::grammar {
@@ -144,6 +146,18 @@ absl::StatusOr<std::unique_ptr<TokenVocabulary>> TokenVocabulary::FromTokenizerJ
   }
   v->BuildTrie();
   return v;
+}
+
+absl::StatusOr<std::unique_ptr<TokenVocabulary>> TokenVocabulary::FromDirectory(const std::string& dir) {
+  std::error_code ec;
+  std::string path = (std::filesystem::path(dir) / "tokenizer.json").string();
+  if (!std::filesystem::exists(path, ec)) path += ".gz";
+  if (!std::filesystem::exists(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(dir, ": no tokenizer.json or tokenizer.json.gz"));
+  }
+  absl::StatusOr<std::string> text = ReadMaybeGzippedFile(path);
+  if (!text.ok()) return text.status();
+  return FromTokenizerJson(*text, path);
 }
 
 std::unique_ptr<TokenVocabulary> TokenVocabulary::FromBytes(std::vector<std::string> bytes, std::vector<bool> special) {

@@ -36,6 +36,8 @@ class TokenVocabulary {
   // malformed; UNIMPLEMENTED for a decoder whose token bytes are not known.
   static absl::StatusOr<std::unique_ptr<TokenVocabulary>> FromTokenizerJson(absl::string_view json,
                                                                            absl::string_view source);
+  // From DIR/tokenizer.json or DIR/tokenizer.json.gz. NOT_FOUND when neither exists.
+  static absl::StatusOr<std::unique_ptr<TokenVocabulary>> FromDirectory(const std::string& dir);
   // From explicit byte strings (tests, tools); `special[i]` marks tokens no
   // constraint may emit.
   static std::unique_ptr<TokenVocabulary> FromBytes(std::vector<std::string> bytes, std::vector<bool> special);

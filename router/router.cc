@@ -8,6 +8,7 @@
 #include "experts/local_expert_backend.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "grammar/constraint.h"
 #include "router/dense_model.h"
 #include "router/cuda/cuda_dense_device.h"
 #include "router/cuda/nccl_experts.h"
@@ -104,7 +105,16 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Create(const RouterOptions& opti
     r->device_ = std::make_unique<ForwardPass>(r->dense_.get(), r->experts_.get(), r->pool_.get());
   }
   LOG(INFO) << "router: dense model on " << r->device_->name();
-  ASSIGN_OR_RETURN(r->engine_, Engine::Create(r->device_.get(), options.engine));
+  // Structured output needs the token bytes of the model's tokenizer.
+  EngineOptions engine_options = options.engine;
+  if (auto vocab = grammar::TokenVocabulary::FromDirectory(options.model_dir); vocab.ok()) {
+    r->vocabulary_ = std::move(*vocab);
+    r->constraints_ = std::make_unique<grammar::ConstraintCompiler>(r->vocabulary_.get());
+    engine_options.constraints = r->constraints_.get();
+  } else {
+    LOG(WARNING) << "structured output is off (requests with a constraint are refused): " << vocab.status();
+  }
+  ASSIGN_OR_RETURN(r->engine_, Engine::Create(r->device_.get(), engine_options));
   const EngineOptions& eo = options.engine;
   LOG(INFO) << "KV cache: " << (eo.kv_cache.capacity_bytes >> 20) << " MiB = " << r->engine_->kv_blocks_total()
             << " blocks of " << eo.kv_cache.block_size_tokens << " tokens = " << r->engine_->kv_capacity_tokens()

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "core/checkpoint.h"
 #include "core/thread_pool.h"
+#include "grammar/constraint.h"
 #include "proto/rpc_util.h"
 #include "router/engine.h"
 #include "router/dense_device.h"
@@ -80,6 +81,8 @@ class Router {
   std::unique_ptr<class ExpertRunner> local_runner_;  // local experts on a GPU
   std::unique_ptr<class ExpertBackend> experts_;
   std::unique_ptr<DenseDevice> device_;  // ForwardPass, or the GPU device
+  std::unique_ptr<grammar::TokenVocabulary> vocabulary_;  // token bytes, for constraints
+  std::unique_ptr<grammar::ConstraintCompiler> constraints_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<RouterService> service_;
   std::unique_ptr<rpc::RunningServer> server_;

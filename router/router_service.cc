@@ -255,6 +255,23 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const RouterGenerateReques
   }
   r.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
   r.sampling = FromProto(request.sampling());
+  if (request.has_constraint()) {
+    const moe::v1::Constraint& c = request.constraint();
+    switch (c.kind_case()) {
+      case moe::v1::Constraint::kRegex:
+        r.constraint.kind = grammar::ConstraintSpec::Kind::kRegex;
+        r.constraint.regex = c.regex();
+        break;
+      case moe::v1::Constraint::kChoice:
+        r.constraint.kind = grammar::ConstraintSpec::Kind::kChoice;
+        r.constraint.choices.assign(c.choice().options().begin(), c.choice().options().end());
+        break;
+      case moe::v1::Constraint::KIND_NOT_SET:
+        break;
+      default:
+        return absl::UnimplementedError("constraint: only regex and choice are supported");
+    }
+  }
   if (request.has_prompt_logprobs()) {
     if (request.prompt_logprobs() < 0 || request.prompt_logprobs() > 20) {
       return absl::InvalidArgumentError(

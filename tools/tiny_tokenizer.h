@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "core/gzip_file.h"  // ReadMaybeGzippedFile, used with the cuts
 #include "nlohmann/json.hpp"
 
 namespace moe {
@@ -23,11 +24,6 @@ inline constexpr std::array<std::string_view, 3> kTinySpecialTokens = {
 
 // The smallest vocabulary a cut can have: the 256 byte tokens + the specials.
 inline constexpr int64_t kMinTinyVocab = 256 + 3;
-
-// The whole content of `path`, gunzipped when it is gzip-compressed (zlib
-// passes plain files through). Errors name the path. Refuses files that
-// decompress to more than 1 GiB.
-absl::StatusOr<std::string> ReadMaybeGzippedFile(const std::string& path);
 
 // Cuts the byte-level BPE tokenizer.json text `base_json` (Qwen3 layout: a
 // token's id is its merge rank) to `vocab_size` tokens: keeps the vocabulary
