@@ -112,10 +112,14 @@ absl::StatusOr<PreparedRequest> PrepareRequest(const moe::v1::GenerateRequest& r
         }
         break;
       case moe::v1::Constraint::kJsonSchema:
+        if (c.json_schema().empty() || c.json_schema().size() > 65536) {
+          return Invalid(absl::StrCat("constraint.json_schema: ", c.json_schema().size(), " bytes, must be 1 to 65536"));
+        }
+        break;
       case moe::v1::Constraint::kJsonObject:
       case moe::v1::Constraint::kGrammar:
         return absl::UnimplementedError(
-            "constraint: json_schema, json_object and grammar are not supported yet (regex and choice are)");
+            "constraint: json_object and grammar are not supported yet (regex, choice and json_schema are)");
       case moe::v1::Constraint::KIND_NOT_SET:
         break;
     }

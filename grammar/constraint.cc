@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "grammar/json_schema.h"
 
 namespace moe::grammar {
 
@@ -51,6 +52,9 @@ absl::StatusOr<std::unique_ptr<TokenConstraint>> ConstraintCompiler::Compile(con
     case ConstraintSpec::Kind::kRegex:
       key = "r" + spec.regex;
       break;
+    case ConstraintSpec::Kind::kJsonSchema:
+      key = "j" + spec.json_schema;
+      break;
     case ConstraintSpec::Kind::kChoice:
       if (spec.choices.empty() || static_cast<int>(spec.choices.size()) > kMaxChoices) {
         return absl::InvalidArgumentError(
@@ -78,12 +82,20 @@ absl::StatusOr<std::unique_ptr<TokenConstraint>> ConstraintCompiler::Compile(con
     }
   }
   if (compiled == nullptr) {
-    auto dfa = spec.kind == ConstraintSpec::Kind::kRegex ? ByteDfa::FromRegex(spec.regex)
-                                                         : ByteDfa::FromChoices(spec.choices);
-    if (!dfa.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(spec.kind == ConstraintSpec::Kind::kRegex ? "regex" : "choice",
-                                                     ": ", dfa.status().message()));
+    absl::StatusOr<std::unique_ptr<ByteDfa>> dfa;
+    const char* what = "regex";
+    if (spec.kind == ConstraintSpec::Kind::kRegex) {
+      dfa = ByteDfa::FromRegex(spec.regex);
+    } else if (spec.kind == ConstraintSpec::Kind::kChoice) {
+      what = "choice";
+      dfa = ByteDfa::FromChoices(spec.choices);
+    } else {
+      absl::StatusOr<std::string> regex = JsonSchemaToRegex(spec.json_schema);
+      if (!regex.ok()) return regex.status();  // names the schema path
+      what = "json_schema";
+      dfa = ByteDfa::FromRegex(*regex);
     }
+    if (!dfa.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", dfa.status().message()));
     compiled = std::make_shared<Compiled>();
     compiled->dfa = std::move(*dfa);
     compiled->masks = std::make_unique<DfaConstraint>(compiled->dfa.get(), vocab_);

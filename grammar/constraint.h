@@ -4,9 +4,10 @@
 // ConstraintSpec into one, compiling each distinct spec once (cached by
 // content) over the model's TokenVocabulary.
 //
-// Kinds so far: a regular expression (grammar/byte_dfa.h's dialect) and a
-// choice among literal strings. JSON Schema, "any JSON object" and
-// grammars come next, behind the same interface.
+// Kinds so far: a regular expression (grammar/byte_dfa.h's dialect), a
+// choice among literal strings, and a JSON Schema within what a regular
+// language expresses (grammar/json_schema.h). Recursive schemas, "any JSON
+// object" and grammars come next, behind the same interface.
 //
 // Thread-safety: ConstraintCompiler::Compile from any thread; a
 // TokenConstraint (and the masks its compiled form caches) from the engine
@@ -31,9 +32,10 @@
 namespace moe::grammar {
 
 struct ConstraintSpec {
-  enum class Kind { kNone, kRegex, kChoice };
+  enum class Kind { kNone, kRegex, kChoice, kJsonSchema };
   Kind kind = Kind::kNone;
   std::string regex;                 // kRegex
+  std::string json_schema;           // kJsonSchema: the schema as JSON text (grammar/json_schema.h)
   std::vector<std::string> choices;  // kChoice
   bool none() const { return kind == Kind::kNone; }
 };

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "grammar/byte_dfa.h"
 #include "grammar/dfa_constraint.h"
+#include "grammar/json_schema.h"
 #include "grammar/token_vocabulary.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -314,6 +315,87 @@ TEST(DfaConstraintTest, MasksAreCachedPerState) {
     }
   }
   EXPECT_GT(allowed, 100000);
+}
+
+// JSON Schema through its regular expression: compact serializations of
+// valid instances match, invalid ones do not.
+TEST(JsonSchemaTest, ValidInstancesMatchAndInvalidOnesDoNot) {
+  struct Case {
+    const char* schema;
+    std::vector<const char*> valid, invalid;
+  };
+  const std::vector<Case> cases = {
+      {R"({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+           "required": ["name"], "additionalProperties": false})",
+       {R"({"name":"Kim","age":42})", R"({"name":""})", R"({"name":"\"q\" \u00e9 한"})"},
+       {R"({"age":42})", R"({"name":"a","age":4.5})", R"({"name":"a","x":1})", R"({"age":1,"name":"a"})",
+        R"({ "name":"a"})"}},
+      {R"({"type": "array", "items": {"enum": ["a", 1, null, true]}, "minItems": 1, "maxItems": 3})",
+       {R"(["a"])", R"([1,null,true])"},
+       {R"([])", R"(["a","a","a","a"])", R"(["b"])", R"([false])"}},
+      {R"({"type": "object", "properties": {"when": {"type": "string", "format": "date-time"},
+           "id": {"type": "string", "format": "uuid"}, "ip": {"type": "string", "format": "ipv4"}},
+           "required": ["when", "id", "ip"], "additionalProperties": false})",
+       {R"({"when":"2026-12-04T21:39:22Z","id":"123e4567-e89b-12d3-a456-426614174000","ip":"10.0.0.255"})"},
+       {R"({"when":"2026-13-04T21:39:22Z","id":"123e4567-e89b-12d3-a456-426614174000","ip":"10.0.0.255"})",
+        R"({"when":"2026-12-04T21:39:22Z","id":"123e4567","ip":"10.0.0.255"})",
+        R"({"when":"2026-12-04T21:39:22Z","id":"123e4567-e89b-12d3-a456-426614174000","ip":"256.0.0.1"})"}},
+      {R"({"$defs": {"point": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+           "required": ["x", "y"], "additionalProperties": false}},
+           "type": "object", "properties": {"from": {"$ref": "#/$defs/point"}, "to": {"$ref": "#/$defs/point"},
+           "label": {"type": ["string", "null"], "maxLength": 5}},
+           "required": ["from", "to"], "additionalProperties": false})",
+       {R"({"from":{"x":0,"y":-1.5e3},"to":{"x":2,"y":3}})", R"({"from":{"x":0,"y":0},"to":{"x":0,"y":0},"label":null})",
+        R"({"from":{"x":0,"y":0},"to":{"x":0,"y":0},"label":"abcde"})"},
+       {R"({"from":{"x":0},"to":{"x":0,"y":0}})", R"({"from":{"x":01,"y":0},"to":{"x":0,"y":0}})",
+        R"({"from":{"x":0,"y":0},"to":{"x":0,"y":0},"label":"abcdef"})"}},
+      {R"({"type": "array", "prefixItems": [{"type": "boolean"}, {"const": "x"}], "items": {"type": "integer"},
+           "minItems": 1})",
+       {R"([true])", R"([false,"x"])", R"([true,"x",1,2,3])"},
+       {R"([])", R"(["x"])", R"([true,1])"}},
+      {R"({"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 2}]})",
+       {"7", R"("ab")"},
+       {R"("a")", "true"}},
+      {R"({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"type": "integer"}},
+           "additionalProperties": false})",
+       {"{}", R"({"a":1})", R"({"b":1})", R"({"c":1})", R"({"a":1,"c":3})", R"({"a":1,"b":2,"c":3})"},
+       {R"({,"b":1})", R"({"a":1,})", R"({"b":1,"a":1})"}},
+  };
+  for (const Case& c : cases) {
+    auto regex = JsonSchemaToRegex(c.schema);
+    ASSERT_TRUE(regex.ok()) << c.schema << ": " << regex.status();
+    auto dfa = ByteDfa::FromRegex(*regex);
+    ASSERT_TRUE(dfa.ok()) << *regex << ": " << dfa.status();
+    for (const char* v : c.valid) EXPECT_TRUE((*dfa)->Matches(v)) << c.schema << "\nvalid: " << v;
+    for (const char* v : c.invalid) EXPECT_FALSE((*dfa)->Matches(v)) << c.schema << "\ninvalid: " << v;
+  }
+}
+
+TEST(JsonSchemaTest, WhatIsNotSupportedIsNamedWithItsPath) {
+  struct Bad {
+    const char* schema;
+    const char* want;
+  };
+  for (const Bad& b : {
+           Bad{R"({"type": "integer", "minimum": 3})", "json_schema /minimum: keyword not supported"},
+           Bad{R"({"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}, "additionalProperties": false})",
+               "json_schema /properties/a/pattern: keyword not supported"},
+           Bad{R"({"type": "object", "properties": {}})", "/additionalProperties: must be false"},
+           Bad{R"({"$defs": {"n": {"type": "object", "properties": {"next": {"$ref": "#/$defs/n"}},
+                  "additionalProperties": false}}, "$ref": "#/$defs/n"})",
+               "is recursive"},
+           Bad{R"({"oneOf": [{"type": "string"}, {"type": "string", "maxLength": 3}]})", "distinct single types"},
+           Bad{R"({"type": "string", "format": "hostname"})", "format 'hostname' is not supported"},
+           Bad{R"({"$ref": "#/$defs/missing"})", "does not name an entry"},
+           Bad{R"({})", "without type"},
+           Bad{R"({"type": "array", "items": {"type": "integer"}, "maxItems": 1001})", "/maxItems: must be an integer in [0, 1000]"},
+           Bad{"not json", "not valid JSON"},
+       }) {
+    auto regex = JsonSchemaToRegex(b.schema);
+    ASSERT_FALSE(regex.ok()) << b.schema;
+    EXPECT_EQ(regex.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(regex.status().message(), HasSubstr(b.want)) << b.schema;
+  }
 }
 
 }  // namespace

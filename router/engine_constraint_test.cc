@@ -15,6 +15,7 @@
 #include "grammar/byte_dfa.h"
 #include "grammar/constraint.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "router/engine.h"
 #include "router/forward.h"
 #include "tests/tiny_models.h"
@@ -124,6 +125,52 @@ TEST_F(EngineConstraintTest, SampledOutputsUnderARegexMatchIt) {
     }
     EXPECT_EQ(matched, 24) << pattern;
   }
+}
+
+TEST_F(EngineConstraintTest, SampledOutputsUnderAJsonSchemaParseAndValidate) {
+  grammar::ConstraintSpec spec;
+  spec.kind = grammar::ConstraintSpec::Kind::kJsonSchema;
+  spec.json_schema = R"({"type": "object", "properties": {
+      "name": {"type": "string", "maxLength": 6},
+      "age": {"type": "integer"},
+      "tags": {"type": "array", "items": {"enum": ["a", "b", "c"]}, "maxItems": 3},
+      "ok": {"type": "boolean"}},
+    "required": ["name", "ok"], "additionalProperties": false})";
+  std::vector<std::shared_ptr<Sink>> sinks;
+  for (uint64_t seed = 1; seed <= 24; ++seed) {
+    sinks.push_back(std::make_shared<Sink>());
+    ASSERT_TRUE(engine_->Submit(Request(spec, 1.5, seed, 200), sinks.back()).ok());
+  }
+  int completed = 0;
+  for (auto& s : sinks) {
+    s->Wait();
+    ASSERT_TRUE(s->status.ok()) << s->status;
+    if (s->reason != FinishReason::kStop) continue;  // a long integer can run into max_tokens
+    ++completed;
+    const std::string text = Text(s->ids);
+    const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(j.is_object()) << text;
+    ASSERT_TRUE(j.contains("name") && j["name"].is_string()) << text;
+    EXPECT_LE(j["name"].get<std::string>().size(), 6u * 6) << text;  // 6 characters, each up to 6 bytes escaped
+    ASSERT_TRUE(j.contains("ok") && j["ok"].is_boolean()) << text;
+    if (j.contains("age")) {
+      // An integer, perhaps beyond 64 bits (then parsed as a double): no fraction, no exponent.
+      const size_t at = text.find("\"age\":") + 6;
+      const std::string digits = text.substr(at, text.find_first_of(",}", at) - at);
+      EXPECT_TRUE(j["age"].is_number()) << text;
+      EXPECT_EQ(digits.find_first_not_of("-0123456789"), std::string::npos) << text;
+    }
+    if (j.contains("tags")) {
+      ASSERT_TRUE(j["tags"].is_array()) << text;
+      EXPECT_LE(j["tags"].size(), 3u) << text;
+      for (const auto& t : j["tags"]) EXPECT_TRUE(t == "a" || t == "b" || t == "c") << text;
+    }
+    for (const auto& [k, v] : j.items()) {
+      (void)v;
+      EXPECT_TRUE(k == "name" || k == "age" || k == "tags" || k == "ok") << text;
+    }
+  }
+  EXPECT_GE(completed, 16);
 }
 
 TEST_F(EngineConstraintTest, GreedyUnderAChoicePicksAnOptionAndSeedsRepeat) {

@@ -266,10 +266,14 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const RouterGenerateReques
         r.constraint.kind = grammar::ConstraintSpec::Kind::kChoice;
         r.constraint.choices.assign(c.choice().options().begin(), c.choice().options().end());
         break;
+      case moe::v1::Constraint::kJsonSchema:
+        r.constraint.kind = grammar::ConstraintSpec::Kind::kJsonSchema;
+        r.constraint.json_schema = c.json_schema();
+        break;
       case moe::v1::Constraint::KIND_NOT_SET:
         break;
       default:
-        return absl::UnimplementedError("constraint: only regex and choice are supported");
+        return absl::UnimplementedError("constraint: only regex, choice and json_schema are supported");
     }
   }
   if (request.has_prompt_logprobs()) {

@@ -184,7 +184,25 @@ TEST_F(HttpTest, GuidedChoiceAndRegexOverHttpAndGrpc) {
   for (const auto& c : resp.choices()) {
     EXPECT_TRUE(std::regex_match(c.text(), std::regex("[a-z]{1,8}@[a-z]{1,8}\\.(com|org)"))) << c.text();
   }
-  // A bad pattern is a 400 naming it; a JSON schema is refused, not ignored.
+  // OpenAI's response_format with a JSON schema: the content parses and has the keys.
+  Json js = Chat();
+  js["max_completion_tokens"] = 120;
+  js["temperature"] = 1.0;
+  js["seed"] = 5;
+  js["response_format"] = {{"type", "json_schema"},
+                           {"json_schema", {{"name", "reply"}, {"strict", true},
+                                            {"schema", {{"type", "object"},
+                                                        {"properties", {{"answer", {{"type", "string"}, {"maxLength", 8}}},
+                                                                        {"score", {{"enum", {1, 2, 3}}}}}},
+                                                        {"required", {"answer", "score"}},
+                                                        {"additionalProperties", false}}}}}};
+  r = Post("/v1/chat/completions", js);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(r.json["choices"][0]["finish_reason"], "stop") << r.body;  // at most ~60 bytes: well within 120 tokens
+  const Json reply = Json::parse(r.json["choices"][0]["message"]["content"].get<std::string>());
+  EXPECT_TRUE(reply["answer"].is_string()) << reply;
+  EXPECT_TRUE(reply["score"] == 1 || reply["score"] == 2 || reply["score"] == 3) << reply;
+  // A bad pattern is a 400 naming it; "any JSON object" is refused, not ignored.
   Json bad = GoldenCompletion();
   bad["guided_regex"] = "(a";
   r = Post("/v1/completions", bad);
