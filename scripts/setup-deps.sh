@@ -11,7 +11,7 @@ packages=(
   nlohmann-json3-dev libhwy-dev
   libpcre2-dev libutf8proc-dev zlib1g-dev
   clang-14 libclang-rt-14-dev
-  python3-jsonschema python3-yaml iproute2
+  python3-jsonschema python3-yaml iproute2 json-schema-test-suite
   libcpp-httplib-dev prometheus
   libssl-dev openssl
 )
