@@ -118,8 +118,8 @@ absl::StatusOr<PreparedRequest> PrepareRequest(const moe::v1::GenerateRequest& r
         break;
       case moe::v1::Constraint::kJsonObject:
       case moe::v1::Constraint::kGrammar:
-        return absl::UnimplementedError(
-            "constraint: json_object and grammar are not supported yet (regex, choice and json_schema are)");
+        return Invalid(absl::StrCat(c.kind_case() == moe::v1::Constraint::kGrammar ? "constraint.grammar" : "constraint.json_object",
+                                    ": not supported yet (regex, choice and json_schema are)"));
       case moe::v1::Constraint::KIND_NOT_SET:
         break;
     }

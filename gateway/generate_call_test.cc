@@ -104,10 +104,11 @@ TEST_F(GenerateCallTest, ValidationMatrixNamesEveryField) {
   EXPECT_THAT(std::string(Prepare(ok, /*streaming=*/true).message()), HasSubstr("best_of: must equal n when streaming"));
   EXPECT_TRUE(Prepare(ok, /*streaming=*/false).ok());
   EXPECT_TRUE(Prepare(Base()).ok());
-  // Constraints not supported yet are UNIMPLEMENTED, not ignored.
+  // Constraints not supported yet are refused by name, not ignored.
   moe::v1::GenerateRequest json = Base();
   json.mutable_constraint()->set_json_object(true);
-  EXPECT_EQ(Prepare(json).code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(Prepare(json).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(Prepare(json).message()), HasSubstr("constraint.json_object: not supported yet"));
   moe::v1::GenerateRequest regex = Base();
   regex.mutable_constraint()->set_regex("[a-z]+");
   EXPECT_TRUE(Prepare(regex).ok());

@@ -273,7 +273,7 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const RouterGenerateReques
       case moe::v1::Constraint::KIND_NOT_SET:
         break;
       default:
-        return absl::UnimplementedError("constraint: only regex, choice and json_schema are supported");
+        return absl::InvalidArgumentError("constraint: only regex, choice and json_schema are supported");
     }
   }
   if (request.has_prompt_logprobs()) {
