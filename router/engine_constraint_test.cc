@@ -3,6 +3,7 @@
 // constraints, every completed output matches; greedy picks the best allowed
 // token; max_tokens before completion ends with `length`; bad constraints are
 // refused by name.
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -142,12 +143,14 @@ TEST_F(EngineConstraintTest, SampledOutputsUnderAJsonSchemaParseAndValidate) {
     ASSERT_TRUE(engine_->Submit(Request(spec, 1.5, seed, 200), sinks.back()).ok());
   }
   int completed = 0;
+  nlohmann::json instances = nlohmann::json::array();
   for (auto& s : sinks) {
     s->Wait();
     ASSERT_TRUE(s->status.ok()) << s->status;
     if (s->reason != FinishReason::kStop) continue;  // a long integer can run into max_tokens
     ++completed;
     const std::string text = Text(s->ids);
+    instances.push_back(nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false));
     const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     ASSERT_TRUE(j.is_object()) << text;
     ASSERT_TRUE(j.contains("name") && j["name"].is_string()) << text;
@@ -171,6 +174,14 @@ TEST_F(EngineConstraintTest, SampledOutputsUnderAJsonSchemaParseAndValidate) {
     }
   }
   EXPECT_GE(completed, 16);
+  // An independent validator (python3-jsonschema, installed by scripts/setup-deps.sh) checks every output.
+  const std::string path = ::testing::TempDir() + "/constrained_outputs.json";
+  std::ofstream(path) << nlohmann::json{{"schema", nlohmann::json::parse(spec.json_schema)},
+                                        {"instances", instances}}.dump();
+  const std::string cmd =
+      "python3 -c 'import json, sys, jsonschema; d = json.load(open(sys.argv[1])); "
+      "[jsonschema.validate(i, d[\"schema\"]) for i in d[\"instances\"]]' " + path;
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << "python3-jsonschema rejected an output (see above): " << cmd;
 }
 
 TEST_F(EngineConstraintTest, GreedyUnderAChoicePicksAnOptionAndSeedsRepeat) {
