@@ -43,6 +43,9 @@ absl::StatusOr<NcclBootstrapResult> BootstrapCommunicator(
       grpc::ClientContext ctx;
       // The worker answers once joined: its timeout plus time to answer.
       ctx.set_deadline(rpc::DeadlineIn(o.join_timeout_ms + 2000));
+      // A worker still starting, or a connection attempt that fails once, is
+      // retried until the deadline rather than failing the bootstrap at once.
+      ctx.set_wait_for_ready(true);
       const grpc::Status s = stub->JoinCommunicator(&ctx, req, &resp);
       worker_status[w] = rpc::FromGrpcStatus(s);
       if (s.ok()) result.worker_devices[w] = resp.device();
