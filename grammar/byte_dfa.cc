@@ -446,7 +446,20 @@ class DfaBuilder {
         return;
       case Ast::Kind::kClass: {
         std::vector<std::vector<std::pair<uint8_t, uint8_t>>> seqs;
-        for (const auto& [lo, hi] : ast.ranges) Utf8Sequences(lo, hi, &seqs);
+        Ranges ranges = ast.ranges;
+        if (!o_.excluded.empty()) {
+          // ranges minus excluded: intersect with the excluded set's complement.
+          const Ranges keep = Complement(o_.excluded);
+          Ranges cut;
+          for (const auto& [lo, hi] : Normalize(ranges)) {
+            for (const auto& [klo, khi] : keep) {
+              const uint32_t a = std::max(lo, klo), b = std::min(hi, khi);
+              if (a <= b) cut.emplace_back(a, b);
+            }
+          }
+          ranges = std::move(cut);
+        }
+        for (const auto& [lo, hi] : ranges) Utf8Sequences(lo, hi, &seqs);
         for (const auto& seq : seqs) {
           int at = from;
           for (size_t k = 0; k < seq.size(); ++k) {

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -36,6 +37,10 @@ struct ByteDfaOptions {
   int max_repeat = 1000;          // the largest n or m of {n,m}
   int64_t max_nfa_states = 1 << 20;
   int max_dfa_states = 20000;
+  // Code point ranges (inclusive) taken out of every character and class:
+  // e.g. a JSON string's content cannot hold a raw quote, backslash or
+  // control character.
+  std::vector<std::pair<uint32_t, uint32_t>> excluded;
 };
 
 class ByteDfa {

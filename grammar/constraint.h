@@ -4,10 +4,11 @@
 // ConstraintSpec into one, compiling each distinct spec once (cached by
 // content) over the model's TokenVocabulary.
 //
-// Kinds so far: a regular expression (grammar/byte_dfa.h's dialect), a
-// choice among literal strings, and a JSON Schema within what a regular
-// language expresses (grammar/json_schema.h). Recursive schemas, "any JSON
-// object" and grammars come next, behind the same interface.
+// Kinds: a regular expression (grammar/byte_dfa.h's dialect) and a choice
+// among literal strings (one automaton, masks cached per state:
+// grammar/dfa_constraint.h); a JSON Schema (grammar/json_schema.h), any JSON
+// object, and a GBNF grammar (grammar/gbnf.h), all compiled to a Grammar
+// and parsed by grammar/earley.h.
 //
 // Thread-safety: ConstraintCompiler::Compile from any thread; a
 // TokenConstraint (and the masks its compiled form caches) from the engine
@@ -32,17 +33,22 @@
 namespace moe::grammar {
 
 struct ConstraintSpec {
-  enum class Kind { kNone, kRegex, kChoice, kJsonSchema };
+  enum class Kind { kNone, kRegex, kChoice, kJsonSchema, kJsonObject, kGrammar };
   Kind kind = Kind::kNone;
   std::string regex;                 // kRegex
   std::string json_schema;           // kJsonSchema: the schema as JSON text (grammar/json_schema.h)
   std::vector<std::string> choices;  // kChoice
+  std::string grammar;               // kGrammar: GBNF text (grammar/gbnf.h)
+  // kJsonSchema, kJsonObject: 0 for compact JSON, else flexible whitespace
+  // of up to this many bytes per gap (1 to kMaxWhitespace).
+  int max_whitespace = 0;
   bool none() const { return kind == Kind::kNone; }
 };
 
 // Bounds on a spec (INVALID_ARGUMENT beyond them, naming the field).
 inline constexpr int kMaxChoices = 1024;
 inline constexpr int64_t kMaxChoiceBytes = 4096;
+inline constexpr int kMaxWhitespace = 128;
 
 class TokenConstraint {
  public:
@@ -72,6 +78,7 @@ class ConstraintCompiler {
 
  private:
   struct Compiled;
+  absl::StatusOr<std::shared_ptr<Compiled>> Build(const ConstraintSpec& spec);
   const TokenVocabulary* vocab_;
   const size_t cache_entries_;
   absl::Mutex mu_;

@@ -14,6 +14,9 @@
 #include "gmock/gmock.h"
 #include "grammar/byte_dfa.h"
 #include "grammar/dfa_constraint.h"
+#include "grammar/earley.h"
+#include "grammar/gbnf.h"
+#include "grammar/grammar.h"
 #include "grammar/json_schema.h"
 #include "grammar/token_vocabulary.h"
 #include "gtest/gtest.h"
@@ -362,12 +365,10 @@ TEST(JsonSchemaTest, ValidInstancesMatchAndInvalidOnesDoNot) {
        {R"({,"b":1})", R"({"a":1,})", R"({"b":1,"a":1})"}},
   };
   for (const Case& c : cases) {
-    auto regex = JsonSchemaToRegex(c.schema);
-    ASSERT_TRUE(regex.ok()) << c.schema << ": " << regex.status();
-    auto dfa = ByteDfa::FromRegex(*regex);
-    ASSERT_TRUE(dfa.ok()) << *regex << ": " << dfa.status();
-    for (const char* v : c.valid) EXPECT_TRUE((*dfa)->Matches(v)) << c.schema << "\nvalid: " << v;
-    for (const char* v : c.invalid) EXPECT_FALSE((*dfa)->Matches(v)) << c.schema << "\ninvalid: " << v;
+    auto grammar = JsonSchemaToGrammar(c.schema);
+    ASSERT_TRUE(grammar.ok()) << c.schema << ": " << grammar.status();
+    for (const char* v : c.valid) EXPECT_TRUE((*grammar)->Matches(v)) << c.schema << "\nvalid: " << v;
+    for (const char* v : c.invalid) EXPECT_FALSE((*grammar)->Matches(v)) << c.schema << "\ninvalid: " << v;
   }
 }
 
@@ -377,25 +378,269 @@ TEST(JsonSchemaTest, WhatIsNotSupportedIsNamedWithItsPath) {
     const char* want;
   };
   for (const Bad& b : {
-           Bad{R"({"type": "integer", "minimum": 3})", "json_schema /minimum: keyword not supported"},
-           Bad{R"({"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}, "additionalProperties": false})",
-               "json_schema /properties/a/pattern: keyword not supported"},
-           Bad{R"({"type": "object", "properties": {}})", "/additionalProperties: must be false"},
-           Bad{R"({"$defs": {"n": {"type": "object", "properties": {"next": {"$ref": "#/$defs/n"}},
-                  "additionalProperties": false}}, "$ref": "#/$defs/n"})",
-               "is recursive"},
+           Bad{R"({"type": "integer", "multipleOf": 3})", "json_schema /multipleOf: keyword not supported"},
+           Bad{R"js({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=x)"}}})js",
+               "json_schema /properties/a/pattern: regex: lookaround"},
+           Bad{R"({"type": "number", "minimum": 0.5})", "/minimum: numeric ranges are supported on type integer only"},
+           Bad{R"({"allOf": [{"type": "string"}]})", "json_schema /allOf: keyword not supported"},
+           Bad{R"({"type": "string", "maxLength": 2000000})", "/maxLength: must be an integer in [0, 1048576]"},
+           Bad{R"({"type": "integer", "minimum": 5, "maximum": 4})", "the integer range is empty"},
            Bad{R"({"oneOf": [{"type": "string"}, {"type": "string", "maxLength": 3}]})", "distinct single types"},
            Bad{R"({"type": "string", "format": "hostname"})", "format 'hostname' is not supported"},
-           Bad{R"({"$ref": "#/$defs/missing"})", "does not name an entry"},
-           Bad{R"({})", "without type"},
-           Bad{R"({"type": "array", "items": {"type": "integer"}, "maxItems": 1001})", "/maxItems: must be an integer in [0, 1000]"},
+           Bad{R"({"$ref": "#/$defs/missing"})", "does not name the root, an entry"},
            Bad{"not json", "not valid JSON"},
        }) {
-    auto regex = JsonSchemaToRegex(b.schema);
-    ASSERT_FALSE(regex.ok()) << b.schema;
-    EXPECT_EQ(regex.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(regex.status().message(), HasSubstr(b.want)) << b.schema;
+    auto grammar = JsonSchemaToGrammar(b.schema);
+    ASSERT_FALSE(grammar.ok()) << b.schema;
+    EXPECT_EQ(grammar.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(grammar.status().message(), HasSubstr(b.want)) << b.schema;
   }
+}
+
+}  // namespace
+}  // namespace moe::grammar
+
+namespace moe::grammar {
+namespace {
+
+std::unique_ptr<Grammar> Gbnf(const std::string& text) {
+  auto g = ParseGbnf(text);
+  EXPECT_TRUE(g.ok()) << text << ": " << g.status();
+  return g.ok() ? std::move(*g) : nullptr;
+}
+
+TEST(GbnfTest, GrammarsMatchExactlyTheirLanguage) {
+  struct Case {
+    const char* grammar;
+    std::vector<std::string> valid, invalid;
+  };
+  const std::vector<Case> cases = {
+      {"root ::= expr\n"
+       "# arithmetic, recursive through parentheses\n"
+       "expr ::= term ((\"+\" | \"-\") term)*\n"
+       "term ::= factor ((\"*\" | \"/\") factor)*\n"
+       "factor ::= [0-9]+ | \"(\" expr \")\"\n",
+       {"1+2*(3-4)", "((7))", "42", "1*(2+(3*(4-5)))/6"},
+       {"1+", "(1", "1++2", "", "()", "1 + 2"}},
+      // Counters on a recursive group.
+      {R"g(root ::= ("x" | "(" root ")"){2,3})g", {"xx", "x(xx)x", "(xx)(xxx)"}, {"x", "xxxx", "(x)x", "()"}},
+      // Exact parsing where longest-match lexing would fail.
+      {R"(root ::= [a-z]* "ab")", {"ab", "xab", "abab", "aab"}, {"a", "abx", "b"}},
+      {"root ::= \"a\" \"bc\" | \"ab\" \"c\" \"d\"", {"abc", "abcd"}, {"ab", "abcdd"}},
+      // Unicode classes and escapes, single quotes, dots, multi-line rules.
+      {"root ::= [가-힣]+ '!' sep\nsep ::=\n  \"\\u00e9\\x41\\n\" | [^a-z] | .", {"한국어!éA\n", "가!Z", "가!\t"},
+       {"한국어!", "abc!Z", "가!ab", "가!\xed\x95"}},
+      {"root ::= item{0,3}\nitem ::= [0-9]{2}", {"", "12", "123456"}, {"1", "12345678", "123"}},
+      {"root ::= \"a\"? \"b\"* \"c\"+", {"c", "abbc", "ccc", "acc"}, {"", "ab", "ca"}},
+      {"root ::= (list)\nlist ::= \"[\" (root (\",\" root)*)? \"]\" | \"n\"", {"n", "[]", "[n,[n,[]]]"}, {"[,]", "[n,]"}},
+  };
+  for (const Case& c : cases) {
+    auto g = Gbnf(c.grammar);
+    ASSERT_NE(g, nullptr);
+    for (const std::string& v : c.valid) EXPECT_TRUE(g->Matches(v)) << c.grammar << "\nvalid: " << v << "\n" << g->DebugString();
+    for (const std::string& v : c.invalid) EXPECT_FALSE(g->Matches(v)) << c.grammar << "\ninvalid: " << v << "\n" << g->DebugString();
+  }
+}
+
+TEST(GbnfTest, ErrorsNameTheLineAndColumn) {
+  struct Bad {
+    std::string grammar, want;
+  };
+  const std::vector<Bad> bad = {
+      {"root ::= a", "line 1 column 10: rule 'a' is used but not defined"},
+      {"start ::= \"x\"", "no 'root' rule"},
+      {"root ::= \"x\"\nroot ::= \"y\"", "line 2 column 1: rule 'root' is defined twice"},
+      {"root ::= \"\\q\"", "line 1 column 11: unknown escape '\\q'"},
+      {"root ::= \"abc", "unterminated literal"},
+      {"root ::= \"a\"{3,2}", "a repetition {n,m} needs 0 <= n <= m"},
+      {"root ::= \"a\"{99999999}", "a repetition count over 65536"},
+      {"root ::= " + std::string(70, '(') + "\"a\"" + std::string(70, ')'), "groups nested deeper than 64"},
+      {"root ::= root \"a\"", "the grammar matches no string"},
+      {"root ::= [z-a]", "a class range whose end is below its start"},
+      {"root ::= []", "an empty character class"},
+      {"root ::= (\"a\"", "missing ')'"},
+      {"root = \"a\"", "expected '::='"},
+      {"", "no rules"},
+      {std::string(70000, ' '), "bytes, at most 65536"},
+  };
+  for (const Bad& b : bad) {
+    auto g = ParseGbnf(b.grammar);
+    ASSERT_FALSE(g.ok()) << b.grammar;
+    EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(g.status().message(), HasSubstr(b.want)) << b.grammar.substr(0, 100);
+  }
+}
+
+TEST(JsonSchemaTest, TheGrammarEngineCases) {
+  struct Case {
+    const char* schema;
+    std::vector<std::string> valid, invalid;
+  };
+  const std::vector<Case> cases = {
+      // Recursion through $ref, and through "#".
+      {R"({"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
+           "next": {"anyOf": [{"$ref": "#/$defs/node"}, {"type": "null"}]}}, "required": ["v", "next"],
+           "additionalProperties": false}}, "$ref": "#/$defs/node"})",
+       {R"({"v":1,"next":null})", R"({"v":1,"next":{"v":2,"next":{"v":3,"next":null}}})"},
+       {R"({"v":1})", R"({"v":1,"next":{"v":2}})"}},
+      {R"({"type": "array", "items": {"$ref": "#"}})", {"[]", "[[],[[]]]"}, {"[1]", "[[],]"}},
+      // Any JSON value; additional properties allowed by default, after the declared ones.
+      {R"({})", {"1", R"({"a":[1,{"b":null}],"c":"x"})", "[]", "\"\\u00e9\""}, {"01", "{\"a\"}", "[1,]"}},
+      {R"({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})",
+       {R"({"name":"a"})", R"({"name":"a","x":[1,2],"y":{}})"},
+       {R"({"name":1})", R"({"name":"a","name":"b"})", R"({"x":1,"name":"a"})", R"({"name":"a","nam":{},"name":1})"}},
+      {R"({"type": "object", "additionalProperties": {"type": "integer"}})", {"{}", R"({"a":1,"b":2})"}, {R"({"a":"x"})"}},
+      // Integer ranges.
+      {R"({"type": "integer", "minimum": -15, "maximum": 203})", {"-15", "-9", "0", "9", "10", "199", "203"},
+       {"-16", "-0", "204", "1000", "007"}},
+      {R"({"type": "integer", "exclusiveMinimum": 0})", {"1", "9", "10", "123456789"}, {"0", "-1"}},
+      {R"({"type": "integer", "maximum": -3})", {"-3", "-10", "-999"}, {"-2", "0", "5"}},
+      // Patterns: unanchored unless ^...$, never producing characters JSON escapes.
+      {R"({"type": "string", "pattern": "^[A-Z]{2}-\\d{3}$"})", {R"("AB-123")"}, {R"("AB-1234")", R"("xAB-123")"}},
+      {R"({"type": "string", "pattern": "ab+"})", {R"("ab")", R"("xxabbbyy")"}, {R"("a")", R"("x\"ab")"}},
+      // Counters: many items, long strings.
+      {R"({"type": "array", "items": {"type": "integer"}, "minItems": 1500, "maxItems": 1501})",
+       {"[" + [] { std::string s = "0"; for (int i = 1; i < 1500; ++i) s += ",0"; return s; }() + "]"},
+       {"[" + [] { std::string s = "0"; for (int i = 1; i < 1499; ++i) s += ",0"; return s; }() + "]"}},
+      {R"({"type": "string", "minLength": 1990, "maxLength": 5000})",
+       {"\"" + std::string(1990, 'a') + "\"", "\"" + std::string(5000, 'b') + "\"", "\"" + std::string(3333, 'c') + "\""},
+       {"\"" + std::string(1989, 'a') + "\"", "\"" + std::string(5001, 'a') + "\""}},
+      // Korean text, escapes and surrogate pairs inside strings.
+      {R"({"type": "object", "properties": {"s": {"type": "string", "maxLength": 4}}, "required": ["s"],
+           "additionalProperties": false})",
+       {R"({"s":"한국어"})", R"({"s":"\ud83d\ude00"})", R"({"s":"a\"\\"})"}, {R"({"s":"한국어입니다"})", R"({"s":"\x"})"}},
+      {R"({"type": "number"})", {"0", "-0.5", "1e10", "2.5E-3"}, {"01", ".5", "1.", "+1", "--1"}},
+  };
+  for (const Case& c : cases) {
+    auto g = JsonSchemaToGrammar(c.schema);
+    ASSERT_TRUE(g.ok()) << c.schema << ": " << g.status();
+    for (const std::string& v : c.valid) EXPECT_TRUE((*g)->Matches(v)) << c.schema << "\nvalid: " << v.substr(0, 200);
+    for (const std::string& v : c.invalid) EXPECT_FALSE((*g)->Matches(v)) << c.schema << "\ninvalid: " << v.substr(0, 200);
+  }
+  // Flexible whitespace, bounded.
+  JsonSchemaOptions flexible;
+  flexible.flexible_whitespace = true;
+  flexible.max_whitespace = 4;
+  auto g = JsonSchemaToGrammar(R"({"type": "object", "properties": {"a": {"type": "array"}}, "required": ["a"]})", flexible);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_TRUE((*g)->Matches("{\n  \"a\" : [ 1 ,\n 2 ]\n}"));
+  EXPECT_TRUE((*g)->Matches("{\"a\":[]}"));
+  EXPECT_FALSE((*g)->Matches("{     \"a\":[]}"));  // 5 spaces: over the bound
+  auto object = JsonObjectGrammar();
+  ASSERT_TRUE(object.ok());
+  EXPECT_TRUE((*object)->Matches(R"({"a":{"b":[true,false,null]}})"));
+  EXPECT_FALSE((*object)->Matches("[]"));
+}
+
+}  // namespace
+}  // namespace moe::grammar
+
+namespace moe::grammar {
+namespace {
+
+// The mask, however cached, is exactly the set of tokens whose bytes can follow.
+std::vector<int32_t> BruteForceAllowed(const Grammar& g, const TokenVocabulary& v, const std::string& prefix) {
+  EarleyChart chart;
+  EarleyStart(g, &chart);
+  for (char c : prefix) EXPECT_TRUE(EarleyScan(g, &chart, static_cast<uint8_t>(c)));
+  std::vector<int32_t> allowed;
+  const int32_t sets = chart.size();
+  for (int32_t id = 0; id < v.size(); ++id) {
+    if (v.special(id) || v.bytes(id).empty()) continue;
+    bool ok = true;
+    for (char c : v.bytes(id)) {
+      if (!EarleyScan(g, &chart, static_cast<uint8_t>(c))) {
+        ok = false;
+        break;
+      }
+    }
+    while (chart.size() > sets) chart.Pop();
+    if (ok) allowed.push_back(id);
+  }
+  return allowed;
+}
+
+std::vector<int32_t> Ids(const TokenMask& m, int32_t n) {
+  std::vector<int32_t> out;
+  for (int32_t id = 0; id < n; ++id) {
+    if (Allowed(m, id)) out.push_back(id);
+  }
+  return out;
+}
+
+std::vector<std::unique_ptr<Grammar>> MaskTestGrammars() {
+  std::vector<std::unique_ptr<Grammar>> out;
+  out.push_back(std::move(*JsonObjectGrammar()));
+  JsonSchemaOptions flexible;
+  flexible.flexible_whitespace = true;
+  out.push_back(std::move(*JsonSchemaToGrammar(
+      R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 12}, "tags": {"type": "array",
+          "items": {"enum": ["a\"b", "한국", "x,y"]}, "maxItems": 3}, "n": {"type": "integer", "minimum": -5,
+          "maximum": 120}}, "required": ["name", "tags"]})",
+      flexible)));
+  out.push_back(Gbnf("root ::= expr\nexpr ::= term ((\"+\" | \"-\") term)*\nterm ::= [0-9]+ | \"(\" expr \")\" | [a-z]+"));
+  return out;
+}
+
+TEST(GrammarMatcherTest, MasksAreExactlyTheTokensThatCanFollow) {
+  const Loaded& l = Load("qwen3");
+  std::mt19937_64 rng(5);
+  int compared = 0;
+  for (std::unique_ptr<Grammar>& g : MaskTestGrammars()) {
+    ASSERT_NE(g, nullptr);
+    const std::string debug = g->DebugString();
+    GrammarMatcher matcher(std::move(g), l.vocab.get());
+    for (int walk = 0; walk < 2; ++walk) {
+      EarleyParser parser(&matcher);
+      std::string out;
+      for (int step = 0; step < 24; ++step) {
+        const std::vector<int32_t> allowed = Ids(*parser.Mask(), l.vocab->size());
+        if (step % 6 == walk * 3) {
+          EXPECT_EQ(allowed, BruteForceAllowed(matcher.grammar(), *l.vocab, out)) << debug << "after '" << out << "'";
+          ++compared;
+        }
+        if (allowed.empty()) break;
+        const int32_t id = allowed[rng() % allowed.size()];
+        ASSERT_TRUE(parser.Advance(id).ok());
+        out += l.vocab->bytes(id);
+      }
+    }
+  }
+  EXPECT_GE(compared, 20);
+}
+
+TEST(GrammarMatcherTest, RandomWalksProduceSentencesAndValidJson) {
+  const Loaded& l = Load("qwen3");
+  std::mt19937_64 rng(17);
+  std::vector<std::unique_ptr<Grammar>> grammars = MaskTestGrammars();
+  int completed = 0;
+  for (size_t gi = 0; gi < grammars.size(); ++gi) {
+    const Grammar* g = grammars[gi].get();
+    GrammarMatcher matcher(std::move(grammars[gi]), l.vocab.get());
+    for (int walk = 0; walk < 40; ++walk) {
+      EarleyParser parser(&matcher);
+      std::string out;
+      for (int step = 0; step < 60; ++step) {
+        if (parser.Complete() && rng() % 4 == 0) break;
+        const std::vector<int32_t> allowed = Ids(*parser.Mask(), l.vocab->size());
+        ASSERT_FALSE(allowed.empty() && !parser.Complete()) << "a dead end after '" << out << "'";
+        if (allowed.empty()) break;
+        // Prefer short tokens now and then, so walks also finish.
+        int32_t id = allowed[rng() % allowed.size()];
+        ASSERT_TRUE(parser.Advance(id).ok());
+        out += l.vocab->bytes(id);
+      }
+      if (!parser.Complete()) continue;
+      ++completed;
+      EXPECT_TRUE(g->Matches(out)) << out;
+      if (gi < 2) {
+        EXPECT_FALSE(nlohmann::json::parse(out, nullptr, false).is_discarded()) << out;
+      }
+    }
+    const GrammarMatcher::Stats st = matcher.stats();
+    EXPECT_GT(st.mask_hits + st.lexer_hits, 0) << "masks are cached";
+  }
+  EXPECT_GT(completed, 10);
 }
 
 }  // namespace
