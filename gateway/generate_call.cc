@@ -117,11 +117,23 @@ absl::StatusOr<PreparedRequest> PrepareRequest(const moe::v1::GenerateRequest& r
         }
         break;
       case moe::v1::Constraint::kJsonObject:
+        if (!c.json_object()) return Invalid("constraint.json_object: must be true when given");
+        break;
       case moe::v1::Constraint::kGrammar:
-        return Invalid(absl::StrCat(c.kind_case() == moe::v1::Constraint::kGrammar ? "constraint.grammar" : "constraint.json_object",
-                                    ": not supported yet (regex, choice and json_schema are)"));
+        if (c.grammar().empty() || c.grammar().size() > 65536) {
+          return Invalid(absl::StrCat("constraint.grammar: ", c.grammar().size(), " bytes, must be 1 to 65536"));
+        }
+        break;
       case moe::v1::Constraint::KIND_NOT_SET:
         break;
+    }
+    if (c.has_max_whitespace()) {
+      if (c.kind_case() != moe::v1::Constraint::kJsonSchema && c.kind_case() != moe::v1::Constraint::kJsonObject) {
+        return Invalid("constraint.max_whitespace: only with json_schema or json_object");
+      }
+      if (c.max_whitespace() < 0 || c.max_whitespace() > 128) {
+        return Invalid(absl::StrCat("constraint.max_whitespace: ", c.max_whitespace(), ", must be 0 to 128"));
+      }
     }
     if (c.kind_case() != moe::v1::Constraint::KIND_NOT_SET) *out.mutable_constraint() = c;
   }

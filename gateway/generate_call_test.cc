@@ -104,11 +104,23 @@ TEST_F(GenerateCallTest, ValidationMatrixNamesEveryField) {
   EXPECT_THAT(std::string(Prepare(ok, /*streaming=*/true).message()), HasSubstr("best_of: must equal n when streaming"));
   EXPECT_TRUE(Prepare(ok, /*streaming=*/false).ok());
   EXPECT_TRUE(Prepare(Base()).ok());
-  // Constraints not supported yet are refused by name, not ignored.
+  // Constraint fields are checked by name.
   moe::v1::GenerateRequest json = Base();
   json.mutable_constraint()->set_json_object(true);
+  json.mutable_constraint()->set_max_whitespace(8);
+  EXPECT_TRUE(Prepare(json).ok());
+  json.mutable_constraint()->set_max_whitespace(129);
+  EXPECT_THAT(std::string(Prepare(json).message()), HasSubstr("constraint.max_whitespace: 129, must be 0 to 128"));
+  json.mutable_constraint()->set_json_object(false);
+  json.mutable_constraint()->clear_max_whitespace();
   EXPECT_EQ(Prepare(json).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(Prepare(json).message()), HasSubstr("constraint.json_object: not supported yet"));
+  EXPECT_THAT(std::string(Prepare(json).message()), HasSubstr("constraint.json_object: must be true"));
+  moe::v1::GenerateRequest grammar = Base();
+  grammar.mutable_constraint()->set_grammar(std::string(70000, 'x'));
+  EXPECT_THAT(std::string(Prepare(grammar).message()), HasSubstr("constraint.grammar: 70000 bytes, must be 1 to 65536"));
+  grammar.mutable_constraint()->set_grammar("root ::= \"a\"");
+  grammar.mutable_constraint()->set_max_whitespace(2);
+  EXPECT_THAT(std::string(Prepare(grammar).message()), HasSubstr("constraint.max_whitespace: only with json_schema"));
   moe::v1::GenerateRequest regex = Base();
   regex.mutable_constraint()->set_regex("[a-z]+");
   EXPECT_TRUE(Prepare(regex).ok());

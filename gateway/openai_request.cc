@@ -132,8 +132,20 @@ absl::Status ParseCommon(const OpenAiJson& body, OpenAiRequest& out) {
       ++constraints;
     } else if (*type == "json_schema") {
       const OpenAiJson* js = Field(*format, "json_schema");
-      const OpenAiJson* schema = js != nullptr && js->is_object() ? Field(*js, "schema") : nullptr;
+      if (js == nullptr || !js->is_object()) return Invalid("response_format.json_schema", "is required (an object)");
+      const OpenAiJson* schema = Field(*js, "schema");
       if (schema == nullptr) return Invalid("response_format.json_schema.schema", "is required");
+      if (!schema->is_object() && !schema->is_boolean()) {
+        return Invalid("response_format.json_schema.schema", "must be a JSON Schema (an object or a boolean)");
+      }
+      if (const OpenAiJson* name = Field(*js, "name")) {
+        if (!name->is_string() || name->get<std::string>().empty() || name->get<std::string>().size() > 64) {
+          return Invalid("response_format.json_schema.name", "must be a string of 1 to 64 characters");
+        }
+      }
+      if (const OpenAiJson* strict = Field(*js, "strict")) {
+        if (!strict->is_boolean()) return Invalid("response_format.json_schema.strict", "must be a boolean");
+      }
       c.set_json_schema(schema->dump());
       ++constraints;
     } else if (*type != "text") {
@@ -161,6 +173,16 @@ absl::Status ParseCommon(const OpenAiJson& body, OpenAiRequest& out) {
   if (constraints > 1) {
     return Invalid("response_format",
                    "give at most one of response_format (json), guided_regex, guided_choice and guided_grammar");
+  }
+  MOE_OPENAI_GET(Int32, max_whitespace, body, "guided_max_whitespace");
+  if (max_whitespace) {
+    if (!c.has_json_schema() && !c.has_json_object()) {
+      return Invalid("guided_max_whitespace", "applies to response_format json_object or json_schema only");
+    }
+    if (*max_whitespace < 0 || *max_whitespace > 128) {
+      return Invalid("guided_max_whitespace", absl::StrCat("must be 0 to 128, got ", *max_whitespace));
+    }
+    c.set_max_whitespace(*max_whitespace);
   }
   if (constraints == 0) r.clear_constraint();
   MOE_OPENAI_GET(Bool, ignore_eos, body, "ignore_eos");

@@ -139,7 +139,7 @@ class Compiler {
       return AnyValue();
     }
     if (!s.is_object()) return Err(path, "a schema must be an object or a boolean");
-    std::set<std::string> used = {"type"};
+    std::set<std::string> used;
     for (const auto& [key, value] : s.items()) {
       (void)value;
       if (Annotations().count(key) != 0) used.insert(key);
@@ -149,17 +149,20 @@ class Compiler {
       RETURN_IF_ERROR(OnlyKnown(s, path, used));
       return Ref(s["$ref"], path);
     }
-    if (s.contains("const")) {
-      used.insert("const");
+    if (s.contains("const") || s.contains("enum")) {
+      // Values (of the types given, if any).
+      const bool is_const = s.contains("const");
+      used.insert({"const", "enum", "type"});
       RETURN_IF_ERROR(OnlyKnown(s, path, used));
-      return Expr::Literal(s["const"].dump());
-    }
-    if (s.contains("enum")) {
-      used.insert("enum");
-      RETURN_IF_ERROR(OnlyKnown(s, path, used));
-      if (!s["enum"].is_array() || s["enum"].empty()) return Err(path + "/enum", "must be a non-empty array");
+      if (is_const && s.contains("enum")) return Err(path, "const and enum together are not supported");
+      if (!is_const && (!s["enum"].is_array() || s["enum"].empty())) return Err(path + "/enum", "must be a non-empty array");
+      const Json values = is_const ? Json::array({s["const"]}) : s["enum"];
       std::vector<Expr> alts;
-      for (const Json& v : s["enum"]) alts.push_back(Expr::Literal(v.dump()));
+      for (const Json& v : values) {
+        if (s.contains("type") && !HasType(v, s["type"])) continue;
+        alts.push_back(Expr::Literal(v.dump()));
+      }
+      if (alts.empty()) return Err(path + (is_const ? "/const" : "/enum"), "no value has the schema's type");
       return Expr::Alt(std::move(alts));
     }
     for (const char* combinator : {"anyOf", "oneOf"}) {
@@ -213,6 +216,24 @@ class Compiler {
     return Expr::Alt(std::move(alts));
   }
 
+  // Whether `v` is of one of `types` (a name or a list).
+  static bool HasType(const Json& v, const Json& types) {
+    auto one = [&](const Json& t) {
+      if (!t.is_string()) return false;
+      const std::string n = t.get<std::string>();
+      if (n == "null") return v.is_null();
+      if (n == "boolean") return v.is_boolean();
+      if (n == "object") return v.is_object();
+      if (n == "array") return v.is_array();
+      if (n == "string") return v.is_string();
+      if (n == "number") return v.is_number();
+      if (n == "integer") return v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()));
+      return false;
+    };
+    if (types.is_array()) return std::any_of(types.begin(), types.end(), one);
+    return one(types);
+  }
+
   // Keywords each type understands.
   std::set<std::string> KeywordsOf(const std::string& type) const {
     std::set<std::string> k = {"type"};
@@ -250,11 +271,7 @@ class Compiler {
     if (type == "number") {
       if (s.contains("minimum") || s.contains("maximum") || s.contains("exclusiveMinimum") ||
           s.contains("exclusiveMaximum")) {
-        if (s.contains("type") && s["type"] == "number") {
-          return Err(path + "/minimum", "numeric ranges are supported on type integer only");
-        }
-        // An untyped schema's ranges: the integers in range stand for the numbers.
-        return Integer(s, path);
+        return Err(path + "/minimum", "numeric ranges are supported on type integer only");
       }
       return Expr::Regex(kNumber);
     }

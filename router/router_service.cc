@@ -270,11 +270,18 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const RouterGenerateReques
         r.constraint.kind = grammar::ConstraintSpec::Kind::kJsonSchema;
         r.constraint.json_schema = c.json_schema();
         break;
+      case moe::v1::Constraint::kJsonObject:
+        if (!c.json_object()) return absl::InvalidArgumentError("constraint.json_object: must be true when given");
+        r.constraint.kind = grammar::ConstraintSpec::Kind::kJsonObject;
+        break;
+      case moe::v1::Constraint::kGrammar:
+        r.constraint.kind = grammar::ConstraintSpec::Kind::kGrammar;
+        r.constraint.grammar = c.grammar();
+        break;
       case moe::v1::Constraint::KIND_NOT_SET:
         break;
-      default:
-        return absl::InvalidArgumentError("constraint: only regex, choice and json_schema are supported");
     }
+    r.constraint.max_whitespace = c.max_whitespace();
   }
   if (request.has_prompt_logprobs()) {
     if (request.prompt_logprobs() < 0 || request.prompt_logprobs() > 20) {
