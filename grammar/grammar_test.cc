@@ -13,6 +13,7 @@
 #include "gateway/tokenizer/tokenizer.h"
 #include "gmock/gmock.h"
 #include "grammar/byte_dfa.h"
+#include "grammar/constraint.h"
 #include "grammar/dfa_constraint.h"
 #include "grammar/earley.h"
 #include "grammar/gbnf.h"
@@ -641,6 +642,45 @@ TEST(GrammarMatcherTest, RandomWalksProduceSentencesAndValidJson) {
     EXPECT_GT(st.mask_hits + st.lexer_hits, 0) << "masks are cached";
   }
   EXPECT_GT(completed, 10);
+}
+
+}  // namespace
+}  // namespace moe::grammar
+
+namespace moe::grammar {
+namespace {
+
+// Completeness over the schema set: forcing the real encodings of valid
+// instances never meets a masked token, and the end is allowed after them.
+TEST(GrammarMatcherTest, ValidInstancesOfTheSchemaSetAreNeverMasked) {
+  std::ifstream in(std::string(MOE_GRAMMAR_TESTDATA_DIR) + "/schemas.json");
+  const nlohmann::ordered_json schemas = nlohmann::ordered_json::parse(in);  // keys in the file's order
+  ASSERT_GE(schemas.size(), 30u);
+  for (const std::string family : {"qwen3", "llama3", "deepseek_v3"}) {
+    const Loaded& l = Load(family);
+    ConstraintCompiler compiler(l.vocab.get());
+    int tokens = 0;
+    for (const auto& c : schemas) {
+      ConstraintSpec spec;
+      spec.kind = ConstraintSpec::Kind::kJsonSchema;
+      spec.json_schema = c["schema"].dump();
+      for (const auto& v : c["valid"]) {
+        auto constraint = compiler.Compile(spec);
+        ASSERT_TRUE(constraint.ok()) << c["name"] << ": " << constraint.status();
+        tokenizer::EncodeOptions o;
+        auto ids = l.tokenizer->Encode(v.get<std::string>(), o);
+        ASSERT_TRUE(ids.ok());
+        for (int32_t id : *ids) {
+          ASSERT_TRUE(Allowed((*constraint)->Mask(), id))
+              << family << " " << c["name"] << " " << v << ": token '" << l.vocab->bytes(id) << "' masked";
+          ASSERT_TRUE((*constraint)->Advance(id).ok());
+          ++tokens;
+        }
+        EXPECT_TRUE((*constraint)->Complete()) << family << " " << v;
+      }
+    }
+    EXPECT_GT(tokens, 500) << family;
+  }
 }
 
 }  // namespace

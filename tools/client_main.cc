@@ -1,6 +1,8 @@
 // moe-client: sends one prompt to a gateway and prints the answer as it streams.
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -26,6 +28,12 @@ ABSL_FLAG(int64_t, seed, -1, "Random seed (negative: none).");
 ABSL_FLAG(bool, allow_special, false, "Recognise special tokens written in the prompt.");
 ABSL_FLAG(bool, add_special_tokens, false, "Add the tokenizer's special tokens (e.g. BOS).");
 ABSL_FLAG(bool, ignore_eos, false, "Keep generating after an end-of-sequence token.");
+ABSL_FLAG(std::string, json_schema, "",
+          "Structured output: a JSON Schema (its text, or @FILE); the answer is JSON that validates.");
+ABSL_FLAG(bool, json_object, false, "Structured output: any JSON object.");
+ABSL_FLAG(std::string, regex, "", "Structured output: the answer matches this pattern.");
+ABSL_FLAG(std::string, grammar, "", "Structured output: a GBNF grammar (its text, or @FILE) with a root rule.");
+ABSL_FLAG(int, max_whitespace, 0, "With --json-schema / --json-object: whitespace allowed per gap (0: compact).");
 ABSL_FLAG(bool, json, false, "Print every stream message as one JSON line.");
 ABSL_FLAG(bool, info, false, "Print the model description and exit.");
 ABSL_FLAG(int64_t, timeout_ms, 300000, "Deadline of the request, ms.");
@@ -77,6 +85,53 @@ int main(int argc, char** argv) {
     return 2;
   }
   req.set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
+  {
+    // Structured output (at most one kind; the gateway checks the rest).
+    auto text_or_file = [](const std::string& v, std::string* out) {
+      if (v.empty() || v[0] != '@') {
+        *out = v;
+        return true;
+      }
+      std::ifstream in(v.substr(1));
+      std::stringstream ss;
+      ss << in.rdbuf();
+      *out = ss.str();
+      return static_cast<bool>(in);
+    };
+    moe::v1::Constraint& c = *req.mutable_constraint();
+    std::string text;
+    int kinds = 0;
+    if (!absl::GetFlag(FLAGS_json_schema).empty()) {
+      if (!text_or_file(absl::GetFlag(FLAGS_json_schema), &text)) {
+        std::cerr << "moe-client: --json-schema: cannot read " << absl::GetFlag(FLAGS_json_schema) << "\n";
+        return 2;
+      }
+      c.set_json_schema(text);
+      ++kinds;
+    }
+    if (absl::GetFlag(FLAGS_json_object)) {
+      c.set_json_object(true);
+      ++kinds;
+    }
+    if (!absl::GetFlag(FLAGS_regex).empty()) {
+      c.set_regex(absl::GetFlag(FLAGS_regex));
+      ++kinds;
+    }
+    if (!absl::GetFlag(FLAGS_grammar).empty()) {
+      if (!text_or_file(absl::GetFlag(FLAGS_grammar), &text)) {
+        std::cerr << "moe-client: --grammar: cannot read " << absl::GetFlag(FLAGS_grammar) << "\n";
+        return 2;
+      }
+      c.set_grammar(text);
+      ++kinds;
+    }
+    if (kinds > 1) {
+      std::cerr << "moe-client: give at most one of --json-schema, --json-object, --regex, --grammar\n";
+      return 2;
+    }
+    if (absl::GetFlag(FLAGS_max_whitespace) != 0) c.set_max_whitespace(absl::GetFlag(FLAGS_max_whitespace));
+    if (kinds == 0 && absl::GetFlag(FLAGS_max_whitespace) == 0) req.clear_constraint();
+  }
   req.set_allow_special_tokens(absl::GetFlag(FLAGS_allow_special));
   req.set_add_special_tokens(absl::GetFlag(FLAGS_add_special_tokens));
   auto* sp = req.mutable_sampling();

@@ -1,5 +1,6 @@
 // The official OpenAI Node client (pinned in package-lock.json) against the
-// gateway's HTTP API: a streamed chat completion and a completion. Run by
+// gateway's HTTP API: a streamed chat completion, a completion, and
+// structured output (response_format). Run by
 // run.sh with MOE_HTTP_BASE_URL, MOE_API_KEY, MOE_MODEL and MOE_GOLDEN_JSON.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -69,4 +70,60 @@ test('errors become typed client errors', async () => {
   await assert.rejects(bad.models.list(), (e) => e instanceof OpenAI.AuthenticationError);
   const models = await client.models.list();
   assert.deepEqual(models.data.map((m) => m.id), [model]);
+});
+
+test('response_format json_schema and json_object: every finished choice parses and validates', async () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      city: { type: 'string', maxLength: 12 },
+      temp: { type: 'integer', minimum: -40, maximum: 50 },
+      sky: { enum: ['clear', 'cloudy', 'rain'] },
+    },
+    required: ['city', 'temp', 'sky'],
+    additionalProperties: false,
+  };
+  const r = await client.chat.completions.create({
+    model,
+    messages: [{ role: 'user', content: 'The weather as JSON' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'weather', strict: true, schema } },
+    n: 4, seed: 7, temperature: 1.0, max_completion_tokens: 80,
+  });
+  assert.equal(r.choices.length, 4);
+  let finished = 0;
+  for (const c of r.choices) {
+    if (c.finish_reason !== 'stop') continue;  // cut by max tokens: a prefix of a valid answer
+    finished += 1;
+    const v = JSON.parse(c.message.content);
+    assert.deepEqual(Object.keys(v), ['city', 'temp', 'sky'], c.message.content);
+    assert.equal(typeof v.city, 'string');
+    assert.ok([...v.city].length <= 12, c.message.content);
+    assert.ok(Number.isInteger(v.temp) && v.temp >= -40 && v.temp <= 50, c.message.content);
+    assert.ok(['clear', 'cloudy', 'rain'].includes(v.sky), c.message.content);
+  }
+  assert.ok(finished >= 1, 'at least one choice finished');
+  // Same seed, same answers.
+  const again = await client.chat.completions.create({
+    model,
+    messages: [{ role: 'user', content: 'The weather as JSON' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'weather', strict: true, schema } },
+    n: 4, seed: 7, temperature: 1.0, max_completion_tokens: 80,
+  });
+  assert.deepEqual(again.choices.map((c) => c.message.content), r.choices.map((c) => c.message.content));
+
+  const obj = await client.completions.create({
+    model, prompt: 'JSON:', response_format: { type: 'json_object' }, n: 2, seed: 1, max_tokens: 40,
+  });
+  for (const c of obj.choices) {
+    if (c.finish_reason !== 'stop') continue;
+    const v = JSON.parse(c.text);
+    assert.ok(v !== null && typeof v === 'object' && !Array.isArray(v), c.text);
+  }
+  // An unsupported keyword is a typed 400 naming it.
+  await assert.rejects(
+    client.chat.completions.create({
+      model, messages: [{ role: 'user', content: 'x' }],
+      response_format: { type: 'json_schema', json_schema: { name: 'bad', schema: { type: 'integer', multipleOf: 3 } } },
+    }),
+    (e) => e instanceof OpenAI.BadRequestError && /multipleOf/.test(e.message));
 });
