@@ -321,27 +321,33 @@ class Compiler {
     return Expr::Regex(out);
   }
 
-  // min..max string characters (`chr`, a regex of one character), counted in
-  // the automaton up to kMaxUnrolled and by grammar counters beyond.
-  static Expr Chars(const std::string& chr, int64_t min, int64_t max) {
-    auto unrolled = [&](int64_t a, int64_t b) {
-      return Expr::Regex(b < 0 ? absl::StrCat(chr, "{", a, ",}") : absl::StrCat(chr, "{", a, ",", b, "}"));
+  // min..max string characters (`chr`, a regex of one character) then
+  // `suffix` (a regex), counted in the automaton up to kMaxUnrolled and by
+  // grammar counters of 64-character chunks beyond. The suffix shares the
+  // last piece's automaton, so a lexeme ends only at a chunk boundary or at
+  // the suffix, never after every character.
+  static Expr Chars(const std::string& chr, int64_t min, int64_t max, const std::string& suffix) {
+    auto unrolled = [&](int64_t a, int64_t b, bool with_suffix) {
+      std::string r = b < 0 ? absl::StrCat(chr, "{", a, ",}") : absl::StrCat(chr, "{", a, ",", b, "}");
+      return Expr::Regex(with_suffix ? r + suffix : r);
     };
-    if (min <= kMaxUnrolled && (max < 0 || max <= kMaxUnrolled)) return unrolled(min, max);
+    if (min <= kMaxUnrolled && (max < 0 || max <= kMaxUnrolled)) return unrolled(min, max, true);
     constexpr int64_t kChunk = 64;
-    const Expr chunk = Expr::Regex(absl::StrCat(chr, "{", kChunk, "}"));
+    const Expr chunk = unrolled(kChunk, kChunk, false);
     // chr{min}: whole chunks, then the rest.
-    std::vector<Expr> seq = {Expr::Repeat(chunk, min / kChunk, min / kChunk), unrolled(min % kChunk, min % kChunk)};
+    std::vector<Expr> seq = {Expr::Repeat(chunk, min / kChunk, min / kChunk)};
+    const int64_t m = min % kChunk;
     if (max < 0) {
-      seq.push_back(unrolled(0, -1));
-    } else if (max > min) {
-      // chr{0,d} = chunk{0,q-1} chr{0,63} | chunk{q} chr{0,r}, d = q*64 + r.
+      seq.push_back(unrolled(m, -1, true));
+    } else {
+      // chr{m, m+d} = chr{m} chr{0,d}; chr{0,d} = chunk{0,q-1} chr{0,63} | chunk{q} chr{0,r}, d = q*64 + r.
       const int64_t d = max - min, q = d / kChunk, r = d % kChunk;
       if (q == 0) {
-        seq.push_back(unrolled(0, r));
+        seq.push_back(unrolled(m, m + r, true));
       } else {
-        seq.push_back(Expr::Alt({Expr::Seq({Expr::Repeat(chunk, 0, q - 1), unrolled(0, kChunk - 1)}),
-                                 Expr::Seq({Expr::Repeat(chunk, q, q), unrolled(0, r)})}));
+        seq.push_back(unrolled(m, m, false));
+        seq.push_back(Expr::Alt({Expr::Seq({Expr::Repeat(chunk, 0, q - 1), unrolled(0, kChunk - 1, true)}),
+                                 Expr::Seq({Expr::Repeat(chunk, q, q), unrolled(0, r, true)})}));
       }
     }
     return Expr::Seq(std::move(seq));
@@ -392,7 +398,7 @@ class Compiler {
     ASSIGN_OR_RETURN(const int64_t min, Count(s, "minLength", path, 0));
     ASSIGN_OR_RETURN(const int64_t max, Count(s, "maxLength", path, -1));
     if (max >= 0 && max < min) return Err(path + "/maxLength", "is less than minLength");
-    return Expr::Seq({Expr::Literal("\""), Chars(kStringChar, min, max), Expr::Literal("\"")});
+    return Expr::Seq({Expr::Literal("\""), Chars(kStringChar, min, max, "\"")});
   }
 
   absl::StatusOr<Expr> Array(const Json& s, const std::string& path, int depth) {

@@ -212,7 +212,7 @@ TEST_F(HttpTest, GuidedChoiceAndRegexOverHttpAndGrpc) {
   bad_grammar["guided_grammar"] = "root ::= item\nitem ::= \"a\" missing";
   r = Post("/v1/completions", bad_grammar);
   EXPECT_EQ(r.status, 400) << r.body;
-  EXPECT_THAT(r.body, HasSubstr("grammar: line 2 column 15: rule 'missing' is used but not defined"));
+  EXPECT_THAT(r.body, HasSubstr("grammar: line 2 column 14: rule 'missing' is used but not defined"));
   // Any JSON object, with bounded flexible whitespace.
   Json object = GoldenCompletion();
   object["response_format"] = {{"type", "json_object"}};
