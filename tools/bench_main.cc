@@ -33,6 +33,8 @@
 #include "nlohmann/json.hpp"
 #include "router/dense_model.h"
 #include "router/engine.h"
+#include "grammar/constraint.h"
+#include "grammar/token_vocabulary.h"
 #include "router/cuda/cuda_dense_device.h"
 #include "router/cuda/nccl_experts.h"
 #include "router/forward.h"
@@ -61,6 +63,10 @@ ABSL_FLAG(std::string, concurrency, "",
 ABSL_FLAG(int, prompt_tokens, 32, "With --concurrency: prompt length of every request.");
 ABSL_FLAG(int, output_tokens, 64, "With --concurrency: tokens generated per request.");
 ABSL_FLAG(int, runs, 3, "With --concurrency: runs per count; the best is reported.");
+ABSL_FLAG(std::string, json_schema, "",
+          "With --concurrency: also run every count with each request under this JSON Schema (structured output; "
+          "the model's tokenizer.json gives token bytes), alternating with the unconstrained runs, and report the "
+          "ratio. Pick a schema the output cannot complete before --output-tokens (e.g. minItems).");
 
 namespace {
 
@@ -134,9 +140,12 @@ struct ConcurrencyFigures {
 
 // N greedy requests submitted at once to a fresh engine.
 absl::StatusOr<ConcurrencyFigures> RunConcurrent(moe::DenseDevice& forward, const moe::ModelConfig& cfg, int n,
-                                                 int prompt_len, int output_len, int salt) {
+                                                 int prompt_len, int output_len, int salt,
+                                                 moe::grammar::ConstraintCompiler* constraints = nullptr,
+                                                 const std::string& schema = "") {
   moe::EngineOptions o;
   o.max_running_seqs = std::max(64, n);
+  o.constraints = constraints;
   ASSIGN_OR_RETURN(std::unique_ptr<moe::Engine> engine, moe::Engine::Create(&forward, o));
   std::vector<std::shared_ptr<TimingSink>> sinks;
   const auto t0 = Clock::now();
@@ -147,6 +156,10 @@ absl::StatusOr<ConcurrencyFigures> RunConcurrent(moe::DenseDevice& forward, cons
     r.max_tokens = output_len;
     r.sampling.temperature = 0;
     r.sampling.ignore_eos = true;
+    if (!schema.empty()) {
+      r.constraint.kind = moe::grammar::ConstraintSpec::Kind::kJsonSchema;
+      r.constraint.json_schema = schema;
+    }
     sinks.push_back(std::make_shared<TimingSink>());
     RETURN_IF_ERROR(engine->Submit(std::move(r), sinks.back()).status());
   }
@@ -289,14 +302,38 @@ int main(int argc, char** argv) {
                                    dir, workers, pool.num_threads(), moe::KernelIsa(), prompt_len_c, output_len, runs)
                 << "concurrency  decode tok/s  (all runs)                    end-to-end tok/s  vs 1\n";
     }
+    const std::string schema = absl::GetFlag(FLAGS_json_schema);
+    std::unique_ptr<moe::grammar::TokenVocabulary> vocab;
+    std::unique_ptr<moe::grammar::ConstraintCompiler> compiler;
+    if (!schema.empty()) {
+      auto v = moe::grammar::TokenVocabulary::FromDirectory(dir);
+      if (!v.ok()) return Fail("--json-schema: " + std::string(v.status().message()));
+      vocab = std::move(*v);
+      compiler = std::make_unique<moe::grammar::ConstraintCompiler>(vocab.get());
+    }
     for (int n : ns) {
-      ConcurrencyFigures best;
-      std::vector<double> all;
+      ConcurrencyFigures best, best_constrained;
+      std::vector<double> all, all_constrained;
       for (int r = 0; r < runs; ++r) {
         auto f = RunConcurrent(forward, cfg, n, prompt_len_c, output_len, r + 1);
         if (!f.ok()) return Fail(std::string(f.status().message()));
         all.push_back(f->decode_tokens_per_s);
         if (f->decode_tokens_per_s > best.decode_tokens_per_s) best = *f;
+        if (compiler == nullptr) continue;
+        // Alternating: constrained right after unconstrained, same prompts.
+        auto c = RunConcurrent(forward, cfg, n, prompt_len_c, output_len, r + 1, compiler.get(), schema);
+        if (!c.ok()) return Fail(std::string(c.status().message()));
+        all_constrained.push_back(c->decode_tokens_per_s);
+        if (c->decode_tokens_per_s > best_constrained.decode_tokens_per_s) best_constrained = *c;
+      }
+      if (compiler != nullptr) {
+        const double r = best.decode_tokens_per_s > 0 ? best_constrained.decode_tokens_per_s / best.decode_tokens_per_s : 0;
+        std::string a, b;
+        for (double v : all) a += absl::StrFormat("%.1f ", v);
+        for (double v : all_constrained) b += absl::StrFormat("%.1f ", v);
+        std::cout << absl::StrFormat("concurrency %d: unconstrained %.1f tok/s (%s), JSON schema %.1f tok/s (%s), "
+                                     "ratio %.3f\n", n, best.decode_tokens_per_s, a, best_constrained.decode_tokens_per_s,
+                                     b, r);
       }
       if (base == 0) base = best.decode_tokens_per_s;  // the first count (1) is the reference
       const double ratio = base > 0 ? best.decode_tokens_per_s / base : 0;
