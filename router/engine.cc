@@ -469,7 +469,22 @@ void Engine::Step(const std::vector<ScheduledChunk>& chunks) {
     const bool decode = c.tokens == 1 && last && at >= s.prompt_tokens;
     (decode ? counters_.decode_tokens_computed : counters_.prefill_tokens_computed) += static_cast<uint64_t>(c.tokens);
   }
+  // The masks of this step's constrained sequences are computed beside the
+  // forward pass (they depend only on the tokens so far): a first visit of a
+  // grammar state then costs no step time.
+  std::vector<Sampler*> prepare;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    Sequence& s = *chunks[i].seq;
+    const bool samples = s.kv->length() + chunks[i].tokens == static_cast<int64_t>(s.tokens.size());
+    if (samples && s.sampler->constrained()) prepare.push_back(s.sampler.get());
+  }
+  if (!prepare.empty()) {
+    side_.Start([&prepare] {
+      for (Sampler* p : prepare) p->PrepareConstraint();
+    });
+  }
   const absl::Status status = device_->Forward(batch, &logits_);
+  if (!prepare.empty()) side_.Wait();
   steps_.fetch_add(1);
   VLOG(1) << "step " << steps_.load() << ": " << chunks.size() << " sequences, status " << status;
   std::vector<Sequence*> done;
@@ -531,6 +546,42 @@ void Engine::Step(const std::vector<ScheduledChunk>& chunks) {
     std::erase_if(running_, [&](const std::unique_ptr<Sequence>& s) {
       return std::find(done.begin(), done.end(), s.get()) != done.end();
     });
+  }
+}
+
+SideWorker::~SideWorker() {
+  {
+    absl::MutexLock lock(&mu_);
+    quit_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void SideWorker::Start(std::function<void()> work) {
+  if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+  absl::MutexLock lock(&mu_);
+  work_ = std::move(work);
+  busy_ = true;
+}
+
+void SideWorker::Wait() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &SideWorker::Idle));
+}
+
+void SideWorker::Loop() {
+  for (;;) {
+    std::function<void()> work;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &SideWorker::HasWorkOrQuit));
+      if (work_ == nullptr) return;  // quit
+      work = std::move(work_);
+      work_ = nullptr;
+    }
+    work();
+    absl::MutexLock lock(&mu_);
+    busy_ = false;
   }
 }
 

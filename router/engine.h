@@ -37,6 +37,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -158,6 +159,31 @@ struct EngineStats {
   std::vector<uint64_t> expert_tokens;
 };
 
+// One batch of work at a time on a thread of its own (the engine uses it for
+// the next token masks of constrained sequences while the forward pass runs).
+// Start and Wait from one thread; the thread starts at the first Start.
+class SideWorker {
+ public:
+  SideWorker() = default;
+  ~SideWorker();
+  SideWorker(const SideWorker&) = delete;
+  SideWorker& operator=(const SideWorker&) = delete;
+  // Runs `work` on the side thread. The previous work must have been waited for.
+  void Start(std::function<void()> work);
+  // Returns once the work given to Start has run.
+  void Wait();
+
+ private:
+  void Loop();
+  bool HasWorkOrQuit() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return work_ != nullptr || quit_; }
+  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !busy_; }
+  absl::Mutex mu_;
+  std::function<void()> work_ ABSL_GUARDED_BY(mu_);
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  bool quit_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
 class Engine {
  public:
   // Checks the options and has the device create the KV cache
@@ -239,6 +265,7 @@ class Engine {
   std::deque<std::unique_ptr<Sequence>> preempted_;   // resumed before waiting requests
   EngineStats counters_;                               // the counters part of the stats
   std::vector<float> logits_;
+  SideWorker side_;  // next masks beside the forward pass
 
   mutable absl::Mutex mu_;
   std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);

@@ -66,13 +66,18 @@ GeneratedToken Sampler::Sample(absl::Span<const float> raw) {
 
   // Processing on a copy, only when something applies.
   const bool mask_end = generated_ < options_.min_tokens && !end_ids_.empty();
-  const bool processed = options_.repetition_penalty != 1.0f || options_.presence_penalty != 0.0f ||
-                         options_.frequency_penalty != 0.0f || !options_.logit_bias.empty() || mask_end ||
-                         constraint_ != nullptr;
+  const bool adjusted = options_.repetition_penalty != 1.0f || options_.presence_penalty != 0.0f ||
+                        options_.frequency_penalty != 0.0f || !options_.logit_bias.empty() || mask_end;
+  const bool processed = adjusted || constraint_ != nullptr;
   absl::Span<const float> l = raw;
   float max_logit = raw_max;
   double z = raw_z;
-  if (processed) {
+  int32_t id = -1;
+  if (constraint_ != nullptr && !adjusted && options_.temperature == 0) {
+    // Greedy under a constraint alone: the best allowed token, read in place
+    // (the same choice as the masked copy below would give).
+    id = GreedyAllowed(raw, constraint_->Mask(), constraint_->Complete());
+  } else if (processed) {
     work_.assign(raw.begin(), raw.end());
     if (options_.repetition_penalty != 1.0f) {
       const float rp = options_.repetition_penalty;
@@ -90,11 +95,7 @@ GeneratedToken Sampler::Sample(absl::Span<const float> raw) {
       if (complete) {
         for (int32_t id : end_ids_) ends.push_back(work_[id]);
       }
-      const int64_t words = static_cast<int64_t>(m.size());
-      for (int64_t i = 0; i < V; ++i) {
-        // Ids past the tokenizer's vocabulary (padded embeddings) are never allowed.
-        if ((i >> 6) >= words || !((m[i >> 6] >> (i & 63)) & 1)) work_[i] = kNegInf;
-      }
+      ApplyMask(m, absl::MakeSpan(work_));
       if (complete) {
         for (size_t k = 0; k < end_ids_.size(); ++k) work_[end_ids_[k]] = ends[k];
       }
@@ -110,11 +111,13 @@ GeneratedToken Sampler::Sample(absl::Span<const float> raw) {
       work_[end_ids_[0]] = 0.0f;
       max_logit = 0.0f;
     }
-    z = SumExp(work_.data(), V, max_logit, 1.0f);
+    // Greedy needs only the maximum.
+    if (options_.temperature != 0) z = SumExp(work_.data(), V, max_logit, 1.0f);
   }
 
-  int32_t id;
-  if (options_.temperature == 0) {
+  if (id >= 0) {
+    // chosen above
+  } else if (options_.temperature == 0) {
     id = static_cast<int32_t>(std::find(l.begin(), l.end(), max_logit) - l.begin());
   } else {
     id = Draw(l, max_logit, z);
@@ -149,6 +152,71 @@ GeneratedToken Sampler::Sample(absl::Span<const float> raw) {
     if (it == penalized_.end() || *it != id) penalized_.insert(it, id);
   }
   return tok;
+}
+
+// Logits of the tokens `mask` does not allow become -inf; ids past the
+// mask (padded embeddings beyond the tokenizer's vocabulary) too. Word by
+// word: whole words allowed or refused cost one test.
+void ApplyMask(const grammar::TokenMask& mask, absl::Span<float> logits) {
+  const int64_t V = static_cast<int64_t>(logits.size());
+  const int64_t words = static_cast<int64_t>(mask.size());
+  for (int64_t b = 0, w = 0; b < V; b += 64, ++w) {
+    const uint64_t bits = w < words ? mask[w] : 0;
+    const int64_t e = std::min<int64_t>(V, b + 64);
+    if (bits == ~uint64_t{0}) continue;
+    if (bits == 0) {
+      std::fill(logits.begin() + b, logits.begin() + e, kNegInf);
+      continue;
+    }
+    for (int64_t i = b; i < e; ++i) {
+      if (!((bits >> (i - b)) & 1)) logits[i] = kNegInf;
+    }
+  }
+}
+
+// argmax over the allowed ids (and the end ids once complete), lowest id on
+// ties; the first end id when every allowed logit is -inf or nothing is
+// allowed.
+int32_t Sampler::GreedyAllowed(absl::Span<const float> raw, const grammar::TokenMask& mask, bool complete) const {
+  const int64_t V = static_cast<int64_t>(raw.size());
+  const int64_t words = std::min<int64_t>(static_cast<int64_t>(mask.size()), (V + 63) / 64);
+  float best = kNegInf;
+  int32_t best_id = -1;
+  for (int64_t w = 0; w < words; ++w) {
+    uint64_t bits = mask[w];
+    if (bits == 0) continue;
+    const int64_t b = w * 64;
+    const int64_t n = std::min<int64_t>(64, V - b);
+    if (n < 64) bits &= (uint64_t{1} << n) - 1;
+    if (bits == ~uint64_t{0}) {
+      // A whole allowed word: its maximum first, then where it is.
+      const float mx = MaxValue(raw.data() + b, 64);
+      if (mx > best) {
+        best = mx;
+        best_id = static_cast<int32_t>(std::find(raw.begin() + b, raw.begin() + b + 64, mx) - raw.begin());
+      }
+      continue;
+    }
+    for (; bits != 0; bits &= bits - 1) {
+      const int64_t i = b + __builtin_ctzll(bits);
+      if (raw[i] > best) {
+        best = raw[i];
+        best_id = static_cast<int32_t>(i);
+      }
+    }
+  }
+  if (complete) {
+    for (int32_t e : end_ids_) {
+      if (raw[e] > best || (raw[e] == best && best != kNegInf && e < best_id)) {
+        best = raw[e];
+        best_id = e;
+      }
+    }
+  }
+  if (best != kNegInf) return best_id;
+  // Nothing allowed: the end (the masked copy's fallback); without end ids,
+  // where every processed logit is -inf, the first id.
+  return end_ids_.empty() ? 0 : end_ids_[0];
 }
 
 // Top-k / typical path: ids_ = the exact candidate set, sorted by logit

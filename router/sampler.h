@@ -52,6 +52,9 @@ void TopPFilter(absl::Span<const float> logits, double target, std::vector<int32
 
 // The log-probability of `id` under the raw logits, with the `top` most likely
 // alternatives (prompt log-probabilities).
+// Sets the logits of the tokens `mask` does not allow to -inf.
+void ApplyMask(const grammar::TokenMask& mask, absl::Span<float> logits);
+
 GeneratedToken ScoreToken(absl::Span<const float> logits, int32_t id, int top);
 
 class Sampler {
@@ -70,6 +73,13 @@ class Sampler {
   int generated() const { return generated_; }
   // Under a constraint that admits nothing more: the output must end.
   bool ConstraintExhausted() const { return constraint_ != nullptr && constraint_->Exhausted(); }
+  // Under a constraint: computes (and keeps) the mask the next Sample
+  // applies, so that it can run beside the forward pass. Only while nothing
+  // else uses this sampler.
+  void PrepareConstraint() {
+    if (constraint_ != nullptr) constraint_->Mask();
+  }
+  bool constrained() const { return constraint_ != nullptr; }
 
  private:
   // A uniform double in [0, 1) from the generator, the same on every platform.
@@ -79,6 +89,7 @@ class Sampler {
   int32_t Draw(absl::Span<const float> logits, float max_logit, double z);
   void ApplyTypical(double* cur_z);
   void ApplyTopP(absl::Span<const float> logits, double* cur_z);
+  int32_t GreedyAllowed(absl::Span<const float> raw, const grammar::TokenMask& mask, bool complete) const;
 
   SamplingOptions options_;
   std::vector<int32_t> end_ids_;

@@ -222,6 +222,70 @@ TEST(SamplerTest, GreedyTakesTheMaximumAndReportsRawLogprobs) {
   }
 }
 
+// A constraint that allows a fixed mask and says whether it is complete.
+class FixedConstraint : public grammar::TokenConstraint {
+ public:
+  FixedConstraint(grammar::TokenMask mask, bool complete) : mask_(std::move(mask)), complete_(complete) {}
+  const grammar::TokenMask& Mask() override { return mask_; }
+  bool Complete() const override { return complete_; }
+  absl::Status Advance(int32_t) override { return absl::OkStatus(); }
+  bool Exhausted() override { return false; }
+
+ private:
+  grammar::TokenMask mask_;
+  bool complete_;
+};
+
+TEST(SamplerTest, GreedyUnderAConstraintIsTheBestAllowedToken) {
+  // Written plainly: the allowed logits (and the end ids once complete), the
+  // highest, the lowest id on ties; the first end id when none is finite.
+  auto expected = [](const std::vector<float>& l, const grammar::TokenMask& m, bool complete,
+                     const std::vector<int32_t>& ends) {
+    float best = -std::numeric_limits<float>::infinity();
+    int32_t id = -1;
+    for (int32_t i = 0; i < static_cast<int32_t>(l.size()); ++i) {
+      const bool allowed = (static_cast<size_t>(i >> 6) < m.size() && ((m[i >> 6] >> (i & 63)) & 1)) ||
+                           (complete && std::find(ends.begin(), ends.end(), i) != ends.end());
+      if (allowed && l[i] > best) {
+        best = l[i];
+        id = i;
+      }
+    }
+    return id >= 0 ? id : (ends.empty() ? 0 : ends[0]);
+  };
+  std::mt19937_64 rng(7);
+  int checked = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const int V = 1 + static_cast<int>(rng() % 700);
+    std::vector<float> l(V);
+    for (float& x : l) x = static_cast<float>(static_cast<int>(rng() % 9)) * 0.5f;  // many ties
+    if (trial % 7 == 0) {
+      for (float& x : l) x = -std::numeric_limits<float>::infinity();
+    }
+    // Words wholly allowed, wholly refused, mixed; sometimes shorter than V.
+    grammar::TokenMask m((V + 63) / 64 - (trial % 5 == 0 ? 1 : 0));
+    for (uint64_t& w : m) {
+      const int kind = static_cast<int>(rng() % 4);
+      w = kind == 0 ? ~uint64_t{0} : kind == 1 ? 0 : rng() & rng();
+    }
+    const bool complete = trial % 3 == 0;
+    std::vector<int32_t> ends;
+    if (trial % 4 != 0) ends = {static_cast<int32_t>(rng() % V)};
+    SamplingOptions o;
+    o.temperature = 0;
+    Sampler fast(o, {}, ends, std::make_unique<FixedConstraint>(m, complete));
+    // The masked copy path (a zero logit bias forces it): the same choice.
+    SamplingOptions ob = o;
+    ob.logit_bias.push_back({0, 0.0f});
+    Sampler copied(ob, {}, ends, std::make_unique<FixedConstraint>(m, complete));
+    const int32_t want = expected(l, m, complete, ends);
+    ASSERT_EQ(fast.Sample(l).id, want) << "trial " << trial;
+    ASSERT_EQ(copied.Sample(l).id, want) << "trial " << trial;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 400);
+}
+
 TEST(SamplerTest, LogprobsOnALargeVocabularyMatchDoubleLogSoftmax) {
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0, 3);
