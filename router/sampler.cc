@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -261,14 +262,40 @@ int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
     return last;
   }
   // weights_[i] = exp(l[ids_[i]] - max): the current distribution, unnormalised.
+  // The finite range of the gathered logits (top-p's buckets).
+  float hi = kNegInf, lo = std::numeric_limits<float>::infinity();
   auto compute_weights = [&](float scale) {
     gathered_.resize(ids_.size());
-    for (size_t i = 0; i < ids_.size(); ++i) gathered_[i] = l[ids_[i]];
+    const float* src = l.data();
+    const int32_t* id = ids_.data();
+    float* dst = gathered_.data();
+    const size_t n = ids_.size();
+    for (size_t i = 0; i < n; ++i) dst[i] = src[id[i]];
+    // Eight independent minima and maxima: no chain of dependent compares.
+    float h[8], o[8];
+    std::fill(h, h + 8, kNegInf);
+    std::fill(o, o + 8, std::numeric_limits<float>::infinity());
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      for (int k = 0; k < 8; ++k) {
+        const float v = dst[i + k];
+        h[k] = v > h[k] ? v : h[k];
+        o[k] = (v < o[k] && v != kNegInf) ? v : o[k];
+      }
+    }
+    for (; i < n; ++i) {
+      const float v = dst[i];
+      h[0] = v > h[0] ? v : h[0];
+      o[0] = (v < o[0] && v != kNegInf) ? v : o[0];
+    }
+    hi = *std::max_element(h, h + 8);
+    lo = *std::min_element(o, o + 8);
     wf_.resize(ids_.size());
     ExpShifted(gathered_.data(), static_cast<int64_t>(ids_.size()), max_logit, scale, wf_.data());
     weights_.assign(wf_.begin(), wf_.end());
   };
   double cur_z;
+  bool in_id_order = false;  // ids_ ascending, gathered_ their logits
   if (options_.top_k > 0 || options_.typical_p < 1) {
     Candidates(l, max_logit, z);
     compute_weights(1.0f);
@@ -286,13 +313,22 @@ int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
       ids_.resize(n);
       compute_weights(1.0f);
       if (options_.top_p >= 1 || n == V) break;
-      const double mass = std::accumulate(weights_.begin(), weights_.end(), 0.0);
-      if (mass >= options_.top_p * z) break;
+      if (SumReaches(weights_, options_.top_p * z)) break;
       ids_.resize(V);
     }
     cur_z = z;
+    in_id_order = true;
   }
-  if (options_.top_p < 1) ApplyTopP(l, &cur_z);
+  // The survivors' weight sum, when known (in id order, as the draw adds them).
+  bool sum_known = false;
+  if (options_.top_p < 1) {
+    if (in_id_order) {
+      cur_z = TopPFilterInIdOrder(gathered_, hi, lo, options_.top_p * cur_z, &ids_, &weights_, &top_p_scratch_);
+      sum_known = true;
+    } else {
+      ApplyTopP(l, &cur_z);
+    }
+  }
   if (options_.min_p > 0) {
     // p_i >= min_p * p_max  <=>  w_i >= min_p * w_max.
     const double cut = options_.min_p * *std::max_element(weights_.begin(), weights_.end());
@@ -306,10 +342,14 @@ int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
     }
     ids_.resize(out);
     weights_.resize(out);
+    sum_known = false;
   }
   // Temperature on the survivors, then one draw.
-  if (options_.temperature != 1.0f) compute_weights(static_cast<float>(inv_t));
-  const double total = std::accumulate(weights_.begin(), weights_.end(), 0.0);
+  if (options_.temperature != 1.0f) {
+    compute_weights(static_cast<float>(inv_t));
+    sum_known = false;
+  }
+  const double total = sum_known ? cur_z : std::accumulate(weights_.begin(), weights_.end(), 0.0);
   double target = Uniform() * total;
   for (size_t i = 0; i < ids_.size(); ++i) {
     target -= weights_[i];
@@ -334,46 +374,46 @@ void Sampler::ApplyTopP(absl::Span<const float> l, double* cur_z) {
   *cur_z = std::accumulate(weights_.begin(), weights_.end(), 0.0);
 }
 
-void TopPFilter(absl::Span<const float> l, double target, std::vector<int32_t>* ids_out,
-                std::vector<double>* weights_out, TopPScratch* scratch) {
-  constexpr int kTopPBuckets = 2048;
-  std::vector<int32_t>& ids_ = *ids_out;
-  std::vector<double>& weights_ = *weights_out;
-  std::vector<double>& bucket_mass_ = scratch->bucket_mass;
+namespace {
+
+constexpr int kTopPBuckets = 2048;
+
+// The selection; `values[i]` is the logit of ids[i]. Returns the kept sum
+// (in id order) when `in_id_order`, else 0 (the caller adds them up).
+double TopPSelect(absl::Span<const float> values, float hi, float lo, double target, bool in_id_order,
+                  std::vector<int32_t>* ids_out, std::vector<double>* weights_out, TopPScratch* scratch) {
+  std::vector<int32_t>& ids = *ids_out;
+  std::vector<double>& weights = *weights_out;
+  std::vector<double>& bucket_mass = scratch->bucket_mass;
+  std::vector<uint16_t>& bucket_of = scratch->bucket_of;
   using Entry = TopPScratch::Entry;
-  const size_t n = ids_.size();
-  float hi = kNegInf, lo = std::numeric_limits<float>::infinity();
-  for (size_t i = 0; i < n; ++i) {
-    const float v = l[ids_[i]];
-    if (v == kNegInf) continue;
-    hi = std::max(hi, v);
-    lo = std::min(lo, v);
-  }
+  const size_t n = ids.size();
   const float scale = hi > lo ? static_cast<float>(kTopPBuckets - 1) / (hi - lo) : 0.0f;
-  auto bucket = [&](float v) {
-    if (v == kNegInf) return kTopPBuckets - 1;
-    return std::min(kTopPBuckets - 1, static_cast<int>((hi - v) * scale));
-  };
-  bucket_mass_.assign(kTopPBuckets, 0.0);
-  for (size_t i = 0; i < n; ++i) bucket_mass_[bucket(l[ids_[i]])] += weights_[i];
+  bucket_mass.assign(kTopPBuckets, 0.0);
+  bucket_of.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const float v = values[i];
+    const int b = v == kNegInf ? kTopPBuckets - 1 : std::min(kTopPBuckets - 1, static_cast<int>((hi - v) * scale));
+    bucket_of[i] = static_cast<uint16_t>(b);
+    bucket_mass[b] += weights[i];
+  }
   double above = 0;  // mass of the buckets before `boundary`
   int boundary = kTopPBuckets - 1;
   for (int b = 0; b < kTopPBuckets; ++b) {
-    if (bucket_mass_[b] == 0) continue;
+    if (bucket_mass[b] == 0) continue;
     boundary = b;
-    if (above + bucket_mass_[b] >= target) break;
-    above += bucket_mass_[b];
+    if (above + bucket_mass[b] >= target) break;
+    above += bucket_mass[b];
   }
   // The boundary bucket's candidates in (logit desc, id asc) order.
   std::vector<Entry>& e = scratch->entries;
   e.clear();
   for (size_t i = 0; i < n; ++i) {
-    const float v = l[ids_[i]];
-    if (bucket(v) == boundary) e.push_back({v, ids_[i], weights_[i]});
+    if (bucket_of[i] == boundary) e.push_back({values[i], ids[i], weights[i]});
   }
   std::sort(e.begin(), e.end(),
             [](const Entry& a, const Entry& b) { return a.logit != b.logit ? a.logit > b.logit : a.id < b.id; });
-  Entry last = e.empty() ? Entry{hi, ids_[0], 0} : e.back();
+  Entry last = e.empty() ? Entry{hi, ids[0], 0} : e.back();
   for (const Entry& x : e) {
     above += x.weight;
     if (above >= target) {
@@ -381,29 +421,84 @@ void TopPFilter(absl::Span<const float> l, double target, std::vector<int32_t>* 
       break;
     }
   }
-  // Keep every candidate at or before `last`, in id order.
+  // Keep every candidate at or before `last`.
+  // Branch-free (on flat logits the test is a coin toss for a predictor):
+  // (logit desc, id asc) order as one integer key, and a dropped candidate
+  // adds +0.0, which leaves the sum's bits unchanged.
+  auto key = [](float v, int32_t id) {
+    v += 0.0f;  // -0 as +0, as == compares them
+    int32_t bits;
+    std::memcpy(&bits, &v, sizeof(bits));
+    const int32_t ordered = bits >= 0 ? bits : bits ^ 0x7fffffff;  // monotone in v
+    return static_cast<int64_t>(ordered) * (int64_t{1} << 32) + (std::numeric_limits<int32_t>::max() - id);
+  };
+  const int64_t last_key = key(last.logit, last.id);
   size_t out = 0;
-  bool id_order = true;
+  double sum = 0;
   for (size_t i = 0; i < n; ++i) {
-    const float v = l[ids_[i]];
-    if (v > last.logit || (v == last.logit && ids_[i] <= last.id)) {
-      if (out > 0 && ids_[out - 1] > ids_[i]) id_order = false;
-      ids_[out] = ids_[i];
-      weights_[out] = weights_[i];
-      ++out;
-    }
+    const int32_t id = ids[i];
+    const double w = weights[i];
+    const int64_t keep = key(values[i], id) >= last_key;
+    ids[out] = id;
+    weights[out] = w;
+    sum += w * static_cast<double>(keep);
+    out += static_cast<size_t>(keep);
   }
-  ids_.resize(out);
-  weights_.resize(out);
-  if (!id_order) {  // candidates came in logit order (top-k, typical)
+  ids.resize(out);
+  weights.resize(out);
+  if (!in_id_order && !std::is_sorted(ids.begin(), ids.end())) {  // candidates in logit order (top-k, typical)
     e.clear();
-    for (size_t i = 0; i < out; ++i) e.push_back({0.0f, ids_[i], weights_[i]});
+    for (size_t i = 0; i < out; ++i) e.push_back({0.0f, ids[i], weights[i]});
     std::sort(e.begin(), e.end(), [](const Entry& a, const Entry& b) { return a.id < b.id; });
     for (size_t i = 0; i < out; ++i) {
-      ids_[i] = e[i].id;
-      weights_[i] = e[i].weight;
+      ids[i] = e[i].id;
+      weights[i] = e[i].weight;
     }
   }
+  return sum;
+}
+
+}  // namespace
+
+void TopPFilter(absl::Span<const float> l, double target, std::vector<int32_t>* ids, std::vector<double>* weights,
+                TopPScratch* scratch) {
+  if (ids->empty()) return;
+  std::vector<float> values(ids->size());
+  float hi = kNegInf, lo = std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < ids->size(); ++i) {
+    const float v = l[(*ids)[i]];
+    values[i] = v;
+    if (v == kNegInf) continue;
+    hi = std::max(hi, v);
+    lo = std::min(lo, v);
+  }
+  TopPSelect(values, hi, lo, target, /*in_id_order=*/false, ids, weights, scratch);
+}
+
+double TopPFilterInIdOrder(absl::Span<const float> values, float hi, float lo, double target,
+                           std::vector<int32_t>* ids, std::vector<double>* weights, TopPScratch* scratch) {
+  if (ids->empty()) return 0;
+  return TopPSelect(values, hi, lo, target, /*in_id_order=*/true, ids, weights, scratch);
+}
+
+bool SumReaches(absl::Span<const double> w, double target) {
+  // Eight independent partial sums run at the adder's throughput, not its
+  // latency. Any order of adding n non-negative terms is within
+  // (n - 1) * eps of the exact sum (relative), so two orders differ by at
+  // most twice that: outside that band the answer is the in-order one's.
+  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  const size_t n = w.size();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) part[k] += w[i + k];
+  }
+  for (; i < n; ++i) part[0] += w[i];
+  const double fast = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+  const double band = 4.0 * static_cast<double>(n + 8) * std::numeric_limits<double>::epsilon() * fast +
+                      std::numeric_limits<double>::denorm_min() * static_cast<double>(n + 8);
+  if (fast - band >= target) return true;
+  if (fast + band < target) return false;
+  return std::accumulate(w.begin(), w.end(), 0.0) >= target;
 }
 
 // Keeps the tokens whose surprise is closest to the entropy, up to typical_p

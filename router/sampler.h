@@ -46,9 +46,19 @@ struct TopPScratch {
   };
   std::vector<Entry> entries;
   std::vector<double> bucket_mass;
+  std::vector<uint16_t> bucket_of;
 };
 void TopPFilter(absl::Span<const float> logits, double target, std::vector<int32_t>* ids,
                 std::vector<double>* weights, TopPScratch* scratch);
+// The same selection with what the sampler already has: `values[i]` is the
+// logit of (*ids)[i], `hi` and `lo` the highest and lowest finite ones, and
+// `ids` is in increasing order. Returns the kept weights' sum, added in id
+// order (as std::accumulate over the kept weights would).
+double TopPFilterInIdOrder(absl::Span<const float> values, float hi, float lo, double target,
+                           std::vector<int32_t>* ids, std::vector<double>* weights, TopPScratch* scratch);
+// Whether the sum of `w` (non-negative, added in order) is >= target,
+// decided from independent partial sums unless it is too close to call.
+bool SumReaches(absl::Span<const double> w, double target);
 
 // The log-probability of `id` under the raw logits, with the `top` most likely
 // alternatives (prompt log-probabilities).

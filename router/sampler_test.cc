@@ -194,12 +194,48 @@ TEST(TopPFilterTest, MatchesTheSortingDefinition) {
       want_ids.push_back(ids[i]);
       want_w.push_back(w[i]);
     }
+    if (trial % 3 != 2) {
+      // The sampler's form: candidates in id order with their logits and
+      // finite range; the kept sum comes back added in id order.
+      std::vector<int32_t> ids2 = ids;
+      std::vector<double> w2 = w;
+      std::vector<float> values;
+      float hi = -std::numeric_limits<float>::infinity(), lo = std::numeric_limits<float>::infinity();
+      for (int32_t id : ids2) {
+        values.push_back(l[id]);
+        if (l[id] == -std::numeric_limits<float>::infinity()) continue;
+        hi = std::max(hi, l[id]);
+        lo = std::min(lo, l[id]);
+      }
+      const double sum = TopPFilterInIdOrder(values, hi, lo, target, &ids2, &w2, &scratch);
+      ASSERT_EQ(ids2, want_ids) << "trial " << trial;
+      ASSERT_EQ(w2, want_w) << "trial " << trial;
+      ASSERT_EQ(sum, std::accumulate(want_w.begin(), want_w.end(), 0.0)) << "trial " << trial;
+    }
     TopPFilter(l, target, &ids, &w, &scratch);
     ASSERT_EQ(ids, want_ids) << "trial " << trial << " V " << V << " mode " << mode << " top_p " << top_p;
     ASSERT_EQ(w, want_w) << "trial " << trial;
     ++checked;
   }
   EXPECT_EQ(checked, 800);
+}
+
+TEST(SumReachesTest, AgreesWithTheInOrderSumEvenAtTheEdge) {
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  int checked = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::vector<double> w(1 + rng() % 50000);
+    for (double& x : w) x = trial % 2 == 0 ? u(rng) : std::exp(-30.0 * u(rng));
+    const double serial = std::accumulate(w.begin(), w.end(), 0.0);
+    // Targets on both sides of the in-order sum, down to one ulp.
+    for (double target : {serial, std::nextafter(serial, 0.0), std::nextafter(serial, 1e300), serial * 0.5,
+                          serial * (1 + 1e-12), serial * (1 - 1e-12), serial * 2}) {
+      ASSERT_EQ(SumReaches(w, target), serial >= target) << "trial " << trial << " target " << target;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 2100);
 }
 
 TEST(SamplerTest, GreedyTakesTheMaximumAndReportsRawLogprobs) {
