@@ -5,8 +5,8 @@
 // A token is allowed in DFA state s when its bytes, fed from s, never reach
 // a dead end (the automaton removed every state that cannot reach
 // acceptance, so "not dead" means "can still complete"). The mask of a state
-// is computed once, by walking the vocabulary's byte trie from s and pruning
-// at the first dead byte, and cached: a state visited again costs a lookup.
+// is computed once (grammar/token_walk.h's WalkState) and cached: a state
+// visited again costs a lookup.
 // Special tokens are never allowed; the end of sequence is allowed exactly
 // when Complete(state).
 //
@@ -21,12 +21,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "grammar/byte_dfa.h"
 #include "grammar/token_vocabulary.h"
+#include "grammar/token_walk.h"
 
 namespace moe::grammar {
 
-// One bit per token id, 64 per word.
-using TokenMask = std::vector<uint64_t>;
-inline bool Allowed(const TokenMask& m, int32_t id) { return (m[id >> 6] >> (id & 63)) & 1; }
 
 class DfaConstraint {
  public:
@@ -46,6 +44,7 @@ class DfaConstraint {
   const ByteDfa* dfa_;
   const TokenVocabulary* vocab_;
   absl::flat_hash_map<int32_t, TokenMask> masks_;
+  WalkMemo memo_;
   int64_t nodes_visited_ = 0;
 };
 

@@ -6,6 +6,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "grammar/token_walk.h"
 
 namespace moe::grammar {
 
@@ -136,6 +137,16 @@ int32_t GrammarMatcher::CanonicalId(const EarleyChart& chart, std::vector<int32_
   return canon->back();
 }
 
+const StateWalk& GrammarMatcher::PairWalk(int32_t terminal, int32_t state) {
+  const std::pair<int32_t, int32_t> key{terminal, state};
+  if (auto it = pair_walks_.find(key); it != pair_walks_.end()) return *it->second;
+  auto walk = std::make_unique<StateWalk>(
+      WalkState(grammar_->terminal(terminal), state, *vocab_, /*boundaries=*/true, &walk_memos_[terminal]));
+  stats_.nodes_walked += walk->nodes_visited;
+  cached_bytes_ += static_cast<int64_t>(walk->inside.size() * sizeof(uint64_t) + walk->first_accepts.size() * 8) + 128;
+  return *pair_walks_.emplace(key, std::move(walk)).first->second;
+}
+
 const GrammarMatcher::LexerEntry& GrammarMatcher::Lexer(const std::vector<int32_t>& pairs) {
   auto it = lexers_.find(pairs);
   if (it != lexers_.end()) {
@@ -143,61 +154,49 @@ const GrammarMatcher::LexerEntry& GrammarMatcher::Lexer(const std::vector<int32_
     return *it->second;
   }
   ++stats_.lexer_walks;
+  // Each (terminal, state) pair's walk (cached, shared by configurations),
+  // combined: a token stays inside if it does in some pair; a lexeme can end
+  // at a node where some pair first accepts and no pair accepted above it.
   auto entry = std::make_unique<LexerEntry>();
   entry->inside.assign((static_cast<size_t>(vocab_->size()) + 63) / 64, 0);
   const size_t n = pairs.size() / 2;
   const Grammar& g = *grammar_;
-  std::vector<const ByteDfa*> dfas(n);
-  for (size_t p = 0; p < n; ++p) dfas[p] = &g.terminal(pairs[2 * p]);
+  std::vector<const StateWalk*> walks(n);
+  std::vector<uint32_t> nodes;
+  for (size_t p = 0; p < n; ++p) {
+    walks[p] = &PairWalk(pairs[2 * p], pairs[2 * p + 1]);
+    for (size_t w = 0; w < entry->inside.size(); ++w) entry->inside[w] |= walks[p]->inside[w];
+    for (const auto& [node, state] : walks[p]->first_accepts) nodes.push_back(node);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
   absl::flat_hash_map<std::vector<int32_t>, int32_t> group_ids;
-  const std::vector<TokenVocabulary::Node>& trie = vocab_->trie();
-  struct Frame {
-    uint32_t node;
-    bool past_boundary;
-    absl::InlinedVector<int32_t, 4> states;
-  };
-  std::vector<Frame> stack;
-  Frame root{0, false, {}};
-  for (size_t p = 0; p < n; ++p) root.states.push_back(pairs[2 * p + 1]);
-  if (n > 0) stack.push_back(std::move(root));
-  absl::InlinedVector<int32_t, 4> next(n);
-  while (!stack.empty()) {
-    Frame f = std::move(stack.back());
-    stack.pop_back();
-    for (uint32_t c = trie[f.node].first_child; c != 0; c = trie[c].next_sibling) {
-      const uint8_t byte = trie[c].byte;
-      bool alive = false, accepts = false;
-      for (size_t p = 0; p < n; ++p) {
-        const int32_t s = f.states[p] < 0 ? -1 : dfas[p]->Next(f.states[p], byte);
-        next[p] = s;
-        if (s >= 0) {
-          alive = true;
-          accepts = accepts || dfas[p]->accepting(s);
-        }
+  uint32_t covered_until = 0;  // the last boundary's subtree: its nodes are past it
+  std::vector<int32_t> key(n);
+  for (uint32_t node : nodes) {
+    if (node < covered_until) continue;
+    covered_until = vocab_->subtree_end(node);
+    // Every pair's automaton state at the node (-1: dead on the way).
+    const std::string bytes = vocab_->NodeBytes(node);
+    for (size_t p = 0; p < n; ++p) {
+      const ByteDfa& dfa = g.terminal(pairs[2 * p]);
+      int32_t s = pairs[2 * p + 1];
+      for (char c : bytes) {
+        s = dfa.Next(s, static_cast<uint8_t>(c));
+        if (s < 0) break;
       }
-      if (!alive) continue;
-      if (trie[c].token >= 0) {
-        entry->inside[trie[c].token >> 6] |= uint64_t{1} << (trie[c].token & 63);
-        if (trie[c].more_tokens != 0) {
-          for (int32_t id : vocab_->MoreTokens(trie[c])) entry->inside[id >> 6] |= uint64_t{1} << (id & 63);
-        }
-      }
-      const bool boundary = accepts && !f.past_boundary;
-      if (boundary && trie[c].first_child != 0) {
-        std::vector<int32_t> key(next.begin(), next.end());
-        auto [pos, inserted] = group_ids.try_emplace(key, static_cast<int32_t>(entry->groups.size()));
-        if (inserted) {
-          entry->groups.push_back(std::move(key));
-          entry->group_nodes.emplace_back();
-        }
-        entry->group_nodes[pos->second].push_back(c);
-        ++stats_.boundary_nodes;
-      }
-      if (trie[c].first_child != 0) stack.push_back(Frame{c, f.past_boundary || accepts, next});
+      key[p] = s;
     }
+    auto [pos, inserted] = group_ids.try_emplace(key, static_cast<int32_t>(entry->groups.size()));
+    if (inserted) {
+      entry->groups.push_back(key);
+      entry->group_nodes.emplace_back();
+    }
+    entry->group_nodes[pos->second].push_back(node);
+    ++stats_.boundary_nodes;
   }
   entry->bytes = static_cast<int64_t>(entry->inside.size() * sizeof(uint64_t)) + 256;
-  for (const auto& nodes : entry->group_nodes) entry->bytes += static_cast<int64_t>(nodes.size() * 4 + n * 4 + 64);
+  for (const auto& group_nodes : entry->group_nodes) entry->bytes += static_cast<int64_t>(group_nodes.size() * 4 + n * 4 + 64);
   cached_bytes_ += entry->bytes;
   return *lexers_.emplace(pairs, std::move(entry)).first->second;
 }
@@ -222,6 +221,7 @@ void GrammarMatcher::MaybeDropCaches() {
   canonical_.clear();
   masks_.clear();
   lexers_.clear();
+  pair_walks_.clear();
   cached_bytes_ = 0;
   ++generation_;
 }

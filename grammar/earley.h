@@ -15,9 +15,11 @@
 //  2. Otherwise the set's lexer configuration (the distinct terminal
 //     automaton states its items are in) decides every token that stays
 //     inside the current lexemes: those are cached per configuration, shared
-//     by all contexts, from one walk of the token trie. The walk also
-//     records the trie nodes where a lexeme can end (a "boundary"); only the
-//     tokens below those nodes depend on the parser, and only they are
+//     by all contexts, combined from each automaton state's WalkState
+//     (grammar/token_walk.h; cached per state, and fast for the states of
+//     character classes through the vocabulary's class indexes). The walks
+//     also give the trie nodes where a lexeme can end (a "boundary"); only
+//     the tokens below those nodes depend on the parser, and only they are
 //     walked through the Earley sets.
 // Caches are bounded (GrammarMatcher's budget); beyond it they are dropped
 // and refilled.
@@ -39,6 +41,7 @@
 #include "grammar/dfa_constraint.h"
 #include "grammar/grammar.h"
 #include "grammar/token_vocabulary.h"
+#include "grammar/token_walk.h"
 
 namespace moe::grammar {
 
@@ -91,7 +94,7 @@ class GrammarMatcher {
   std::shared_ptr<const TokenMask> Mask(EarleyChart* chart, std::vector<int32_t>* canon, uint64_t* generation);
 
   struct Stats {
-    int64_t mask_hits = 0, lexer_hits = 0, lexer_walks = 0, boundary_nodes = 0;
+    int64_t mask_hits = 0, lexer_hits = 0, lexer_walks = 0, boundary_nodes = 0, nodes_walked = 0;
   };
   Stats stats();
 
@@ -99,6 +102,7 @@ class GrammarMatcher {
   struct LexerEntry;
   int32_t CanonicalId(const EarleyChart& chart, std::vector<int32_t>* canon) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const LexerEntry& Lexer(const std::vector<int32_t>& pairs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const StateWalk& PairWalk(int32_t terminal, int32_t state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WalkBelow(EarleyChart* chart, uint32_t node, TokenMask* mask) const;
   void MaybeDropCaches() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -111,6 +115,8 @@ class GrammarMatcher {
   absl::flat_hash_map<std::vector<int32_t>, int32_t> canonical_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int32_t, std::shared_ptr<const TokenMask>> masks_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::vector<int32_t>, std::unique_ptr<LexerEntry>> lexers_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::pair<int32_t, int32_t>, std::unique_ptr<StateWalk>> pair_walks_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int32_t, WalkMemo> walk_memos_ ABSL_GUARDED_BY(mu_);  // per terminal
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 

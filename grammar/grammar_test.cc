@@ -20,6 +20,7 @@
 #include "grammar/grammar.h"
 #include "grammar/json_schema.h"
 #include "grammar/token_vocabulary.h"
+#include "grammar/token_walk.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -112,10 +113,28 @@ TEST_P(VocabularyTest, TheTrieHoldsEveryNonSpecialTokenOnce) {
         }
       }
       stack.emplace_back(c, bytes);
+      // Pre-order numbering: depth, parent and path bytes agree with the walk.
+      EXPECT_EQ(v.depth(c), static_cast<int32_t>(bytes.size()));
+      EXPECT_EQ(v.parent(c), node);
+      if (c % 97 == 0) {
+        EXPECT_EQ(v.NodeBytes(c), bytes);
+      }
     }
   }
   for (int32_t id = 0; id < v.size(); ++id) {
     EXPECT_EQ(seen[id], v.special(id) || v.bytes(id).empty() ? 0 : 1) << "token " << id;
+  }
+  // A subtree is the range [n, subtree_end(n)): every node in it descends
+  // from n, and the next node after it does not.
+  for (uint32_t n = 0; n < trie.size(); n += 1 + n % 13) {
+    const uint32_t end = v.subtree_end(n);
+    ASSERT_GT(end, n);
+    for (uint32_t m : {n + 1, (n + end) / 2, end - 1, end}) {
+      if (m <= n || m >= trie.size()) continue;
+      uint32_t a = m;
+      while (v.depth(a) > v.depth(n)) a = v.parent(a);
+      EXPECT_EQ(a == n, m < end) << "node " << m << " under " << n;
+    }
   }
 }
 
@@ -581,6 +600,104 @@ std::vector<std::unique_ptr<Grammar>> MaskTestGrammars() {
       flexible)));
   out.push_back(Gbnf("root ::= expr\nexpr ::= term ((\"+\" | \"-\") term)*\nterm ::= [0-9]+ | \"(\" expr \")\" | [a-z]+"));
   return out;
+}
+
+// The walk of one automaton state written plainly: a depth-first search of
+// the trie, pruned at dead bytes.
+StateWalk NaiveWalk(const ByteDfa& dfa, int32_t state, const TokenVocabulary& v) {
+  StateWalk out;
+  out.inside.assign((static_cast<size_t>(v.size()) + 63) / 64, 0);
+  const auto& trie = v.trie();
+  struct Frame {
+    uint32_t node;
+    int32_t state;
+    bool past;
+  };
+  std::vector<Frame> stack = {{0u, state, false}};
+  while (!stack.empty()) {
+    const Frame f = stack.back();
+    stack.pop_back();
+    for (uint32_t c = trie[f.node].first_child; c != 0; c = trie[c].next_sibling) {
+      const int32_t s = dfa.Next(f.state, trie[c].byte);
+      if (s < 0) continue;
+      if (trie[c].token >= 0) {
+        out.inside[trie[c].token >> 6] |= uint64_t{1} << (trie[c].token & 63);
+        if (trie[c].more_tokens != 0) {
+          for (int32_t id : v.MoreTokens(trie[c])) out.inside[id >> 6] |= uint64_t{1} << (id & 63);
+        }
+      }
+      const bool acc = dfa.accepting(s);
+      if (acc && !f.past && trie[c].first_child != 0) out.first_accepts.emplace_back(c, s);
+      stack.push_back({c, s, f.past || acc});
+    }
+  }
+  std::sort(out.first_accepts.begin(), out.first_accepts.end());
+  return out;
+}
+
+TEST(TokenWalkTest, ClassIndexesAndPlainWalksEqualTheNaiveWalkOnEveryState) {
+  // Loops, counters, counters that end dead or in acceptance, escapes,
+  // multi-byte classes (Korean), classes that exclude a frequent byte
+  // (a space, a letter), and lexemes that end inside a token.
+  const std::vector<std::string> patterns = {
+      R"("([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")",
+      R"("([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){0,20}")",
+      R"([^"\\\x00-\x1f]{64})",
+      R"([a-z]{1,20}@[a-z]{1,20}\.com)",
+      R"([^\n]{1,40})",
+      R"([A-Z][a-z ]+\.)",
+      R"(.*abc.*)",
+      R"((\w+ ){2,5})",
+      R"([가-힣 ]{2,30})",
+      R"(-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?)",
+      R"(\s{0,8})",
+      R"(([a-z]+|[0-9]+)(,([a-z]+|[0-9]+)){0,6})",
+  };
+  std::mt19937_64 rng(3);
+  int compared = 0, indexed = 0;
+  for (const std::string family : {"qwen3", "llama3"}) {
+    const TokenVocabulary& v = *Load(family).vocab;
+    for (const std::string& p : patterns) {
+      auto dfa = ByteDfa::FromRegex(p);
+      ASSERT_TRUE(dfa.ok()) << p << ": " << dfa.status();
+      // The states along random strings of the language and a few others.
+      std::vector<int32_t> states = {0};
+      for (int walk = 0; walk < 6; ++walk) {
+        int32_t s = 0;
+        for (int step = 0; step < 40; ++step) {
+          std::vector<int> live;
+          for (int b = 0; b < 256; ++b) {
+            if ((*dfa)->Next(s, static_cast<uint8_t>(b)) >= 0) live.push_back(b);
+          }
+          if (live.empty()) break;
+          s = (*dfa)->Next(s, static_cast<uint8_t>(live[rng() % live.size()]));
+          states.push_back(s);
+        }
+      }
+      std::sort(states.begin(), states.end());
+      states.erase(std::unique(states.begin(), states.end()), states.end());
+      if (states.size() > 24) {
+        std::shuffle(states.begin() + 1, states.end(), rng);
+        states.resize(24);
+      }
+      WalkMemo memo;
+      for (int32_t s : states) {
+        const StateWalk want = NaiveWalk(**dfa, s, v);
+        const StateWalk fast = WalkState(**dfa, s, v, /*boundaries=*/true, &memo);
+        const StateWalk plain = WalkState(**dfa, s, v, /*boundaries=*/true, nullptr, /*use_class_index=*/false);
+        ASSERT_EQ(fast.inside, want.inside) << family << " " << p << " state " << s;
+        ASSERT_EQ(fast.first_accepts, want.first_accepts) << family << " " << p << " state " << s;
+        ASSERT_EQ(plain.inside, want.inside) << family << " " << p << " state " << s;
+        ASSERT_EQ(plain.first_accepts, want.first_accepts) << family << " " << p << " state " << s;
+        ASSERT_EQ(WalkState(**dfa, s, v, /*boundaries=*/false).inside, want.inside);
+        indexed += fast.used_class_index ? 1 : 0;
+        ++compared;
+      }
+    }
+  }
+  // The class indexes were really exercised, not only the plain walk.
+  EXPECT_GT(compared, 200);
+  EXPECT_GT(indexed, compared / 4);
 }
 
 TEST(GrammarMatcherTest, MasksAreExactlyTheTokensThatCanFollow) {

@@ -212,6 +212,48 @@ void TokenVocabulary::BuildTrie() {
     }
     prev = &b;
   }
+  // Pre-order numbering (children are appended after their parent and
+  // after every earlier sibling's subtree), so subtrees are ranges.
+  const auto n = static_cast<uint32_t>(trie_.size());
+  subtree_end_.assign(n, 0);
+  parent_.assign(n, 0);
+  depth_.assign(n, 0);
+  for (uint32_t v = 0; v < n; ++v) {
+    for (uint32_t c = trie_[v].first_child; c != 0; c = trie_[c].next_sibling) {
+      parent_[c] = v;
+      depth_[c] = depth_[v] + 1;
+    }
+  }
+  for (uint32_t v = n; v-- > 0;) {
+    // The subtree ends where the last child's subtree ends.
+    uint32_t end = v + 1;
+    for (uint32_t c = trie_[v].first_child; c != 0; c = trie_[c].next_sibling) end = subtree_end_[c];
+    subtree_end_[v] = end;
+  }
 }
+
+std::string TokenVocabulary::NodeBytes(uint32_t n) const {
+  std::string out(static_cast<size_t>(depth_[n]), '\0');
+  for (uint32_t v = n; v != 0; v = parent_[v]) out[static_cast<size_t>(depth_[v] - 1)] = static_cast<char>(trie_[v].byte);
+  return out;
+}
+
+std::shared_ptr<const void> TokenVocabulary::Derived(const std::string& key,
+                                                     const std::function<std::shared_ptr<const void>()>& build,
+                                                     bool optional) const {
+  {
+    absl::MutexLock lock(&derived_mu_);
+    if (auto it = derived_.find(key); it != derived_.end()) return it->second;
+    if (optional && static_cast<int>(derived_.size()) >= kMaxDerived) return nullptr;
+  }
+  // Built outside the lock (it may take milliseconds); a concurrent builder
+  // of the same key wastes its work, and the first one stored wins.
+  std::shared_ptr<const void> built = build();
+  absl::MutexLock lock(&derived_mu_);
+  if (auto it = derived_.find(key); it != derived_.end()) return it->second;
+  if (static_cast<int>(derived_.size()) < kMaxDerived) derived_.emplace(key, built);
+  return built;
+}
+
 
 }  // namespace moe::grammar

@@ -16,19 +16,28 @@
 // they are never allowed by a constraint's mask; end-of-sequence is decided
 // separately (a constraint says when it is complete).
 //
-// Immutable after construction; shared by every request of a model.
+// Immutable after construction (but for the derived-data cache, which locks);
+// shared by every request of a model.
 #ifndef MOE_GRAMMAR_TOKEN_VOCABULARY_H_
 #define MOE_GRAMMAR_TOKEN_VOCABULARY_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 namespace moe::grammar {
+
+// A set of token ids: one bit per id, 64 per word.
+using TokenMask = std::vector<uint64_t>;
+inline bool Allowed(const TokenMask& m, int32_t id) { return (m[id >> 6] >> (id & 63)) & 1; }
 
 class TokenVocabulary {
  public:
@@ -56,6 +65,22 @@ class TokenVocabulary {
     uint32_t more_tokens = 0;   // index + 1 into same_bytes_ when several do
   };
   const std::vector<Node>& trie() const { return trie_; }
+  // Nodes are numbered in depth-first pre-order: node n's subtree is the
+  // range [n, subtree_end(n)), its depth (bytes from the root) depth(n).
+  uint32_t subtree_end(uint32_t n) const { return subtree_end_[n]; }
+  int32_t depth(uint32_t n) const { return depth_[n]; }
+  uint32_t parent(uint32_t n) const { return parent_[n]; }
+  // The bytes from the root to node n.
+  std::string NodeBytes(uint32_t n) const;
+  // Data derived from the vocabulary by other modules (grammar/token_walk.h's
+  // character-class indexes), built by `build` on first use under a lock and
+  // shared by every constraint over this vocabulary. At most kMaxDerived
+  // entries are kept; beyond that an entry not kept is built each time, or,
+  // with `optional`, not at all (null: the caller does without).
+  static constexpr int kMaxDerived = 48;
+  std::shared_ptr<const void> Derived(const std::string& key,
+                                      const std::function<std::shared_ptr<const void>()>& build,
+                                      bool optional = false) const;
   // Other tokens with the same bytes as trie()[n].token (rare: added tokens
   // that repeat a vocabulary entry).
   const std::vector<int32_t>& MoreTokens(const Node& n) const { return same_bytes_[n.more_tokens - 1]; }
@@ -67,7 +92,11 @@ class TokenVocabulary {
   std::vector<std::string> bytes_;
   std::vector<bool> special_;
   std::vector<Node> trie_;
+  std::vector<uint32_t> subtree_end_, parent_;
+  std::vector<int32_t> depth_;
   std::vector<std::vector<int32_t>> same_bytes_;
+  mutable absl::Mutex derived_mu_;
+  mutable absl::flat_hash_map<std::string, std::shared_ptr<const void>> derived_ ABSL_GUARDED_BY(derived_mu_);
 };
 
 }  // namespace moe::grammar
