@@ -391,12 +391,17 @@ double TopPSelect(absl::Span<const float> values, float hi, float lo, double tar
   const float scale = hi > lo ? static_cast<float>(kTopPBuckets - 1) / (hi - lo) : 0.0f;
   bucket_mass.assign(kTopPBuckets, 0.0);
   bucket_of.resize(n);
+  // Bucket ids first (a loop the compiler vectorizes), then the masses.
+  const float* vals = values.data();
+  uint16_t* bucket_ids = bucket_of.data();
+  constexpr float kLastBucket = static_cast<float>(kTopPBuckets - 1);
   for (size_t i = 0; i < n; ++i) {
-    const float v = values[i];
-    const int b = v == kNegInf ? kTopPBuckets - 1 : std::min(kTopPBuckets - 1, static_cast<int>((hi - v) * scale));
-    bucket_of[i] = static_cast<uint16_t>(b);
-    bucket_mass[b] += weights[i];
+    const float v = vals[i];
+    // (hi - v) * scale is >= 0 for a finite v <= hi; -inf lands in the last bucket.
+    const float x = v == kNegInf ? kLastBucket : (hi - v) * scale;
+    bucket_ids[i] = static_cast<uint16_t>(static_cast<int>(x < kLastBucket ? x : kLastBucket));
   }
+  for (size_t i = 0; i < n; ++i) bucket_mass[bucket_ids[i]] += weights[i];
   double above = 0;  // mass of the buckets before `boundary`
   int boundary = kTopPBuckets - 1;
   for (int b = 0; b < kTopPBuckets; ++b) {
