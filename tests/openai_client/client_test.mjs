@@ -1,10 +1,12 @@
 // The official OpenAI Node client (pinned in package-lock.json) against the
 // gateway's HTTP API: a streamed chat completion, a completion, and
-// structured output (response_format). Run by
+// structured output (response_format; every finished output is validated
+// by Ajv, an independent JSON Schema validator). Run by
 // run.sh with MOE_HTTP_BASE_URL, MOE_API_KEY, MOE_MODEL and MOE_GOLDEN_JSON.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import Ajv from 'ajv';
 import OpenAI from 'openai';
 
 const client = new OpenAI({
@@ -90,11 +92,13 @@ test('response_format json_schema and json_object: every finished choice parses 
     n: 4, seed: 7, temperature: 1.0, max_completion_tokens: 80,
   });
   assert.equal(r.choices.length, 4);
+  const validate = new Ajv({ strict: true }).compile(schema);
   let finished = 0;
   for (const c of r.choices) {
     if (c.finish_reason !== 'stop') continue;  // cut by max tokens: a prefix of a valid answer
     finished += 1;
     const v = JSON.parse(c.message.content);
+    assert.ok(validate(v), `${c.message.content}: ${JSON.stringify(validate.errors)}`);
     assert.deepEqual(Object.keys(v), ['city', 'temp', 'sky'], c.message.content);
     assert.equal(typeof v.city, 'string');
     assert.ok([...v.city].length <= 12, c.message.content);
