@@ -17,11 +17,13 @@
 #include "absl/strings/string_view.h"
 #include "glog/logging.h"
 #include "core/command_line.h"
+#include "tools/gguf.h"
 #include "tools/model_tool.h"
 
 // Flag names use '_' (C++ identifiers); the command line may spell them with
 // '-' (--kv-heads, --top-k, --base-tokenizer): see moe::NormalizedArgs.
-ABSL_FLAG(std::string, out, "", "make-tiny: directory to write the model into (required).");
+ABSL_FLAG(std::string, out, "",
+          "make-tiny: directory to write the model into; export-gguf: the GGUF file to write (required).");
 ABSL_FLAG(uint64_t, seed, 1, "make-tiny: seed of the random weights.");
 ABSL_FLAG(int64_t, hidden, 128, "make-tiny: hidden_size.");
 ABSL_FLAG(int64_t, layers, 2, "make-tiny: num_hidden_layers.");
@@ -48,6 +50,7 @@ ABSL_FLAG(bool, tie_word_embeddings, false, "make-tiny: tie lm_head to the embed
 ABSL_FLAG(int64_t, vocab, 4096,
           "make-tiny: vocab_size (>= 259); the last 3 ids are <|endoftext|>, <|im_start|>, "
           "<|im_end|> (eos).");
+ABSL_FLAG(std::string, model, "", "export-gguf: the checkpoint directory (required).");
 ABSL_FLAG(std::string, base_tokenizer, "",
           "make-tiny: Qwen3 tokenizer.json (plain or .gz) to cut; default: the copy in "
           "tests/testdata/tokenizers/qwen3.");
@@ -68,7 +71,11 @@ constexpr char kUsage[] =
     "      layers 2, heads 4, kv-heads 2, top-k 2, vocab 4096; mixtral: 4 experts of\n"
     "      FFN 256; the others: 8 experts of FFN 128).\n"
     "  moe-model inspect DIR\n"
-    "      Prints the config, tensor count, bytes by dtype and parameter counts.\n";
+    "      Prints the config, tensor count, bytes by dtype and parameter counts.\n"
+    "  moe-model export-gguf --model DIR --out FILE\n"
+    "      Writes a Mixtral-layout bf16 checkpoint as a GGUF file for llama.cpp\n"
+    "      (architecture llama with stacked experts; bf16 weights as stored, norms\n"
+    "      in f32, the byte-level BPE tokenizer).\n";
 
 int Usage(std::string_view problem) {
   if (!problem.empty()) std::cerr << "moe-model: " << problem << "\n";
@@ -131,6 +138,16 @@ int MakeTiny(const std::vector<char*>& positional) {
   return 0;
 }
 
+int ExportGguf(const std::vector<char*>& positional) {
+  if (positional.size() != 2) return Usage("export-gguf takes no positional arguments");
+  const std::string model = absl::GetFlag(FLAGS_model), out = absl::GetFlag(FLAGS_out);
+  if (model.empty() || out.empty()) return Usage("export-gguf needs --model DIR and --out FILE");
+  absl::Status status = moe::gguf::ExportGguf(model, out);
+  if (!status.ok()) return Fail("export-gguf", status.message());
+  std::cout << out << "\n";
+  return 0;
+}
+
 int Inspect(const std::vector<char*>& positional) {
   if (positional.size() != 3) return Usage("inspect takes exactly one DIR");
   absl::StatusOr<std::string> report = moe::InspectModel(positional[2]);
@@ -153,5 +170,6 @@ int main(int argc, char** argv) {
   const std::string_view command = positional[1];
   if (command == "make-tiny") return MakeTiny(positional);
   if (command == "inspect") return Inspect(positional);
+  if (command == "export-gguf") return ExportGguf(positional);
   return Usage(std::string("unknown subcommand '") + std::string(command) + "'");
 }
