@@ -345,7 +345,7 @@ std::string RotaryRows(const std::string& m, int64_t rows, int64_t cols, int64_t
 
 }  // namespace
 
-absl::Status ExportGguf(const std::string& model_dir, const std::string& out_path) {
+absl::Status ExportGguf(const std::string& model_dir, const std::string& out_path, bool f32_weights) {
   absl::StatusOr<ModelConfig> cfg_or = LoadModelConfig(model_dir);
   if (!cfg_or.ok()) return cfg_or.status();
   const ModelConfig& c = *cfg_or;
@@ -374,7 +374,7 @@ absl::Status ExportGguf(const std::string& model_dir, const std::string& out_pat
   meta("general.architecture", std::string("llama"));
   meta("general.name", std::string("moe export of ") + model_dir);
   meta("general.alignment", static_cast<uint32_t>(kAlignment));
-  meta("general.file_type", static_cast<uint32_t>(32));  // LLAMA_FTYPE_MOSTLY_BF16
+  meta("general.file_type", static_cast<uint32_t>(f32_weights ? 0 : 32));  // ALL_F32, MOSTLY_BF16
   meta("llama.vocab_size", static_cast<uint32_t>(V));
   meta("llama.context_length", static_cast<uint32_t>(c.max_position_embeddings));
   meta("llama.embedding_length", static_cast<uint32_t>(H));
@@ -438,6 +438,17 @@ absl::Status ExportGguf(const std::string& model_dir, const std::string& out_pat
   meta("tokenizer.ggml.add_bos_token", false);
 
   auto add = [&](const std::string& name, std::vector<uint64_t> dims, TensorType type, std::string data) {
+    if (type == TensorType::kBF16 && f32_weights) {
+      std::string wide(data.size() * 2, '\0');
+      for (size_t i = 0; i < data.size() / 2; ++i) {
+        uint16_t v;
+        std::memcpy(&v, data.data() + 2 * i, 2);
+        const float x = Bf16ToF32(v);
+        std::memcpy(wide.data() + 4 * i, &x, 4);
+      }
+      data = std::move(wide);
+      type = TensorType::kF32;
+    }
     f.tensors.push_back(Tensor{name, std::move(dims), type, std::move(data)});
   };
   absl::StatusOr<std::string> b = Bf16Bytes(st, "model.embed_tokens.weight", {V, H});

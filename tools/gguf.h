@@ -66,7 +66,10 @@ absl::StatusOr<File> Read(const std::string& path, const ReadLimits& limits = {}
 // The Mixtral-layout checkpoint in `model_dir` (config.json,
 // model.safetensors, tokenizer.json) as a GGUF file. UNIMPLEMENTED for other
 // families or tokenizers, naming them.
-absl::Status ExportGguf(const std::string& model_dir, const std::string& out_path);
+// `f32_weights`: the bf16 weights widened to f32 (exactly), for a reference
+// where llama.cpp computes in f32 throughout (with bf16 weights its CPU
+// kernels round the activations to bf16 too).
+absl::Status ExportGguf(const std::string& model_dir, const std::string& out_path, bool f32_weights = false);
 
 // The row order llama.cpp's rotary embedding expects for a q or k
 // projection of `heads` heads: new row h*d + 2i + j is old row h*d + j*d/2 + i.

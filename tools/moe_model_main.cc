@@ -51,6 +51,7 @@ ABSL_FLAG(int64_t, vocab, 4096,
           "make-tiny: vocab_size (>= 259); the last 3 ids are <|endoftext|>, <|im_start|>, "
           "<|im_end|> (eos).");
 ABSL_FLAG(std::string, model, "", "export-gguf: the checkpoint directory (required).");
+ABSL_FLAG(bool, f32, false, "export-gguf: widen the bf16 weights to f32 (a reference for llama.cpp).");
 ABSL_FLAG(std::string, base_tokenizer, "",
           "make-tiny: Qwen3 tokenizer.json (plain or .gz) to cut; default: the copy in "
           "tests/testdata/tokenizers/qwen3.");
@@ -72,10 +73,10 @@ constexpr char kUsage[] =
     "      FFN 256; the others: 8 experts of FFN 128).\n"
     "  moe-model inspect DIR\n"
     "      Prints the config, tensor count, bytes by dtype and parameter counts.\n"
-    "  moe-model export-gguf --model DIR --out FILE\n"
+    "  moe-model export-gguf --model DIR --out FILE [--f32]\n"
     "      Writes a Mixtral-layout bf16 checkpoint as a GGUF file for llama.cpp\n"
     "      (architecture llama with stacked experts; bf16 weights as stored, norms\n"
-    "      in f32, the byte-level BPE tokenizer).\n";
+    "      in f32, the byte-level BPE tokenizer). --f32 widens the weights to f32.\n";
 
 int Usage(std::string_view problem) {
   if (!problem.empty()) std::cerr << "moe-model: " << problem << "\n";
@@ -142,7 +143,7 @@ int ExportGguf(const std::vector<char*>& positional) {
   if (positional.size() != 2) return Usage("export-gguf takes no positional arguments");
   const std::string model = absl::GetFlag(FLAGS_model), out = absl::GetFlag(FLAGS_out);
   if (model.empty() || out.empty()) return Usage("export-gguf needs --model DIR and --out FILE");
-  absl::Status status = moe::gguf::ExportGguf(model, out);
+  absl::Status status = moe::gguf::ExportGguf(model, out, absl::GetFlag(FLAGS_f32));
   if (!status.ok()) return Fail("export-gguf", status.message());
   std::cout << out << "\n";
   return 0;
