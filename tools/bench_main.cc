@@ -15,6 +15,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -63,6 +64,9 @@ ABSL_FLAG(std::string, concurrency, "",
 ABSL_FLAG(int, prompt_tokens, 32, "With --concurrency: prompt length of every request.");
 ABSL_FLAG(int, output_tokens, 64, "With --concurrency: tokens generated per request.");
 ABSL_FLAG(int, runs, 3, "With --concurrency: runs per count; the best is reported.");
+ABSL_FLAG(int, busy_threads, 0,
+          "Threads that spin for the whole run beside the engine (0-64): a loaded host, for the thread pool's "
+          "behaviour when its helpers are descheduled.");
 ABSL_FLAG(std::string, json_schema, "",
           "With --concurrency: also run every count with each request under this JSON Schema (structured output; "
           "the model's tokenizer.json gives token bytes), alternating with the unconstrained runs, and report the "
@@ -210,6 +214,27 @@ int main(int argc, char** argv) {
   auto dense = moe::DenseModel::Load(**checkpoint);
   if (!dense.ok()) return Fail(std::string(dense.status().message()));
   moe::ThreadPool pool(absl::GetFlag(FLAGS_threads));
+  // A loaded host: threads that compete for the CPUs until the end.
+  const int busy = absl::GetFlag(FLAGS_busy_threads);
+  if (busy < 0 || busy > 64) return Fail("--busy-threads must be in [0, 64]");
+  std::atomic<bool> stop_busy{false};
+  std::vector<std::thread> busy_threads;
+  for (int i = 0; i < busy; ++i) {
+    busy_threads.emplace_back([&stop_busy] {
+      uint64_t x = 1;
+      while (!stop_busy.load(std::memory_order_relaxed)) x = x * 6364136223846793005ull + 1;
+      volatile uint64_t sink = x;
+      (void)sink;
+    });
+  }
+  struct JoinBusy {
+    std::atomic<bool>* stop;
+    std::vector<std::thread>* threads;
+    ~JoinBusy() {
+      stop->store(true);
+      for (std::thread& t : *threads) t.join();
+    }
+  } join_busy{&stop_busy, &busy_threads};
   // Expert bytes per (layer, expert), from the tensor headers (nothing is read).
   int64_t per_expert = 0;
   for (int w = 0; w < 3; ++w) {
@@ -352,7 +377,7 @@ int main(int argc, char** argv) {
     }
     if (absl::GetFlag(FLAGS_json)) {
       nlohmann::json j = {{"model", dir}, {"device", forward.name()}, {"expert_transport", transport},
-                          {"experts", workers}, {"threads", pool.num_threads()},
+                          {"experts", workers}, {"threads", pool.num_threads()}, {"busy_threads", busy},
                           {"kernel_isa", std::string(moe::KernelIsa())}, {"prompt_tokens", prompt_len_c},
                           {"output_tokens", output_len}, {"runs", runs}, {"results", rows}};
       std::cout << j.dump(2) << "\n";
@@ -452,7 +477,7 @@ int main(int argc, char** argv) {
     nlohmann::json j = {{"model", dir},
                         {"device", forward.name()},
                         {"expert_transport", transport},
-                        {"threads", pool.num_threads()},
+                        {"threads", pool.num_threads()}, {"busy_threads", busy},
                         {"experts", workers},
                         {"kernel_isa", std::string(moe::KernelIsa())},
                         {"prefill_tokens", prefill_len},
