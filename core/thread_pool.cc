@@ -96,12 +96,21 @@ void ThreadPool::ParallelFor(int64_t n, int64_t chunk,
   // (they may still be running their last chunk). Workers that did not join
   // by now never touch this loop.
   const int joined = static_cast<int>(state_.fetch_or(kClosed, std::memory_order_acq_rel) & kJoinedMask);
-  for (int spins = 0; finished_.load(std::memory_order_acquire) != joined; ++spins) {
-    if (spins < 128) {
-      CpuRelax();
-    } else {
-      std::this_thread::yield();
+  loops_.fetch_add(1, std::memory_order_relaxed);
+  if (joined > 0) joined_loops_.fetch_add(1, std::memory_order_relaxed);
+  if (finished_.load(std::memory_order_acquire) != joined) {
+    const auto wait_start = std::chrono::steady_clock::now();
+    for (int spins = 0; finished_.load(std::memory_order_acquire) != joined; ++spins) {
+      if (spins < 128) {
+        CpuRelax();
+      } else {
+        std::this_thread::yield();
+      }
     }
+    waited_loops_.fetch_add(1, std::memory_order_relaxed);
+    wait_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - wait_start)
+                           .count(),
+                       std::memory_order_relaxed);
   }
   in_loop_.store(false, std::memory_order_relaxed);
 }

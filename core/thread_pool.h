@@ -54,6 +54,16 @@ class ThreadPool {
   // Chunk size that gives every thread about `chunks_per_thread` chunks.
   int64_t ChunkFor(int64_t n, int chunks_per_thread = 4) const;
 
+  // Counters since construction (benchmarks): parallel loops run, how many
+  // of them a helper joined, and the caller's time after its last chunk
+  // waiting for joined helpers to finish theirs.
+  struct Stats {
+    int64_t loops = 0, joined_loops = 0, waited_loops = 0, wait_ns = 0;
+  };
+  Stats stats() const {
+    return Stats{loops_.load(), joined_loops_.load(), waited_loops_.load(), wait_ns_.load()};
+  }
+
  private:
   void WorkerLoop();
   void RunChunks();
@@ -80,6 +90,7 @@ class ThreadPool {
   absl::Mutex mu_;
   std::atomic<bool> in_loop_{false};
   std::atomic<bool> quiesce_{false};
+  std::atomic<int64_t> loops_{0}, joined_loops_{0}, waited_loops_{0}, wait_ns_{0};
 };
 
 }  // namespace moe

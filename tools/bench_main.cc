@@ -467,8 +467,18 @@ int main(int argc, char** argv) {
     return out;
   };
   const auto before1 = remote ? remote->Stats() : std::vector<moe::RemoteExpertBackend::WorkerStats>{};
+  const moe::ThreadPool::Stats pool_before = pool.stats();
   const double decode1 = decode(1);
+  const moe::ThreadPool::Stats pool_after = pool.stats();
   const nlohmann::json dispatch1 = dispatch_since(before1);
+  // The pool during the batch-1 decode: loops, loops a helper joined, and the
+  // caller's waits for joined helpers after its own last chunk.
+  const int64_t pool_loops = pool_after.loops - pool_before.loops;
+  const nlohmann::json pool1 = {
+      {"loops_per_token", static_cast<double>(pool_loops) / std::max(1, steps)},
+      {"joined_fraction", static_cast<double>(pool_after.joined_loops - pool_before.joined_loops) / std::max<int64_t>(1, pool_loops)},
+      {"waited_fraction", static_cast<double>(pool_after.waited_loops - pool_before.waited_loops) / std::max<int64_t>(1, pool_loops)},
+      {"wait_ms_per_token", (pool_after.wait_ns - pool_before.wait_ns) / 1e6 / std::max(1, steps)}};
   const double decodeN = decode(batch);
   const double bound = bandwidth / static_cast<double>(active_bytes);
   const double efficiency = decode1 / bound;
@@ -492,6 +502,7 @@ int main(int argc, char** argv) {
                         {"bandwidth_bound_tokens_per_s", bound},
                         {"decode_efficiency", efficiency}};
     if (remote != nullptr) j["dispatch_batch1"] = dispatch1;
+    j["thread_pool_batch1"] = pool1;
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << absl::StrFormat("model                      %s\n", dir)
