@@ -18,7 +18,7 @@ namespace moe::kernels_avx512 {
 namespace {
 
 using V = __m512;
-constexpr int kMr = 4;
+constexpr int kMr = 6;
 constexpr int kNr = 4;
 
 inline V Zero() { return _mm512_setzero_ps(); }

@@ -23,7 +23,7 @@ inline V LoadW<F16Tag>(const F16Tag* p) { return LoadF16(reinterpret_cast<const 
 template <typename WT, int MR, int NR>
 void Tile(const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t ldy) {
   V acc[MR][NR];
-#pragma GCC unroll 4
+#pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[i][j] = Zero();
@@ -32,7 +32,7 @@ void Tile(const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t
     V wv[NR];
 #pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) wv[j] = LoadW<WT>(w + j * K + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       const V xv = LoadF32(x + i * ldx + k);
 #pragma GCC unroll 4
@@ -76,6 +76,8 @@ void TileDispatch(int mr, int nr, const float* x, int64_t ldx, const WT* w, int6
     case 2: if constexpr (kMr >= 2) TileRowsN<WT, 2>(nr, x, ldx, w, K, y, ldy); break;
     case 3: if constexpr (kMr >= 3) TileRowsN<WT, 3>(nr, x, ldx, w, K, y, ldy); break;
     case 4: if constexpr (kMr >= 4) TileRowsN<WT, 4>(nr, x, ldx, w, K, y, ldy); break;
+    case 5: if constexpr (kMr >= 5) TileRowsN<WT, 5>(nr, x, ldx, w, K, y, ldy); break;
+    case 6: if constexpr (kMr >= 6) TileRowsN<WT, 6>(nr, x, ldx, w, K, y, ldy); break;
   }
 }
 
@@ -84,7 +86,7 @@ void TileDispatch(int mr, int nr, const float* x, int64_t ldx, const WT* w, int6
 template <typename WT>
 void MatMulColumns(const float* x, int64_t m, int64_t ldx, const WT* w, int64_t K, float* y,
                    int64_t ldy, int64_t n0, int64_t n1) {
-  const int64_t row_block = std::max<int64_t>(kMr, (int64_t{128} * 1024 / (K * 4)) / kMr * kMr);
+  const int64_t row_block = std::max<int64_t>(kMr, (int64_t{512} * 1024 / (K * 4)) / kMr * kMr);
   for (int64_t i0 = 0; i0 < m; i0 += row_block) {
     const int64_t i1 = std::min(m, i0 + row_block);
     for (int64_t j = n0; j < n1; j += kNr) {
