@@ -116,20 +116,113 @@ void ConvertRow(const WeightView& w, int64_t row, float* out) {
   }
 }
 
+namespace {
+
+// A range of output columns of one task of a multi-product loop.
+struct Piece {
+  int task;
+  int64_t n0, n1;
+};
+
+// Cuts each task's `rows[i]` output columns into pieces the way MatMul cuts
+// one product: multiples of 16 columns (register tiles stay whole), four
+// pieces per thread (two when the task has more than 16 input rows `m[i]`, as
+// a piece re-reads them); a task under 64 Ki multiply-adds, or any task when
+// there is one thread, whole.
+void PlanPieces(const int64_t* rows, const int64_t* m, const int64_t* cost_per_row, int n, int threads,
+                std::vector<Piece>* out) {
+  out->clear();
+  for (int i = 0; i < n; ++i) {
+    if (rows[i] <= 0) continue;
+    int64_t step = rows[i];
+    if (threads > 1 && rows[i] * cost_per_row[i] >= 64 * 1024) {
+      const int64_t parts = static_cast<int64_t>(threads) * (m[i] > 16 ? 2 : 4);
+      step = std::max<int64_t>(16, ((rows[i] + parts - 1) / parts + 15) / 16 * 16);
+    }
+    for (int64_t n0 = 0; n0 < rows[i]; n0 += step) out->push_back({i, n0, std::min(rows[i], n0 + step)});
+  }
+}
+
+// Runs fn(piece) for every piece, over the pool when there is more than one.
+template <typename Fn>
+void RunPieces(const std::vector<Piece>& pieces, ThreadPool* pool, const Fn& fn) {
+  const int64_t n = static_cast<int64_t>(pieces.size());
+  if (pool == nullptr || pool->num_threads() == 1 || n <= 1) {
+    for (const Piece& p : pieces) fn(p);
+    return;
+  }
+  pool->ParallelFor(n, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) fn(pieces[i]);
+  });
+}
+
+int Threads(ThreadPool* pool) { return pool == nullptr ? 1 : pool->num_threads(); }
+
+}  // namespace
+
+void MatMuls(const MatMulTask* tasks, int n, ThreadPool* pool) {
+  const KernelSet* ks = Active();
+  std::vector<int64_t> rows(n), m(n), cost(n);
+  for (int i = 0; i < n; ++i) {
+    rows[i] = tasks[i].m > 0 ? tasks[i].w.rows : 0;
+    m[i] = tasks[i].m;
+    cost[i] = tasks[i].m * tasks[i].w.cols;
+  }
+  std::vector<Piece> pieces;
+  PlanPieces(rows.data(), m.data(), cost.data(), n, Threads(pool), &pieces);
+  RunPieces(pieces, pool, [&](const Piece& p) {
+    const MatMulTask& t = tasks[p.task];
+    ks->matmul(t.x, t.m, t.ldx, t.w.data, t.w.dtype, t.w.cols, t.y, t.ldy, p.n0, p.n1);
+  });
+}
+
+void SwiGluFfns(const FfnTask* tasks, int n, ThreadPool* pool) {
+  const KernelSet* ks = Active();
+  std::vector<int64_t> rows(n), m(n), cost(n);
+  std::vector<Piece> pieces;
+  // Gate and up of a piece's columns, then SiLU(gate) * up on them.
+  for (int i = 0; i < n; ++i) {
+    const FfnTask& t = tasks[i];
+    const int64_t f = t.w->gate.rows;
+    t.scratch->gate.resize(t.m * f);
+    t.scratch->up.resize(t.m * f);
+    rows[i] = t.m > 0 ? f : 0;
+    cost[i] = t.m * t.w->gate.cols;
+    m[i] = t.m;
+  }
+  PlanPieces(rows.data(), m.data(), cost.data(), n, Threads(pool), &pieces);
+  RunPieces(pieces, pool, [&](const Piece& p) {
+    const FfnTask& t = tasks[p.task];
+    const int64_t h = t.w->gate.cols, f = t.w->gate.rows;
+    float* gate = t.scratch->gate.data();
+    const float* up = t.scratch->up.data();
+    ks->matmul(t.x, t.m, h, t.w->gate.data, t.w->gate.dtype, h, gate, f, p.n0, p.n1);
+    ks->matmul(t.x, t.m, h, t.w->up.data, t.w->up.dtype, h, t.scratch->up.data(), f, p.n0, p.n1);
+    for (int64_t r = 0; r < t.m; ++r) {
+      for (int64_t j = r * f + p.n0; j < r * f + p.n1; ++j) {
+        const float g = gate[j];
+        gate[j] = (g / (1.0f + std::exp(-g))) * up[j];  // SiLU(gate) * up
+      }
+    }
+  });
+  // Every down projection.
+  for (int i = 0; i < n; ++i) {
+    const FfnTask& t = tasks[i];
+    rows[i] = t.m > 0 ? t.w->down.rows : 0;
+    cost[i] = t.m * t.w->down.cols;
+  }
+  PlanPieces(rows.data(), m.data(), cost.data(), n, Threads(pool), &pieces);
+  RunPieces(pieces, pool, [&](const Piece& p) {
+    const FfnTask& t = tasks[p.task];
+    const int64_t h = t.w->down.rows, f = t.w->down.cols;
+    ks->matmul(t.scratch->gate.data(), t.m, f, t.w->down.data, t.w->down.dtype, f, t.out, h, p.n0, p.n1);
+  });
+}
+
 void SwiGluFfn(const FfnWeights& w, const float* x, int64_t m, float* out, ThreadPool* pool,
                FfnScratch* scratch) {
-  const int64_t h = w.gate.cols, f = w.gate.rows;
-  std::vector<float>& gate = scratch->gate;
-  std::vector<float>& up = scratch->up;
-  gate.resize(m * f);
-  up.resize(m * f);
-  MatMul(x, m, h, w.gate, gate.data(), f, pool);
-  MatMul(x, m, h, w.up, up.data(), f, pool);
-  for (int64_t i = 0; i < m * f; ++i) {
-    const float g = gate[i];
-    gate[i] = (g / (1.0f + std::exp(-g))) * up[i];  // SiLU(gate) * up
-  }
-  MatMul(gate.data(), m, f, w.down, out, h, pool);
+  const FfnTask task{&w, x, m, out, scratch};
+  SwiGluFfns(&task, 1, pool);
 }
 
 }  // namespace moe

@@ -36,6 +36,21 @@ struct WeightView {
 void MatMul(const float* x, int64_t m, int64_t ldx, const WeightView& w, float* y, int64_t ldy,
             ThreadPool* pool);
 
+// One product of MatMuls: y[i * ldy + j] = x[i * ldx + :] . w[j], i < m, j < w.rows.
+struct MatMulTask {
+  const float* x = nullptr;
+  int64_t m = 0;
+  int64_t ldx = 0;
+  WeightView w;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+
+// Several independent products in one parallel loop (one start and one end
+// for the pool instead of one per product, and the threads balance across
+// them). Each result is bitwise what MatMul gives.
+void MatMuls(const MatMulTask* tasks, int n, ThreadPool* pool);
+
 // The canonical dot product of two f32 vectors (same order as MatMul).
 float Dot(const float* a, const float* b, int64_t n);
 
@@ -62,6 +77,22 @@ struct FfnScratch {
 // Row results do not depend on m (the MatMul contract). x and out must not alias.
 void SwiGluFfn(const FfnWeights& w, const float* x, int64_t m, float* out, ThreadPool* pool,
                FfnScratch* scratch);
+
+// One block of SwiGluFfns: SwiGluFfn(*w, x, m, out, -, scratch).
+struct FfnTask {
+  const FfnWeights* w = nullptr;
+  const float* x = nullptr;
+  int64_t m = 0;
+  float* out = nullptr;
+  FfnScratch* scratch = nullptr;
+};
+
+// Several SwiGLU blocks (the experts of one MoE layer) in two parallel
+// loops: gate, up and SiLU of every block, then every down projection. The
+// threads share the rows of all the blocks in small pieces, so none waits
+// long for another at the end of a loop. Results are bitwise those of
+// SwiGluFfn, whatever the pool.
+void SwiGluFfns(const FfnTask* tasks, int n, ThreadPool* pool);
 
 // Which implementation MatMul dispatches to on this CPU: "avx512", "avx2" or "portable".
 std::string_view KernelIsa();

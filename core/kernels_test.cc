@@ -119,6 +119,94 @@ TEST_P(MatMulTest, RowResultDoesNotDependOnBatchThreadsOrIsa) {
   SetKernelIsaForTesting(AvailableIsas().front());
 }
 
+TEST_P(MatMulTest, ManyProductsInOneLoopAreBitwiseTheSingleProducts) {
+  const DType dt = GetParam();
+  // Awkward sizes, one product too small to split, one with no rows.
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{61, 300}, {1000, 64}, {5, 7}, {300, 257}, {48, 96}};
+  const std::vector<int64_t> batch = {1, 3, 17, 0, 40};
+  std::vector<Matrix> w;
+  std::vector<std::vector<float>> x;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    w.push_back(RandomMatrix(dt, shapes[i].first, shapes[i].second, static_cast<uint32_t>(11 + i)));
+    x.push_back(RandomRows(std::max<int64_t>(batch[i], 1), shapes[i].second, static_cast<uint32_t>(5 + i)));
+  }
+  ThreadPool pool1(1), pool2(2), pool3(3);
+  for (const std::string& isa : AvailableIsas()) {
+    ASSERT_TRUE(SetKernelIsaForTesting(isa));
+    for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool1, &pool2, &pool3}) {
+      std::vector<std::vector<float>> want, got;
+      std::vector<MatMulTask> tasks;
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        const int64_t m = batch[i], n = shapes[i].first, k = shapes[i].second;
+        want.emplace_back(std::max<int64_t>(m, 1) * n, -7.0f);
+        got.emplace_back(std::max<int64_t>(m, 1) * n, -7.0f);
+        MatMul(x[i].data(), m, k, w[i].view(), want.back().data(), n, nullptr);
+      }
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        tasks.push_back({x[i].data(), batch[i], shapes[i].second, w[i].view(), got[i].data(), shapes[i].first});
+      }
+      MatMuls(tasks.data(), static_cast<int>(tasks.size()), pool);
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        ASSERT_EQ(0, std::memcmp(want[i].data(), got[i].data(), want[i].size() * sizeof(float)))
+            << isa << " product " << i << " threads=" << (pool == nullptr ? 0 : pool->num_threads());
+      }
+    }
+  }
+  SetKernelIsaForTesting(AvailableIsas().front());
+}
+
+TEST_P(MatMulTest, SeveralSwiGluBlocksAreBitwiseEachAloneAndTheDefinition) {
+  const DType dt = GetParam();
+  const int64_t h = 256, f = 640;  // large enough to be split into pieces
+  const std::vector<int64_t> rows = {1, 4, 1, 23};
+  std::vector<Matrix> gate, up, down;
+  std::vector<FfnWeights> weights;
+  std::vector<std::vector<float>> x;
+  for (size_t e = 0; e < rows.size(); ++e) {
+    gate.push_back(RandomMatrix(dt, f, h, static_cast<uint32_t>(100 + e)));
+    up.push_back(RandomMatrix(dt, f, h, static_cast<uint32_t>(200 + e)));
+    down.push_back(RandomMatrix(dt, h, f, static_cast<uint32_t>(300 + e)));
+    x.push_back(RandomRows(rows[e], h, static_cast<uint32_t>(400 + e)));
+  }
+  for (size_t e = 0; e < rows.size(); ++e) weights.push_back({gate[e].view(), down[e].view(), up[e].view()});
+  // The definition, one expert and one row at a time, serial.
+  std::vector<std::vector<float>> want;
+  for (size_t e = 0; e < rows.size(); ++e) {
+    want.emplace_back(rows[e] * h);
+    for (int64_t r = 0; r < rows[e]; ++r) {
+      std::vector<float> g(f), u(f), a(f);
+      MatMul(&x[e][r * h], 1, h, gate[e].view(), g.data(), f, nullptr);
+      MatMul(&x[e][r * h], 1, h, up[e].view(), u.data(), f, nullptr);
+      for (int64_t j = 0; j < f; ++j) a[j] = (g[j] / (1.0f + std::exp(-g[j]))) * u[j];
+      MatMul(a.data(), 1, f, down[e].view(), &want[e][r * h], h, nullptr);
+    }
+  }
+  ThreadPool pool2(2), pool3(3);
+  for (const std::string& isa : AvailableIsas()) {
+    ASSERT_TRUE(SetKernelIsaForTesting(isa));
+    for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2, &pool3}) {
+      std::vector<std::vector<float>> together(rows.size()), alone(rows.size());
+      std::vector<FfnScratch> scratch(rows.size());
+      std::vector<FfnTask> tasks;
+      for (size_t e = 0; e < rows.size(); ++e) {
+        together[e].assign(rows[e] * h, -7.0f);
+        alone[e].assign(rows[e] * h, -7.0f);
+        tasks.push_back({&weights[e], x[e].data(), rows[e], together[e].data(), &scratch[e]});
+      }
+      SwiGluFfns(tasks.data(), static_cast<int>(tasks.size()), pool);
+      for (size_t e = 0; e < rows.size(); ++e) {
+        FfnScratch s;
+        SwiGluFfn(weights[e], x[e].data(), rows[e], alone[e].data(), pool, &s);
+        const std::string where = isa + " expert " + std::to_string(e) + " threads=" +
+                                  std::to_string(pool == nullptr ? 0 : pool->num_threads());
+        ASSERT_EQ(0, std::memcmp(want[e].data(), together[e].data(), want[e].size() * sizeof(float))) << where;
+        ASSERT_EQ(0, std::memcmp(want[e].data(), alone[e].data(), want[e].size() * sizeof(float))) << where;
+      }
+    }
+  }
+  SetKernelIsaForTesting(AvailableIsas().front());
+}
+
 INSTANTIATE_TEST_SUITE_P(AllDTypes, MatMulTest,
                          ::testing::Values(DType::kBF16, DType::kF16, DType::kF32),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 
 namespace moe {
@@ -37,40 +38,55 @@ absl::Status CpuExpertRunner::Run(const ExpertRows& v, void* out_bytes) {
     groups_.push_back({begin, end});
     begin = end;
   }
+  if (groups_.empty()) return absl::OkStatus();
   if (groups_.size() > scratch_.size()) scratch_.resize(groups_.size());
-  // One expert's rows: gathered, run, scattered. The experts of a call write
-  // disjoint rows of `out`.
-  auto run_group = [&](size_t g, ThreadPool* pool) -> absl::Status {
+  // Each expert's rows gathered, every expert of the call run in the same two
+  // parallel loops (SwiGluFfns), then the outputs scattered. The experts of a
+  // call write disjoint rows of `out`.
+  tasks_.clear();
+  for (size_t g = 0; g < groups_.size(); ++g) {
     const auto [begin, end] = groups_[g];
     const int64_t m = static_cast<int64_t>(end - begin);
+    const int layer = v.layer, expert = static_cast<int>(order_[begin].first);
+    if (!shard_->Holds(layer, expert)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("this shard does not hold expert ", expert, " of layer ", layer));
+    }
     GroupScratch& s = scratch_[g];
     s.x.resize(m * h);
     s.y.resize(m * h);
     for (int64_t i = 0; i < m; ++i) {
       std::memcpy(&s.x[i * h], in + (order_[begin + i].second / repeat) * row_bytes, row_bytes);
     }
-    RETURN_IF_ERROR(shard_->Run(v.layer, static_cast<int>(order_[begin].first), s.x.data(), m, s.y.data(), pool,
-                                &s.ffn));
-    for (int64_t i = 0; i < m; ++i) std::memcpy(out + order_[begin + i].second * row_bytes, &s.y[i * h], row_bytes);
-    return absl::OkStatus();
-  };
-  if (groups_.empty()) return absl::OkStatus();
-  if (groups_.size() == 1) return run_group(0, lone_pool_ != nullptr ? lone_pool_.get() : pool_);
-  if (pool_ == nullptr || pool_->num_threads() < 2) {
-    for (size_t g = 0; g < groups_.size(); ++g) RETURN_IF_ERROR(run_group(g, nullptr));
-    return absl::OkStatus();
+    tasks_.push_back({&shard_->ExpertWeights(layer, expert), s.x.data(), m, s.y.data(), &s.ffn});
   }
-  // Several experts: each runs whole on one thread, the threads taking
-  // experts from a shared counter (largest first). No thread waits inside an
-  // expert for another that the OS descheduled, which matters where workers
-  // share CPUs with each other and with the router.
-  std::stable_sort(groups_.begin(), groups_.end(),
-                   [](const auto& a, const auto& b) { return a.second - a.first > b.second - b.first; });
-  status_.assign(groups_.size(), absl::OkStatus());
-  pool_->ParallelFor(static_cast<int64_t>(groups_.size()), 1, [&](int64_t b, int64_t e) {
-    for (int64_t g = b; g < e; ++g) status_[g] = run_group(g, nullptr);
-  });
-  for (const absl::Status& st : status_) RETURN_IF_ERROR(st);
+  // A lone expert keeps to the lone-expert pool (a worker's own CPUs).
+  ThreadPool* pool = groups_.size() == 1 && lone_pool_ != nullptr ? lone_pool_.get() : pool_;
+  int64_t most_rows = 0;
+  for (const FfnTask& t : tasks_) most_rows = std::max(most_rows, t.m);
+  if (groups_.size() == 1 || most_rows <= kSharedRows || pool == nullptr || pool->num_threads() < 2) {
+    // Few rows per expert (decode): reading the weights is the whole cost, so
+    // the threads share every expert's rows, and none waits long at the end.
+    SwiGluFfns(tasks_.data(), static_cast<int>(tasks_.size()), pool);
+  } else {
+    // Many rows per expert (prefill): each expert whole on one thread, its
+    // input rows staying in that thread's cache; threads take experts
+    // largest first.
+    order_tasks_.resize(tasks_.size());
+    for (size_t g = 0; g < tasks_.size(); ++g) order_tasks_[g] = g;
+    std::stable_sort(order_tasks_.begin(), order_tasks_.end(),
+                     [&](size_t a, size_t b) { return tasks_[a].m > tasks_[b].m; });
+    pool->ParallelFor(static_cast<int64_t>(tasks_.size()), 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) SwiGluFfns(&tasks_[order_tasks_[i]], 1, nullptr);
+    });
+  }
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const auto [begin, end] = groups_[g];
+    const std::vector<float>& y = scratch_[g].y;
+    for (size_t i = 0; i < end - begin; ++i) {
+      std::memcpy(out + order_[begin + i].second * row_bytes, &y[i * h], row_bytes);
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -68,7 +68,11 @@ class CpuExpertRunner : public ExpertRunner {
     FfnScratch ffn;
   };
   std::vector<GroupScratch> scratch_;  // per group
-  std::vector<absl::Status> status_;   // per group, when they run concurrently
+  std::vector<FfnTask> tasks_;         // per group
+  std::vector<size_t> order_tasks_;    // largest first, when experts run whole on one thread each
+  // Up to this many rows per expert, a call's experts share the threads row
+  // by row; above it, each runs whole on one thread.
+  static constexpr int64_t kSharedRows = 16;
 };
 
 }  // namespace moe

@@ -63,9 +63,10 @@ void ForwardPass::QkvProjections(int layer, int64_t T) {
   const ModelConfig& c = config_;
   const LayerWeights& L = model_->layer(layer);
   const int64_t D = c.hidden_size;
-  MatMul(h_.data(), T, D, L.q, q_.data(), c.q_dim(), pool_);
-  MatMul(h_.data(), T, D, L.k, k_.data(), c.kv_dim(), pool_);
-  MatMul(h_.data(), T, D, L.v, v_.data(), c.kv_dim(), pool_);
+  const MatMulTask qkv[3] = {{h_.data(), T, D, L.q, q_.data(), c.q_dim()},
+                             {h_.data(), T, D, L.k, k_.data(), c.kv_dim()},
+                             {h_.data(), T, D, L.v, v_.data(), c.kv_dim()}};
+  MatMuls(qkv, 3, pool_);
   AddBias(biases_[layer].q, T, q_.data());
   AddBias(biases_[layer].k, T, k_.data());
   AddBias(biases_[layer].v, T, v_.data());
