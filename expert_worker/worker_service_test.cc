@@ -2,6 +2,7 @@
 // port) holding half of the tiny fixture's experts.
 #include "expert_worker/worker_service.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -152,12 +153,14 @@ TEST_F(WorkerServiceTest, MalformedRequestsAreInvalidArgumentNamingTheField) {
 }
 
 TEST_F(WorkerServiceTest, ExpertsOfOneRequestRunOnSeveralThreadsWithBitwiseTheSameOutputs) {
-  // Every expert of the model, three kernel threads: the executor runs the
-  // request's experts concurrently (largest first), each whole on one thread;
-  // a request for one expert runs on the whole pool, or on its own two
-  // threads with lone_expert_threads.
-  std::vector<uint32_t> mixed, lone(29, 2);
-  for (int i = 0; i < 37; ++i) mixed.push_back(i % 5 == 0 ? 1 : i % 3 == 0 ? 2 : i % 7 == 0 ? 0 : 3);
+  // Every expert of the model, three kernel threads: with more than 16 rows
+  // for some expert the executor runs the request's experts concurrently
+  // (largest first), each whole on one thread; with few rows per expert
+  // (decode) the threads share every expert's rows; a request for one expert
+  // runs on the whole pool, or on its own two threads with lone_expert_threads.
+  std::vector<uint32_t> mixed, lone(29, 2), few = {3, 1, 0, 3, 2, 1, 3};
+  for (int i = 0; i < 45; ++i) mixed.push_back(i % 5 == 0 ? 1 : i % 3 == 0 ? 2 : i % 7 == 0 ? 0 : 3);
+  ASSERT_GT(std::count(mixed.begin(), mixed.end(), 3u), 16);
   for (int lone_threads : {0, 2}) {
     auto shard = ExpertShard::Load(*checkpoint_, {});
     ASSERT_TRUE(shard.ok());
@@ -166,7 +169,7 @@ TEST_F(WorkerServiceTest, ExpertsOfOneRequestRunOnSeveralThreadsWithBitwiseTheSa
     options.lone_expert_threads = lone_threads;
     ExpertExecutor executor(std::make_unique<CpuExpertRunner>(std::move(*shard), options));
     for (int layer = 0; layer < 2; ++layer) {
-      for (const std::vector<uint32_t>* experts : {&mixed, &lone}) {
+      for (const std::vector<uint32_t>* experts : {&mixed, &few, &lone}) {
         const pb::ExpertRequest r = Request(layer, *experts, layer + 5);
         ExpertRowsView v;
         v.layer = r.layer();

@@ -2,8 +2,9 @@
 //
 // Rows are grouped by expert (sorted, so each expert's weights are read once
 // per call, its rows in request order); one expert's rows run on the whole
-// pool (or the lone-expert pool), several experts run concurrently, each whole
-// on one thread, largest first. Kernels follow the reduction-order contract of
+// pool (or the lone-expert pool). Several experts with at most 16 rows each
+// (decode) share the pool's threads row by row (SwiGluFfns); with more rows,
+// each runs whole on one thread, largest first. Kernels follow the reduction-order contract of
 // core/kernels.h, so neither the grouping nor the thread count changes a bit
 // of any row.
 //
