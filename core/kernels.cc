@@ -1,6 +1,7 @@
 #include "core/kernels.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "core/kernels_internal.h"
@@ -58,25 +59,8 @@ bool SetKernelIsaForTesting(std::string_view isa) {
 
 void MatMul(const float* x, int64_t m, int64_t ldx, const WeightView& w, float* y, int64_t ldy,
             ThreadPool* pool) {
-  if (m <= 0 || w.rows <= 0) return;
-  const KernelSet* ks = Active();
-  const int64_t n = w.rows;
-  const int64_t K = w.cols;
-  auto run = [&](int64_t n0, int64_t n1) { ks->matmul(x, m, ldx, w.data, w.dtype, K, y, ldy, n0, n1); };
-  if (pool == nullptr || pool->num_threads() == 1) {
-    run(0, n);
-    return;
-  }
-  // Chunks are multiples of 16 columns so that register tiles stay whole; the
-  // split never changes a result (each element is one dot product).
-  const int64_t work = m * n * K;
-  if (work < 64 * 1024) {
-    run(0, n);
-    return;
-  }
-  int64_t chunk = pool->ChunkFor(n, m > 16 ? 2 : 4);
-  chunk = std::max<int64_t>(16, (chunk + 15) / 16 * 16);
-  pool->ParallelFor(n, chunk, run);
+  const MatMulTask task{x, m, ldx, w, y, ldy};
+  MatMuls(&task, 1, pool);
 }
 
 float Dot(const float* a, const float* b, int64_t n) { return Active()->dot(a, b, n); }
@@ -124,22 +108,31 @@ struct Piece {
   int64_t n0, n1;
 };
 
-// Cuts each task's `rows[i]` output columns into pieces the way MatMul cuts
-// one product: multiples of 16 columns (register tiles stay whole), four
-// pieces per thread (two when the task has more than 16 input rows `m[i]`, as
-// a piece re-reads them); a task under 64 Ki multiply-adds, or any task when
-// there is one thread, whole.
-void PlanPieces(const int64_t* rows, const int64_t* m, const int64_t* cost_per_row, int n, int threads,
-                std::vector<Piece>* out) {
+// The pieces of one multi-product loop. Reused by the calling thread (its
+// helpers only read them), so a decode step allocates nothing.
+std::vector<Piece>& PieceBuffer() {
+  thread_local std::vector<Piece> pieces;
+  return pieces;
+}
+
+// Cuts each task's output columns into pieces: multiples of 16 columns
+// (register tiles stay whole; the split never changes a result, each element
+// being one dot product), four pieces per thread (two when the task has more
+// than 16 input rows, as a piece re-reads them); a task under 64 Ki
+// multiply-adds, or any task when there is one thread, whole. `shape(i)`
+// gives task i's {output columns, input rows, multiply-adds per column}.
+template <typename Shape>
+void PlanPieces(int n, int threads, const Shape& shape, std::vector<Piece>* out) {
   out->clear();
   for (int i = 0; i < n; ++i) {
-    if (rows[i] <= 0) continue;
-    int64_t step = rows[i];
-    if (threads > 1 && rows[i] * cost_per_row[i] >= 64 * 1024) {
-      const int64_t parts = static_cast<int64_t>(threads) * (m[i] > 16 ? 2 : 4);
-      step = std::max<int64_t>(16, ((rows[i] + parts - 1) / parts + 15) / 16 * 16);
+    const auto [rows, m, cost_per_row] = shape(i);
+    if (rows <= 0 || m <= 0) continue;
+    int64_t step = rows;
+    if (threads > 1 && rows * cost_per_row >= 64 * 1024) {
+      const int64_t parts = static_cast<int64_t>(threads) * (m > 16 ? 2 : 4);
+      step = std::max<int64_t>(16, ((rows + parts - 1) / parts + 15) / 16 * 16);
     }
-    for (int64_t n0 = 0; n0 < rows[i]; n0 += step) out->push_back({i, n0, std::min(rows[i], n0 + step)});
+    for (int64_t n0 = 0; n0 < rows; n0 += step) out->push_back({i, n0, std::min(rows, n0 + step)});
   }
 }
 
@@ -162,14 +155,11 @@ int Threads(ThreadPool* pool) { return pool == nullptr ? 1 : pool->num_threads()
 
 void MatMuls(const MatMulTask* tasks, int n, ThreadPool* pool) {
   const KernelSet* ks = Active();
-  std::vector<int64_t> rows(n), m(n), cost(n);
-  for (int i = 0; i < n; ++i) {
-    rows[i] = tasks[i].m > 0 ? tasks[i].w.rows : 0;
-    m[i] = tasks[i].m;
-    cost[i] = tasks[i].m * tasks[i].w.cols;
-  }
-  std::vector<Piece> pieces;
-  PlanPieces(rows.data(), m.data(), cost.data(), n, Threads(pool), &pieces);
+  std::vector<Piece>& pieces = PieceBuffer();
+  PlanPieces(n, Threads(pool), [&](int i) {
+    const MatMulTask& t = tasks[i];
+    return std::array<int64_t, 3>{t.w.rows, t.m, t.m * t.w.cols};
+  }, &pieces);
   RunPieces(pieces, pool, [&](const Piece& p) {
     const MatMulTask& t = tasks[p.task];
     ks->matmul(t.x, t.m, t.ldx, t.w.data, t.w.dtype, t.w.cols, t.y, t.ldy, p.n0, p.n1);
@@ -178,26 +168,24 @@ void MatMuls(const MatMulTask* tasks, int n, ThreadPool* pool) {
 
 void SwiGluFfns(const FfnTask* tasks, int n, ThreadPool* pool) {
   const KernelSet* ks = Active();
-  std::vector<int64_t> rows(n), m(n), cost(n);
-  std::vector<Piece> pieces;
+  std::vector<Piece>& pieces = PieceBuffer();
   // Gate and up of a piece's columns, then SiLU(gate) * up on them.
   for (int i = 0; i < n; ++i) {
     const FfnTask& t = tasks[i];
-    const int64_t f = t.w->gate.rows;
-    t.scratch->gate.resize(t.m * f);
-    t.scratch->up.resize(t.m * f);
-    rows[i] = t.m > 0 ? f : 0;
-    cost[i] = t.m * t.w->gate.cols;
-    m[i] = t.m;
+    t.scratch->gate.resize(t.m * t.w->gate.rows);
+    t.scratch->up.resize(t.m * t.w->gate.rows);
   }
-  PlanPieces(rows.data(), m.data(), cost.data(), n, Threads(pool), &pieces);
+  PlanPieces(n, Threads(pool), [&](int i) {
+    const FfnTask& t = tasks[i];
+    return std::array<int64_t, 3>{t.w->gate.rows, t.m, t.m * t.w->gate.cols};
+  }, &pieces);
   RunPieces(pieces, pool, [&](const Piece& p) {
     const FfnTask& t = tasks[p.task];
     const int64_t h = t.w->gate.cols, f = t.w->gate.rows;
     float* gate = t.scratch->gate.data();
-    const float* up = t.scratch->up.data();
+    float* up = t.scratch->up.data();
     ks->matmul(t.x, t.m, h, t.w->gate.data, t.w->gate.dtype, h, gate, f, p.n0, p.n1);
-    ks->matmul(t.x, t.m, h, t.w->up.data, t.w->up.dtype, h, t.scratch->up.data(), f, p.n0, p.n1);
+    ks->matmul(t.x, t.m, h, t.w->up.data, t.w->up.dtype, h, up, f, p.n0, p.n1);
     for (int64_t r = 0; r < t.m; ++r) {
       for (int64_t j = r * f + p.n0; j < r * f + p.n1; ++j) {
         const float g = gate[j];
@@ -206,12 +194,10 @@ void SwiGluFfns(const FfnTask* tasks, int n, ThreadPool* pool) {
     }
   });
   // Every down projection.
-  for (int i = 0; i < n; ++i) {
+  PlanPieces(n, Threads(pool), [&](int i) {
     const FfnTask& t = tasks[i];
-    rows[i] = t.m > 0 ? t.w->down.rows : 0;
-    cost[i] = t.m * t.w->down.cols;
-  }
-  PlanPieces(rows.data(), m.data(), cost.data(), n, Threads(pool), &pieces);
+    return std::array<int64_t, 3>{t.w->down.rows, t.m, t.m * t.w->down.cols};
+  }, &pieces);
   RunPieces(pieces, pool, [&](const Piece& p) {
     const FfnTask& t = tasks[p.task];
     const int64_t h = t.w->down.rows, f = t.w->down.cols;

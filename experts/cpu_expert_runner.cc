@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 
 namespace moe {
@@ -47,18 +46,14 @@ absl::Status CpuExpertRunner::Run(const ExpertRows& v, void* out_bytes) {
   for (size_t g = 0; g < groups_.size(); ++g) {
     const auto [begin, end] = groups_[g];
     const int64_t m = static_cast<int64_t>(end - begin);
-    const int layer = v.layer, expert = static_cast<int>(order_[begin].first);
-    if (!shard_->Holds(layer, expert)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("this shard does not hold expert ", expert, " of layer ", layer));
-    }
+    ASSIGN_OR_RETURN(const FfnWeights* w, shard_->Find(v.layer, static_cast<int>(order_[begin].first)));
     GroupScratch& s = scratch_[g];
     s.x.resize(m * h);
     s.y.resize(m * h);
     for (int64_t i = 0; i < m; ++i) {
       std::memcpy(&s.x[i * h], in + (order_[begin + i].second / repeat) * row_bytes, row_bytes);
     }
-    tasks_.push_back({&shard_->ExpertWeights(layer, expert), s.x.data(), m, s.y.data(), &s.ffn});
+    tasks_.push_back({w, s.x.data(), m, s.y.data(), &s.ffn});
   }
   // A lone expert keeps to the lone-expert pool (a worker's own CPUs).
   ThreadPool* pool = groups_.size() == 1 && lone_pool_ != nullptr ? lone_pool_.get() : pool_;

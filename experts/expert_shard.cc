@@ -90,14 +90,19 @@ DType ExpertShard::weight_dtype() const {
   return experts_.empty() ? DType::kF32 : experts_.begin()->second.gate.dtype;
 }
 
-absl::Status ExpertShard::Run(int layer, int expert, const float* x, int64_t m, float* out,
-                              ThreadPool* pool, Scratch* scratch) const {
+absl::StatusOr<const FfnWeights*> ExpertShard::Find(int layer, int expert) const {
   auto it = experts_.find({layer, expert});
   if (it == experts_.end()) {
     return absl::FailedPreconditionError(
         absl::StrCat("this shard does not hold expert ", expert, " of layer ", layer));
   }
-  SwiGluFfn(it->second, x, m, out, pool, scratch);
+  return &it->second;
+}
+
+absl::Status ExpertShard::Run(int layer, int expert, const float* x, int64_t m, float* out,
+                              ThreadPool* pool, Scratch* scratch) const {
+  ASSIGN_OR_RETURN(const FfnWeights* w, Find(layer, expert));
+  SwiGluFfn(*w, x, m, out, pool, scratch);
   return absl::OkStatus();
 }
 

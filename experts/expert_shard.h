@@ -52,6 +52,8 @@ class ExpertShard {
   bool Holds(int layer, int expert) const { return experts_.count({layer, expert}) > 0; }
   // The weights of a held pair (Holds must be true).
   const FfnWeights& ExpertWeights(int layer, int expert) const { return experts_.at({layer, expert}); }
+  // The weights of a pair; FAILED_PRECONDITION if it is not held.
+  absl::StatusOr<const FfnWeights*> Find(int layer, int expert) const;
   std::vector<ExpertKey> keys() const;
   const ModelConfig& config() const { return config_; }
   // Bytes of weights held (what Load pages in).
