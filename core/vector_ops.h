@@ -22,6 +22,32 @@ void ExpShifted(const float* x, int64_t n, float shift, float scale, float* out)
 // and returns how many.
 int64_t IndicesAbove(const float* x, int64_t n, float threshold, int32_t* out);
 
+// IndicesAbove that also writes the selected values, values[k] = x[ids[k]]
+// (room for n), and their lowest and highest to *lo and *hi (+inf and -inf
+// when nothing is selected).
+int64_t SelectAbove(const float* x, int64_t n, float threshold, int32_t* ids, float* values, float* lo, float* hi);
+
+// ExpShifted's values, widened to double: out[i] = double(ExpShifted(x)[i]).
+void ExpShiftedWide(const float* x, int64_t n, float shift, float scale, double* out);
+
+// The sum of x[0..n) added in an unspecified order (for bounds: within
+// (n - 1) * eps of the exact sum, relative, for non-negative terms).
+double SumAnyOrder(const double* x, int64_t n);
+
+// Top-p's histogram bucket of each value: out[i] = min(last, trunc((hi -
+// v[i]) * scale)), and `last` for -inf.
+void BucketIndices(const float* v, int64_t n, float hi, float scale, uint16_t last, uint16_t* out);
+
+// Writes the indices i (increasing) with x[i] == value to `out` (room for n)
+// and returns how many.
+int64_t IndicesEqual(const uint16_t* x, int64_t n, uint16_t value, int32_t* out);
+
+// Keeps, in place and in their order, the entries i whose (values[i], ids[i])
+// comes at or before (logit, id) in (logit descending, id ascending) order
+// (-0 and +0 compare equal); returns how many. ids and weights move
+// together; values is only read.
+int64_t KeepThroughLogitOrder(const float* values, int32_t* ids, double* weights, int64_t n, float logit, int32_t id);
+
 }  // namespace moe
 
 #endif  // MOE_CORE_VECTOR_OPS_H_

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -13,6 +12,13 @@ namespace moe {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Top-p on any vector types (the sampler's scratch vectors, the tests' plain ones); below.
+template <typename Ids, typename Weights>
+void TopPFilterOn(absl::Span<const float> l, double target, Ids* ids, Weights* weights, TopPScratch* scratch);
+template <typename Ids, typename Weights>
+double TopPFilterInIdOrderOn(absl::Span<const float> values, float hi, float lo, double target, Ids* ids,
+                             Weights* weights, TopPScratch* scratch);
 
 }  // namespace
 
@@ -290,9 +296,8 @@ int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
     }
     hi = *std::max_element(h, h + 8);
     lo = *std::min_element(o, o + 8);
-    wf_.resize(ids_.size());
-    ExpShifted(gathered_.data(), static_cast<int64_t>(ids_.size()), max_logit, scale, wf_.data());
-    weights_.assign(wf_.begin(), wf_.end());
+    weights_.resize(ids_.size());
+    ExpShiftedWide(gathered_.data(), static_cast<int64_t>(ids_.size()), max_logit, scale, weights_.data());
   };
   double cur_z;
   bool in_id_order = false;  // ids_ ascending, gathered_ their logits
@@ -306,15 +311,23 @@ int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
     // is satisfied inside the set once its mass reaches top_p of the whole.
     float delta = 8;
     if (options_.min_p > 0) delta = std::max(delta, -std::log(options_.min_p) + 1e-3f);
-    ids_.resize(V);
     for (;; delta *= 2) {
-      int64_t n = delta > 1e4f ? V : IndicesAbove(l.data(), V, max_logit - delta, ids_.data());
-      if (n == V) std::iota(ids_.begin(), ids_.end(), 0);
+      if (delta > 1e4f) {
+        ids_.resize(V);
+        std::iota(ids_.begin(), ids_.end(), 0);
+        compute_weights(1.0f);
+        break;
+      }
+      // The candidates with their logits and range in one pass, then their weights.
+      ids_.resize(V);  // scratch vectors: growing them does not zero them
+      gathered_.resize(V);
+      const int64_t n = SelectAbove(l.data(), V, max_logit - delta, ids_.data(), gathered_.data(), &lo, &hi);
       ids_.resize(n);
-      compute_weights(1.0f);
+      gathered_.resize(n);
+      weights_.resize(n);
+      ExpShiftedWide(gathered_.data(), n, max_logit, 1.0f, weights_.data());
       if (options_.top_p >= 1 || n == V) break;
       if (SumReaches(weights_, options_.top_p * z)) break;
-      ids_.resize(V);
     }
     cur_z = z;
     in_id_order = true;
@@ -323,7 +336,7 @@ int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
   bool sum_known = false;
   if (options_.top_p < 1) {
     if (in_id_order) {
-      cur_z = TopPFilterInIdOrder(gathered_, hi, lo, options_.top_p * cur_z, &ids_, &weights_, &top_p_scratch_);
+      cur_z = TopPFilterInIdOrderOn(absl::Span<const float>(gathered_), hi, lo, options_.top_p * cur_z, &ids_, &weights_, &top_p_scratch_);
       sum_known = true;
     } else {
       ApplyTopP(l, &cur_z);
@@ -370,7 +383,7 @@ int32_t Sampler::Draw(absl::Span<const float> l, float max_logit, double z) {
 // candidates, so the flat worst case (most of the vocabulary survives) costs
 // a few passes over it.
 void Sampler::ApplyTopP(absl::Span<const float> l, double* cur_z) {
-  TopPFilter(l, options_.top_p * *cur_z, &ids_, &weights_, &top_p_scratch_);
+  TopPFilterOn(l, options_.top_p * *cur_z, &ids_, &weights_, &top_p_scratch_);
   *cur_z = std::accumulate(weights_.begin(), weights_.end(), 0.0);
 }
 
@@ -380,27 +393,24 @@ constexpr int kTopPBuckets = 2048;
 
 // The selection; `values[i]` is the logit of ids[i]. Returns the kept sum
 // (in id order) when `in_id_order`, else 0 (the caller adds them up).
-double TopPSelect(absl::Span<const float> values, float hi, float lo, double target, bool in_id_order,
-                  std::vector<int32_t>* ids_out, std::vector<double>* weights_out, TopPScratch* scratch) {
-  std::vector<int32_t>& ids = *ids_out;
-  std::vector<double>& weights = *weights_out;
+template <typename Ids, typename Weights>
+double TopPSelect(absl::Span<const float> values, float hi, float lo, double target, bool in_id_order, Ids* ids_out,
+                  Weights* weights_out, TopPScratch* scratch) {
+  Ids& ids = *ids_out;
+  Weights& weights = *weights_out;
   std::vector<double>& bucket_mass = scratch->bucket_mass;
   std::vector<uint16_t>& bucket_of = scratch->bucket_of;
   using Entry = TopPScratch::Entry;
   const size_t n = ids.size();
   const float scale = hi > lo ? static_cast<float>(kTopPBuckets - 1) / (hi - lo) : 0.0f;
   bucket_mass.assign(kTopPBuckets, 0.0);
-  bucket_of.resize(n);
-  // Bucket ids first (a loop the compiler vectorizes), then the masses.
-  const float* vals = values.data();
-  uint16_t* bucket_ids = bucket_of.data();
-  constexpr float kLastBucket = static_cast<float>(kTopPBuckets - 1);
-  for (size_t i = 0; i < n; ++i) {
-    const float v = vals[i];
-    // (hi - v) * scale is >= 0 for a finite v <= hi; -inf lands in the last bucket.
-    const float x = v == kNegInf ? kLastBucket : (hi - v) * scale;
-    bucket_ids[i] = static_cast<uint16_t>(static_cast<int>(x < kLastBucket ? x : kLastBucket));
-  }
+  // Grown, never shrunk: no zeroing on every call.
+  if (bucket_of.size() < n) bucket_of.resize(n);
+  if (scratch->positions.size() < n) scratch->positions.resize(n);
+  // Bucket ids first (one vector pass), then the masses.
+  const int64_t count = static_cast<int64_t>(n);
+  const uint16_t* bucket_ids = bucket_of.data();
+  BucketIndices(values.data(), count, hi, scale, kTopPBuckets - 1, bucket_of.data());
   for (size_t i = 0; i < n; ++i) bucket_mass[bucket_ids[i]] += weights[i];
   double above = 0;  // mass of the buckets before `boundary`
   int boundary = kTopPBuckets - 1;
@@ -413,9 +423,9 @@ double TopPSelect(absl::Span<const float> values, float hi, float lo, double tar
   // The boundary bucket's candidates in (logit desc, id asc) order.
   std::vector<Entry>& e = scratch->entries;
   e.clear();
-  for (size_t i = 0; i < n; ++i) {
-    if (bucket_of[i] == boundary) e.push_back({values[i], ids[i], weights[i]});
-  }
+  const int32_t* pos = scratch->positions.data();
+  const int64_t in_boundary = IndicesEqual(bucket_ids, count, static_cast<uint16_t>(boundary), scratch->positions.data());
+  for (int64_t k = 0; k < in_boundary; ++k) e.push_back({values[pos[k]], ids[pos[k]], weights[pos[k]]});
   std::sort(e.begin(), e.end(),
             [](const Entry& a, const Entry& b) { return a.logit != b.logit ? a.logit > b.logit : a.id < b.id; });
   Entry last = e.empty() ? Entry{hi, ids[0], 0} : e.back();
@@ -426,29 +436,11 @@ double TopPSelect(absl::Span<const float> values, float hi, float lo, double tar
       break;
     }
   }
-  // Keep every candidate at or before `last`.
-  // Branch-free (on flat logits the test is a coin toss for a predictor):
-  // (logit desc, id asc) order as one integer key, and a dropped candidate
-  // adds +0.0, which leaves the sum's bits unchanged.
-  auto key = [](float v, int32_t id) {
-    v += 0.0f;  // -0 as +0, as == compares them
-    int32_t bits;
-    std::memcpy(&bits, &v, sizeof(bits));
-    const int32_t ordered = bits >= 0 ? bits : bits ^ 0x7fffffff;  // monotone in v
-    return static_cast<int64_t>(ordered) * (int64_t{1} << 32) + (std::numeric_limits<int32_t>::max() - id);
-  };
-  const int64_t last_key = key(last.logit, last.id);
-  size_t out = 0;
+  // Keep every candidate at or before `last`, then add the kept weights up
+  // in id order.
+  const size_t out = static_cast<size_t>(KeepThroughLogitOrder(values.data(), ids.data(), weights.data(), count, last.logit, last.id));
   double sum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const int32_t id = ids[i];
-    const double w = weights[i];
-    const int64_t keep = key(values[i], id) >= last_key;
-    ids[out] = id;
-    weights[out] = w;
-    sum += w * static_cast<double>(keep);
-    out += static_cast<size_t>(keep);
-  }
+  for (size_t i = 0; i < out; ++i) sum += weights[i];
   ids.resize(out);
   weights.resize(out);
   if (!in_id_order && !std::is_sorted(ids.begin(), ids.end())) {  // candidates in logit order (top-k, typical)
@@ -463,10 +455,9 @@ double TopPSelect(absl::Span<const float> values, float hi, float lo, double tar
   return sum;
 }
 
-}  // namespace
 
-void TopPFilter(absl::Span<const float> l, double target, std::vector<int32_t>* ids, std::vector<double>* weights,
-                TopPScratch* scratch) {
+template <typename Ids, typename Weights>
+void TopPFilterOn(absl::Span<const float> l, double target, Ids* ids, Weights* weights, TopPScratch* scratch) {
   if (ids->empty()) return;
   std::vector<float> values(ids->size());
   float hi = kNegInf, lo = std::numeric_limits<float>::infinity();
@@ -477,28 +468,35 @@ void TopPFilter(absl::Span<const float> l, double target, std::vector<int32_t>* 
     hi = std::max(hi, v);
     lo = std::min(lo, v);
   }
-  TopPSelect(values, hi, lo, target, /*in_id_order=*/false, ids, weights, scratch);
+  TopPSelect(absl::Span<const float>(values), hi, lo, target, /*in_id_order=*/false, ids, weights, scratch);
 }
 
-double TopPFilterInIdOrder(absl::Span<const float> values, float hi, float lo, double target,
-                           std::vector<int32_t>* ids, std::vector<double>* weights, TopPScratch* scratch) {
+template <typename Ids, typename Weights>
+double TopPFilterInIdOrderOn(absl::Span<const float> values, float hi, float lo, double target, Ids* ids,
+                             Weights* weights, TopPScratch* scratch) {
   if (ids->empty()) return 0;
   return TopPSelect(values, hi, lo, target, /*in_id_order=*/true, ids, weights, scratch);
 }
 
+}  // namespace
+
+void TopPFilter(absl::Span<const float> l, double target, std::vector<int32_t>* ids, std::vector<double>* weights,
+                TopPScratch* scratch) {
+  TopPFilterOn(l, target, ids, weights, scratch);
+}
+
+double TopPFilterInIdOrder(absl::Span<const float> values, float hi, float lo, double target,
+                           std::vector<int32_t>* ids, std::vector<double>* weights, TopPScratch* scratch) {
+  return TopPFilterInIdOrderOn(values, hi, lo, target, ids, weights, scratch);
+}
+
 bool SumReaches(absl::Span<const double> w, double target) {
-  // Eight independent partial sums run at the adder's throughput, not its
+  // Independent partial sums run at the adder's throughput, not its
   // latency. Any order of adding n non-negative terms is within
   // (n - 1) * eps of the exact sum (relative), so two orders differ by at
   // most twice that: outside that band the answer is the in-order one's.
-  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   const size_t n = w.size();
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int k = 0; k < 8; ++k) part[k] += w[i + k];
-  }
-  for (; i < n; ++i) part[0] += w[i];
-  const double fast = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+  const double fast = SumAnyOrder(w.data(), static_cast<int64_t>(n));
   const double band = 4.0 * static_cast<double>(n + 8) * std::numeric_limits<double>::epsilon() * fast +
                       std::numeric_limits<double>::denorm_min() * static_cast<double>(n + 8);
   if (fast - band >= target) return true;
@@ -527,8 +525,8 @@ void Sampler::ApplyTypical(double* cur_z) {
   }
   order.resize(keep);
   std::sort(order.begin(), order.end());
-  std::vector<int32_t> kept_ids;
-  std::vector<double> kept_w;
+  decltype(ids_) kept_ids;
+  decltype(weights_) kept_w;
   for (size_t i : order) {
     kept_ids.push_back(ids_[i]);
     kept_w.push_back(weights_[i]);

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -33,6 +34,27 @@
 #include "router/generated_token.h"
 
 namespace moe {
+
+// An allocator whose vectors leave new elements default-initialised (for
+// ints and floats: not zeroed) when they grow: the sampler's scratch buffers
+// are written before they are read, and zeroing a vocabulary-sized one on
+// every token costs as much as a pass of the selection itself.
+template <typename T>
+struct NoInitAllocator : std::allocator<T> {
+  NoInitAllocator() = default;
+  template <typename U>
+  NoInitAllocator(const NoInitAllocator<U>& /*other*/) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <typename T>
+using ScratchVector = std::vector<T, NoInitAllocator<T>>;
 
 // Top-p's selection (Sampler uses it; public for its tests): of the
 // candidates `ids` (with their weights, exp of the processed logit), keeps
@@ -47,6 +69,7 @@ struct TopPScratch {
   std::vector<Entry> entries;
   std::vector<double> bucket_mass;
   std::vector<uint16_t> bucket_of;
+  std::vector<int32_t> positions;  // the boundary bucket's candidates
 };
 void TopPFilter(absl::Span<const float> logits, double target, std::vector<int32_t>* ids,
                 std::vector<double>* weights, TopPScratch* scratch);
@@ -109,9 +132,9 @@ class Sampler {
   std::vector<int32_t> penalized_;  // prompt + output ids, for the repetition penalty
   int generated_ = 0;
   std::vector<float> work_;       // processed logits when any processing applies
-  std::vector<int32_t> ids_;      // candidate ids
-  std::vector<double> weights_;   // scratch
-  std::vector<float> gathered_, wf_;
+  ScratchVector<int32_t> ids_;     // candidate ids
+  ScratchVector<double> weights_;  // scratch
+  ScratchVector<float> gathered_;
   struct Entry {
     float logit;
     int32_t id;

@@ -450,5 +450,97 @@ TEST(VectorOpsTest, MatchDoubleReferences) {
   }
 }
 
+// The top-p passes against their scalar definitions (on this CPU's widest
+// path), on lengths around the vector width and with -0, ties and -inf.
+TEST(VectorOpsTest, TopPPassesMatchScalarDefinitions) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0, 3);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int64_t n : {0, 1, 15, 16, 17, 31, 32, 33, 1000, 151936}) {
+    std::vector<float> x(n);
+    for (auto& v : x) {
+      v = nd(rng);
+      if (rng() % 7 == 0) v = std::round(v);  // ties
+      if (rng() % 50 == 0) v = -0.0f;
+      if (rng() % 40 == 0) v = -inf;
+    }
+    // SelectAbove.
+    std::vector<int32_t> ids(n);
+    std::vector<float> vals(n);
+    float lo = 0, hi = 0;
+    const int64_t k = SelectAbove(x.data(), n, 0.5f, ids.data(), vals.data(), &lo, &hi);
+    std::vector<int32_t> want_ids;
+    std::vector<float> want_vals;
+    float want_lo = inf, want_hi = -inf;
+    for (int64_t i = 0; i < n; ++i) {
+      if (x[i] > 0.5f) {
+        want_ids.push_back(static_cast<int32_t>(i));
+        want_vals.push_back(x[i]);
+        want_lo = std::min(want_lo, x[i]);
+        want_hi = std::max(want_hi, x[i]);
+      }
+    }
+    ids.resize(k);
+    vals.resize(k);
+    EXPECT_EQ(ids, want_ids) << n;
+    EXPECT_EQ(vals, want_vals) << n;
+    EXPECT_EQ(lo, want_lo) << n;
+    EXPECT_EQ(hi, want_hi) << n;
+    // ExpShiftedWide is ExpShifted widened, element by element.
+    std::vector<float> finite = x;
+    for (auto& v : finite) v = v == -inf ? -100.0f : v;
+    std::vector<float> narrow(n);
+    std::vector<double> wide(n);
+    ExpShifted(finite.data(), n, 12.0f, 0.7f, narrow.data());
+    ExpShiftedWide(finite.data(), n, 12.0f, 0.7f, wide.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(wide[i], static_cast<double>(narrow[i])) << n << " " << i;
+    // SumAnyOrder: within the any-order bound of the in-order sum.
+    const double in_order = std::accumulate(wide.begin(), wide.end(), 0.0);
+    EXPECT_NEAR(SumAnyOrder(wide.data(), n), in_order, 2.0 * (n + 1) * 2.3e-16 * in_order) << n;
+    // BucketIndices.
+    const float top_v = n > 0 ? *std::max_element(x.begin(), x.end()) : 0.0f;
+    std::vector<uint16_t> buckets(n);
+    BucketIndices(x.data(), n, top_v, 2047.0f / 20.0f, 2047, buckets.data());
+    for (int64_t i = 0; i < n; ++i) {
+      const float b = x[i] == -inf ? 2047.0f : (top_v - x[i]) * (2047.0f / 20.0f);
+      ASSERT_EQ(buckets[i], static_cast<uint16_t>(static_cast<int>(b < 2047.0f ? b : 2047.0f))) << n << " " << i;
+    }
+    // IndicesEqual.
+    for (uint16_t value : {uint16_t{0}, uint16_t{40}, uint16_t{2047}}) {
+      std::vector<int32_t> at(n);
+      const int64_t m = IndicesEqual(buckets.data(), n, value, at.data());
+      std::vector<int32_t> want;
+      for (int64_t i = 0; i < n; ++i)
+        if (buckets[i] == value) want.push_back(static_cast<int32_t>(i));
+      at.resize(m);
+      EXPECT_EQ(at, want) << n << " " << value;
+    }
+    // KeepThroughLogitOrder, cut at a few (logit, id) points incl. ties and -0.
+    for (int trial = 0; trial < 4 && n > 0; ++trial) {
+      const int64_t at = static_cast<int64_t>(rng() % n);
+      const float cut = trial == 3 ? 0.0f : x[at];
+      const int32_t cut_id = static_cast<int32_t>(at);
+      std::vector<int32_t> kid(n);
+      std::iota(kid.begin(), kid.end(), 0);
+      std::vector<double> kw(n);
+      for (int64_t i = 0; i < n; ++i) kw[i] = 0.5 + static_cast<double>(i);
+      std::vector<int32_t> want_kid;
+      std::vector<double> want_kw;
+      for (int64_t i = 0; i < n; ++i) {
+        // (logit desc, id asc): x[i] before cut, or equal (-0 == +0) and id not after.
+        if (x[i] > cut || (x[i] == cut && i <= cut_id)) {
+          want_kid.push_back(static_cast<int32_t>(i));
+          want_kw.push_back(kw[i]);
+        }
+      }
+      const int64_t kept = KeepThroughLogitOrder(x.data(), kid.data(), kw.data(), n, cut, cut_id);
+      kid.resize(kept);
+      kw.resize(kept);
+      EXPECT_EQ(kid, want_kid) << n << " " << trial;
+      EXPECT_EQ(kw, want_kw) << n << " " << trial;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace moe
