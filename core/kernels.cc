@@ -14,16 +14,20 @@ namespace {
 using MatMulFn = void (*)(const float*, int64_t, int64_t, const void*, DType, int64_t, float*,
                           int64_t, int64_t, int64_t);
 using DotFn = float (*)(const float*, const float*, int64_t);
+using AddScaledRowsFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
 
 struct KernelSet {
   std::string_view name;
   MatMulFn matmul;
   DotFn dot;
+  AddScaledRowsFn add_scaled_rows;
 };
 
-constexpr KernelSet kAvx512{"avx512", kernels_avx512::MatMulColumns, kernels_avx512::Dot};
-constexpr KernelSet kAvx2{"avx2", kernels_avx2::MatMulColumns, kernels_avx2::Dot};
-constexpr KernelSet kPortable{"portable", kernels_portable::MatMulColumns, kernels_portable::Dot};
+constexpr KernelSet kAvx512{"avx512", kernels_avx512::MatMulColumns, kernels_avx512::Dot,
+                            kernels_avx512::AddScaledRows};
+constexpr KernelSet kAvx2{"avx2", kernels_avx2::MatMulColumns, kernels_avx2::Dot, kernels_avx2::AddScaledRows};
+constexpr KernelSet kPortable{"portable", kernels_portable::MatMulColumns, kernels_portable::Dot,
+                              kernels_portable::AddScaledRows};
 
 bool CpuHas(std::string_view isa) {
 #if defined(__x86_64__)
@@ -64,6 +68,10 @@ void MatMul(const float* x, int64_t m, int64_t ldx, const WeightView& w, float* 
 }
 
 float Dot(const float* a, const float* b, int64_t n) { return Active()->dot(a, b, n); }
+
+void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc) {
+  Active()->add_scaled_rows(p, m, rows, stride, n, acc);
+}
 
 void RmsNorm(const float* x, int64_t m, int64_t d, const WeightView& weight, double eps, float* y) {
   CHECK_EQ(weight.rows * weight.cols, d);

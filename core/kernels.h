@@ -54,6 +54,12 @@ void MatMuls(const MatMulTask* tasks, int n, ThreadPool* pool);
 // The canonical dot product of two f32 vectors (same order as MatMul).
 float Dot(const float* a, const float* b, int64_t n);
 
+// acc[d] += p[j] * rows[j * stride + d] for d in [0, n), j = 0..m-1 in
+// order, each term a multiply then an add (not fused): the same bits on
+// every ISA and however the rows are split over calls (attention's
+// weighted sum of values).
+void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc);
+
 // y = x * rsqrt(mean(x^2) + eps) * weight, for each of m rows of length d.
 // The weight is a [1, d] (or [d]) view. x and y may alias.
 void RmsNorm(const float* x, int64_t m, int64_t d, const WeightView& weight, double eps, float* y);

@@ -50,4 +50,47 @@ void MatMulColumns(const float* x, int64_t m, int64_t ldx, const void* w, DType 
 }
 float Dot(const float* a, const float* b, int64_t n) { return DotF32(a, b, n); }
 
+namespace {
+
+// Up to 8 × 16 columns held in registers while the rows stream past.
+template <int NV>
+void AddScaledRowsBlock(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc) {
+  __m512 a[NV];
+  __mmask16 mask[NV];
+#pragma GCC unroll 8
+  for (int c = 0; c < NV; ++c) {
+    const int64_t left = n - c * 16;
+    mask[c] = left >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << left) - 1);
+    a[c] = _mm512_maskz_loadu_ps(mask[c], acc + c * 16);
+  }
+  for (int64_t j = 0; j < m; ++j) {
+    const __m512 pj = _mm512_set1_ps(p[j]);
+    const float* r = rows + j * stride;
+#pragma GCC unroll 8
+    for (int c = 0; c < NV; ++c) a[c] = _mm512_add_ps(a[c], _mm512_mul_ps(pj, _mm512_maskz_loadu_ps(mask[c], r + c * 16)));
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < NV; ++c) _mm512_mask_storeu_ps(acc + c * 16, mask[c], a[c]);
+}
+
+}  // namespace
+
+void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc) {
+  // The same multiply, then add, per element as the generic version (lanes
+  // are columns, which never mix), so the same bits.
+  for (int64_t d0 = 0; d0 < n; d0 += 128) {
+    const int64_t w = std::min<int64_t>(128, n - d0);
+    switch ((w + 15) / 16) {
+      case 1: AddScaledRowsBlock<1>(p, m, rows + d0, stride, w, acc + d0); break;
+      case 2: AddScaledRowsBlock<2>(p, m, rows + d0, stride, w, acc + d0); break;
+      case 3: AddScaledRowsBlock<3>(p, m, rows + d0, stride, w, acc + d0); break;
+      case 4: AddScaledRowsBlock<4>(p, m, rows + d0, stride, w, acc + d0); break;
+      case 5: AddScaledRowsBlock<5>(p, m, rows + d0, stride, w, acc + d0); break;
+      case 6: AddScaledRowsBlock<6>(p, m, rows + d0, stride, w, acc + d0); break;
+      case 7: AddScaledRowsBlock<7>(p, m, rows + d0, stride, w, acc + d0); break;
+      default: AddScaledRowsBlock<8>(p, m, rows + d0, stride, w, acc + d0); break;
+    }
+  }
+}
+
 }  // namespace moe::kernels_avx512

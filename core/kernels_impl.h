@@ -128,6 +128,33 @@ inline void MatMulColumnsAnyType(const float* x, int64_t m, int64_t ldx, const v
   }
 }
 
+// acc[d] += p[j] * rows[j * stride + d], j in order; each term a multiply
+// then an add (not fused), like every implementation of AddScaledRows.
+// Four 4-lane accumulators (registers on every 128-bit SIMD target) per 16
+// columns; the columns' sums are independent, so any split over columns or
+// lanes gives the same bits.
+inline void AddScaledRowsGeneric(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n,
+                                 float* acc) {
+  typedef float Lanes4 __attribute__((vector_size(4 * sizeof(float))));
+  int64_t d0 = 0;
+  for (; d0 + 16 <= n; d0 += 16) {
+    Lanes4 a[4];
+    std::memcpy(a, acc + d0, sizeof(a));
+    for (int64_t j = 0; j < m; ++j) {
+      const float* v = rows + j * stride + d0;
+      Lanes4 w[4];
+      std::memcpy(w, v, sizeof(w));
+      for (int c = 0; c < 4; ++c) a[c] += p[j] * w[c];
+    }
+    std::memcpy(acc + d0, a, sizeof(a));
+  }
+  for (int64_t d = d0; d < n; ++d) {
+    float a = acc[d];
+    for (int64_t j = 0; j < m; ++j) a += p[j] * rows[j * stride + d];
+    acc[d] = a;
+  }
+}
+
 inline float DotF32(const float* a, const float* b, int64_t n) {
   float out;
   Tile<float, 1, 1>(a, n, b, n, &out, 1);

@@ -12,6 +12,8 @@
   void MatMulColumns(const float* x, int64_t m, int64_t ldx, const void* w, DType dt, int64_t K, \
                      float* y, int64_t ldy, int64_t n0, int64_t n1);                            \
   float Dot(const float* a, const float* b, int64_t n);                                         \
+  void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n,     \
+                     float* acc);                                                               \
   }
 
 MOE_DECLARE_KERNELS(kernels_avx512)

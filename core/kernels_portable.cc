@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "core/dtype.h"
 #include "core/kernels_internal.h"
@@ -55,5 +56,8 @@ void MatMulColumns(const float* x, int64_t m, int64_t ldx, const void* w, DType 
   MatMulColumnsAnyType(x, m, ldx, w, dt, K, y, ldy, n0, n1);
 }
 float Dot(const float* a, const float* b, int64_t n) { return DotF32(a, b, n); }
+void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc) {
+  AddScaledRowsGeneric(p, m, rows, stride, n, acc);
+}
 
 }  // namespace moe::kernels_portable

@@ -220,6 +220,35 @@ TEST(DotTest, MatchesMatMulBitwise) {
   }
 }
 
+// Each element a multiply then an add, rows in order: the same bits on every
+// ISA, for any column count and however the rows are split over calls.
+TEST(AddScaledRowsTest, BitwiseTheDefinitionOnEveryIsaAndSplit) {
+  for (const std::string& isa : AvailableIsas()) {
+    ASSERT_TRUE(SetKernelIsaForTesting(isa));
+    for (int64_t n : {1, 15, 16, 17, 64, 100, 128, 130, 200}) {
+      const int64_t m = 37, stride = n + 3;
+      const std::vector<float> rows = RandomRows(m, stride, 3), p = RandomRows(1, m, 4);
+      std::vector<float> want(n), start = RandomRows(1, n, 5);
+      for (int64_t d = 0; d < n; ++d) {
+        volatile float a = start[d];  // one rounding per operation, as the kernels
+        for (int64_t j = 0; j < m; ++j) {
+          volatile float prod = p[j] * rows[j * stride + d];
+          a = a + prod;
+        }
+        want[d] = a;
+      }
+      for (int64_t split : {m, int64_t{1}, int64_t{16}}) {
+        std::vector<float> acc = start;
+        for (int64_t j0 = 0; j0 < m; j0 += split) {
+          AddScaledRows(p.data() + j0, std::min(split, m - j0), rows.data() + j0 * stride, stride, n, acc.data());
+        }
+        ASSERT_EQ(acc, want) << isa << " n=" << n << " split=" << split;
+      }
+    }
+  }
+  SetKernelIsaForTesting(AvailableIsas().front());
+}
+
 TEST(RmsNormTest, MatchesDefinition) {
   const int64_t d = 37;
   const std::vector<float> x = RandomRows(3, d, 5);
