@@ -16,9 +16,10 @@ void PagedAttentionHead(const float* q, int64_t hd, int64_t n, const PagedKvHead
   for (int64_t j0 = 0, b = 0; j0 < n; j0 += bs, ++b) {
     const float* keys = key_block(b);
     const int64_t m = std::min(bs, n - j0);
-    for (int64_t j = 0; j < m; ++j) {
-      scores[j0 + j] = Dot(q, keys + j * kv.row_stride, hd) * scale;
-      mx = std::max(mx, scores[j0 + j]);
+    DotRows(q, keys, kv.row_stride, m, hd, scores + j0);
+    for (int64_t j = j0; j < j0 + m; ++j) {
+      scores[j] *= scale;
+      mx = std::max(mx, scores[j]);
     }
   }
   float sum = 0;

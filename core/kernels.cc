@@ -15,19 +15,22 @@ using MatMulFn = void (*)(const float*, int64_t, int64_t, const void*, DType, in
                           int64_t, int64_t, int64_t);
 using DotFn = float (*)(const float*, const float*, int64_t);
 using AddScaledRowsFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
+using DotRowsFn = void (*)(const float*, const float*, int64_t, int64_t, int64_t, float*);
 
 struct KernelSet {
   std::string_view name;
   MatMulFn matmul;
   DotFn dot;
   AddScaledRowsFn add_scaled_rows;
+  DotRowsFn dot_rows;
 };
 
 constexpr KernelSet kAvx512{"avx512", kernels_avx512::MatMulColumns, kernels_avx512::Dot,
-                            kernels_avx512::AddScaledRows};
-constexpr KernelSet kAvx2{"avx2", kernels_avx2::MatMulColumns, kernels_avx2::Dot, kernels_avx2::AddScaledRows};
+                            kernels_avx512::AddScaledRows, kernels_avx512::DotRows};
+constexpr KernelSet kAvx2{"avx2", kernels_avx2::MatMulColumns, kernels_avx2::Dot, kernels_avx2::AddScaledRows,
+                          kernels_avx2::DotRows};
 constexpr KernelSet kPortable{"portable", kernels_portable::MatMulColumns, kernels_portable::Dot,
-                              kernels_portable::AddScaledRows};
+                              kernels_portable::AddScaledRows, kernels_portable::DotRows};
 
 bool CpuHas(std::string_view isa) {
 #if defined(__x86_64__)
@@ -71,6 +74,10 @@ float Dot(const float* a, const float* b, int64_t n) { return Active()->dot(a, b
 
 void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc) {
   Active()->add_scaled_rows(p, m, rows, stride, n, acc);
+}
+
+void DotRows(const float* q, const float* rows, int64_t stride, int64_t m, int64_t n, float* out) {
+  Active()->dot_rows(q, rows, stride, m, n, out);
 }
 
 void RmsNorm(const float* x, int64_t m, int64_t d, const WeightView& weight, double eps, float* y) {

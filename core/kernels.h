@@ -54,6 +54,10 @@ void MatMuls(const MatMulTask* tasks, int n, ThreadPool* pool);
 // The canonical dot product of two f32 vectors (same order as MatMul).
 float Dot(const float* a, const float* b, int64_t n);
 
+// out[j] = Dot(q, rows + j * stride, n) for j < m, bit for bit, several rows
+// per pass over q (attention's scores).
+void DotRows(const float* q, const float* rows, int64_t stride, int64_t m, int64_t n, float* out);
+
 // acc[d] += p[j] * rows[j * stride + d] for d in [0, n), j = 0..m-1 in
 // order, each term a multiply then an add (not fused): the same bits on
 // every ISA and however the rows are split over calls (attention's

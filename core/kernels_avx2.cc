@@ -48,6 +48,9 @@ void MatMulColumns(const float* x, int64_t m, int64_t ldx, const void* w, DType 
   MatMulColumnsAnyType(x, m, ldx, w, dt, K, y, ldy, n0, n1);
 }
 float Dot(const float* a, const float* b, int64_t n) { return DotF32(a, b, n); }
+void DotRows(const float* q, const float* rows, int64_t stride, int64_t m, int64_t n, float* out) {
+  DotRowsF32(q, rows, stride, m, n, out);
+}
 void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc) {
   AddScaledRowsGeneric(p, m, rows, stride, n, acc);
 }

@@ -19,9 +19,9 @@ inline V LoadW<Bf16Tag>(const Bf16Tag* p) { return LoadBf16(reinterpret_cast<con
 template <>
 inline V LoadW<F16Tag>(const F16Tag* p) { return LoadF16(reinterpret_cast<const uint16_t*>(p)); }
 
-// One register tile: MR rows of x against NR rows of w.
+// One register tile: MR rows of x against NR rows of w (K long, ldw apart).
 template <typename WT, int MR, int NR>
-void Tile(const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t ldy) {
+void Tile(const float* x, int64_t ldx, const WT* w, int64_t ldw, int64_t K, float* y, int64_t ldy) {
   V acc[MR][NR];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
@@ -37,7 +37,7 @@ void Tile(const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t
   // the addresses are only prefetched, never loaded (a prefetch does not
   // fault).
   constexpr int64_t kStepBytes = NR * 16 * static_cast<int64_t>(sizeof(WT));
-  const uintptr_t ahead = reinterpret_cast<uintptr_t>(w) + static_cast<uintptr_t>(NR * K) * sizeof(WT);
+  const uintptr_t ahead = reinterpret_cast<uintptr_t>(w) + static_cast<uintptr_t>(NR * ldw) * sizeof(WT);
   for (int64_t k = 0; k < k16; k += 16) {
 #pragma GCC unroll 4
     for (int64_t b = 0; b < kStepBytes; b += 64) {
@@ -45,7 +45,7 @@ void Tile(const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t
     }
     V wv[NR];
 #pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) wv[j] = LoadW<WT>(w + j * K + k);
+    for (int j = 0; j < NR; ++j) wv[j] = LoadW<WT>(w + j * ldw + k);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       const V xv = LoadF32(x + i * ldx + k);
@@ -58,7 +58,7 @@ void Tile(const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t
     alignas(64) WT wt[NR][16] = {};
     alignas(64) float xt[MR][16] = {};
     for (int j = 0; j < NR; ++j)
-      for (int64_t l = 0; l < rem; ++l) wt[j][l] = w[j * K + k16 + l];
+      for (int64_t l = 0; l < rem; ++l) wt[j][l] = w[j * ldw + k16 + l];
     for (int i = 0; i < MR; ++i)
       for (int64_t l = 0; l < rem; ++l) xt[i][l] = x[i * ldx + k16 + l];
     V wv[NR];
@@ -73,12 +73,12 @@ void Tile(const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t
 }
 
 template <typename WT, int MR>
-void TileRowsN(int nr, const float* x, int64_t ldx, const WT* w, int64_t K, float* y, int64_t ldy) {
+void TileRowsN(int nr, const float* x, int64_t ldx, const WT* w, int64_t ldw, int64_t K, float* y, int64_t ldy) {
   switch (nr) {
-    case 1: Tile<WT, MR, 1>(x, ldx, w, K, y, ldy); break;
-    case 2: if constexpr (kNr >= 2) Tile<WT, MR, 2>(x, ldx, w, K, y, ldy); break;
-    case 3: if constexpr (kNr >= 3) Tile<WT, MR, 3>(x, ldx, w, K, y, ldy); break;
-    case 4: if constexpr (kNr >= 4) Tile<WT, MR, 4>(x, ldx, w, K, y, ldy); break;
+    case 1: Tile<WT, MR, 1>(x, ldx, w, ldw, K, y, ldy); break;
+    case 2: if constexpr (kNr >= 2) Tile<WT, MR, 2>(x, ldx, w, ldw, K, y, ldy); break;
+    case 3: if constexpr (kNr >= 3) Tile<WT, MR, 3>(x, ldx, w, ldw, K, y, ldy); break;
+    case 4: if constexpr (kNr >= 4) Tile<WT, MR, 4>(x, ldx, w, ldw, K, y, ldy); break;
   }
 }
 
@@ -86,12 +86,12 @@ template <typename WT>
 void TileDispatch(int mr, int nr, const float* x, int64_t ldx, const WT* w, int64_t K, float* y,
                   int64_t ldy) {
   switch (mr) {
-    case 1: TileRowsN<WT, 1>(nr, x, ldx, w, K, y, ldy); break;
-    case 2: if constexpr (kMr >= 2) TileRowsN<WT, 2>(nr, x, ldx, w, K, y, ldy); break;
-    case 3: if constexpr (kMr >= 3) TileRowsN<WT, 3>(nr, x, ldx, w, K, y, ldy); break;
-    case 4: if constexpr (kMr >= 4) TileRowsN<WT, 4>(nr, x, ldx, w, K, y, ldy); break;
-    case 5: if constexpr (kMr >= 5) TileRowsN<WT, 5>(nr, x, ldx, w, K, y, ldy); break;
-    case 6: if constexpr (kMr >= 6) TileRowsN<WT, 6>(nr, x, ldx, w, K, y, ldy); break;
+    case 1: TileRowsN<WT, 1>(nr, x, ldx, w, K, K, y, ldy); break;
+    case 2: if constexpr (kMr >= 2) TileRowsN<WT, 2>(nr, x, ldx, w, K, K, y, ldy); break;
+    case 3: if constexpr (kMr >= 3) TileRowsN<WT, 3>(nr, x, ldx, w, K, K, y, ldy); break;
+    case 4: if constexpr (kMr >= 4) TileRowsN<WT, 4>(nr, x, ldx, w, K, K, y, ldy); break;
+    case 5: if constexpr (kMr >= 5) TileRowsN<WT, 5>(nr, x, ldx, w, K, K, y, ldy); break;
+    case 6: if constexpr (kMr >= 6) TileRowsN<WT, 6>(nr, x, ldx, w, K, K, y, ldy); break;
   }
 }
 
@@ -155,8 +155,18 @@ inline void AddScaledRowsGeneric(const float* p, int64_t m, const float* rows, i
   }
 }
 
+// out[j] = Dot(q, rows + j * stride, n) for j < m: the same tile as Dot,
+// kNr rows at a time (each accumulator adds its row's products in the
+// canonical order, so every out[j] is Dot's bits).
+inline void DotRowsF32(const float* q, const float* rows, int64_t stride, int64_t m, int64_t n, float* out) {
+  for (int64_t j = 0; j < m; j += kNr) {
+    const int nr = static_cast<int>(std::min<int64_t>(kNr, m - j));
+    TileRowsN<float, 1>(nr, q, n, rows + j * stride, stride, n, out + j, 1);
+  }
+}
+
 inline float DotF32(const float* a, const float* b, int64_t n) {
   float out;
-  Tile<float, 1, 1>(a, n, b, n, &out, 1);
+  Tile<float, 1, 1>(a, n, b, n, n, &out, 1);
   return out;
 }

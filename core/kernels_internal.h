@@ -14,6 +14,7 @@
   float Dot(const float* a, const float* b, int64_t n);                                         \
   void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n,     \
                      float* acc);                                                               \
+  void DotRows(const float* q, const float* rows, int64_t stride, int64_t m, int64_t n, float* out); \
   }
 
 MOE_DECLARE_KERNELS(kernels_avx512)

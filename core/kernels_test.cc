@@ -220,6 +220,24 @@ TEST(DotTest, MatchesMatMulBitwise) {
   }
 }
 
+TEST(DotRowsTest, EveryRowIsDotBitwiseOnEveryIsa) {
+  for (const std::string& isa : AvailableIsas()) {
+    ASSERT_TRUE(SetKernelIsaForTesting(isa));
+    for (int64_t n : {1, 15, 16, 17, 64, 100}) {
+      for (int64_t m : {1, 3, 4, 5, 9, 33}) {
+        const int64_t stride = n + 7;
+        const std::vector<float> q = RandomRows(1, n, 6), rows = RandomRows(m, stride, 7);
+        std::vector<float> out(m);
+        DotRows(q.data(), rows.data(), stride, m, n, out.data());
+        for (int64_t j = 0; j < m; ++j) {
+          ASSERT_EQ(out[j], Dot(q.data(), rows.data() + j * stride, n)) << isa << " n=" << n << " m=" << m << " j=" << j;
+        }
+      }
+    }
+  }
+  SetKernelIsaForTesting(AvailableIsas().front());
+}
+
 // Each element a multiply then an add, rows in order: the same bits on every
 // ISA, for any column count and however the rows are split over calls.
 TEST(AddScaledRowsTest, BitwiseTheDefinitionOnEveryIsaAndSplit) {
