@@ -32,15 +32,15 @@ inline __m512 Exp(__m512 x) {
   return _mm512_scalef_ps(p, k);
 }
 
+#include "core/vector_ops_scalar.h"
+
 }  // namespace
 
 float MaxValue(const float* x, int64_t n) {
   __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
-  float out = _mm512_reduce_max_ps(m);
-  for (; i < n; ++i) out = x[i] > out ? x[i] : out;
-  return out;
+  return MaxValueFrom(x, i, n, _mm512_reduce_max_ps(m));
 }
 
 double SumExp(const float* x, int64_t n, float shift, float scale) {
@@ -65,7 +65,7 @@ void ExpShifted(const float* x, int64_t n, float shift, float scale, float* out)
   for (; i + 16 <= n; i += 16) {
     _mm512_storeu_ps(out + i, Exp(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs), vk)));
   }
-  for (; i < n; ++i) out[i] = std::exp((x[i] - shift) * scale);
+  ExpShiftedFrom(x, i, n, shift, scale, out);
 }
 
 int64_t IndicesAbove(const float* x, int64_t n, float threshold, int32_t* out) {
@@ -81,10 +81,7 @@ int64_t IndicesAbove(const float* x, int64_t n, float threshold, int32_t* out) {
     }
     idx = _mm512_add_epi32(idx, step);
   }
-  for (; i < n; ++i) {
-    if (x[i] > threshold) out[k++] = static_cast<int32_t>(i);
-  }
-  return k;
+  return IndicesAboveFrom(x, i, n, threshold, out, k);
 }
 
 // The compressing stores below compress into a register and store all 16
@@ -110,18 +107,9 @@ int64_t SelectAbove(const float* x, int64_t n, float threshold, int32_t* ids, fl
     }
     idx = _mm512_add_epi32(idx, step);
   }
-  float l = _mm512_reduce_min_ps(vlo), h = _mm512_reduce_max_ps(vhi);
-  for (; i < n; ++i) {
-    if (x[i] > threshold) {
-      ids[k] = static_cast<int32_t>(i);
-      values[k++] = x[i];
-      l = x[i] < l ? x[i] : l;
-      h = x[i] > h ? x[i] : h;
-    }
-  }
-  *lo = l;
-  *hi = h;
-  return k;
+  *lo = _mm512_reduce_min_ps(vlo);
+  *hi = _mm512_reduce_max_ps(vhi);
+  return SelectAboveFrom(x, i, n, threshold, ids, values, k, lo, hi);
 }
 
 void ExpShiftedWide(const float* x, int64_t n, float shift, float scale, double* out) {
@@ -132,7 +120,7 @@ void ExpShiftedWide(const float* x, int64_t n, float shift, float scale, double*
     _mm512_storeu_pd(out + i, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     _mm512_storeu_pd(out + i + 8, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
   }
-  for (; i < n; ++i) out[i] = static_cast<double>(std::exp((x[i] - shift) * scale));
+  ExpShiftedWideFrom(x, i, n, shift, scale, out);
 }
 
 double SumAnyOrder(const double* x, int64_t n) {
@@ -159,10 +147,7 @@ void BucketIndices(const float* v, int64_t n, float hi, float scale, uint16_t la
     b = _mm512_min_ps(b, vtop);  // the second operand when b is NaN, as b < top ? b : top
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16(_mm512_cvttps_epi32(b)));
   }
-  for (; i < n; ++i) {
-    const float b = v[i] == -std::numeric_limits<float>::infinity() ? top : (hi - v[i]) * scale;
-    out[i] = static_cast<uint16_t>(static_cast<int>(b < top ? b : top));
-  }
+  BucketIndicesFrom(v, i, n, hi, scale, last, out);
 }
 
 int64_t IndicesEqual(const uint16_t* x, int64_t n, uint16_t value, int32_t* out) {
@@ -172,23 +157,8 @@ int64_t IndicesEqual(const uint16_t* x, int64_t n, uint16_t value, int32_t* out)
     uint32_t m = _mm512_cmpeq_epi16_mask(_mm512_loadu_si512(x + i), want);
     for (; m != 0; m &= m - 1) out[k++] = static_cast<int32_t>(i + __builtin_ctz(m));
   }
-  for (; i < n; ++i) {
-    if (x[i] == value) out[k++] = static_cast<int32_t>(i);
-  }
-  return k;
+  return IndicesEqualFrom(x, i, n, value, out, k);
 }
-
-namespace {
-
-// A float's bits as an integer that orders like the float (-0 as +0).
-int32_t OrderedBits(float v) {
-  v += 0.0f;
-  int32_t bits;
-  std::memcpy(&bits, &v, sizeof(bits));
-  return bits >= 0 ? bits : bits ^ 0x7fffffff;
-}
-
-}  // namespace
 
 int64_t KeepThroughLogitOrder(const float* values, int32_t* ids, double* weights, int64_t n, float logit, int32_t id) {
   const int32_t cut = OrderedBits(logit);
@@ -209,14 +179,7 @@ int64_t KeepThroughLogitOrder(const float* values, int32_t* ids, double* weights
     _mm512_storeu_pd(weights + out, _mm512_maskz_compress_pd(keep_hi, w_hi));
     out += __builtin_popcount(keep_hi);
   }
-  for (; i < n; ++i) {
-    const int32_t o = OrderedBits(values[i]);
-    const bool keep = o > cut || (o == cut && ids[i] <= id);
-    ids[out] = ids[i];
-    weights[out] = weights[i];
-    out += static_cast<int64_t>(keep);
-  }
-  return out;
+  return KeepThroughLogitOrderFrom(values, ids, weights, i, n, cut, id, out);
 }
 
 }  // namespace moe::vector_ops_avx512
