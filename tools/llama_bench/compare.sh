@@ -5,7 +5,9 @@
 # Exports MODEL_DIR (a Mixtral-layout bf16 checkpoint) with `moe-model
 # export-gguf`, installs the pinned node-llama-cpp (prebuilt CPU library) into
 # $BUILD_DIR/llama_bench, then RUNS times: llama.cpp (bench.mjs), then
-# moe-bench (batch-1 decode and 512-token prefill; decode with 8 and 32
+# moe-bench (batch-1 decode; 512-token prefill, the median of PREFILL_RUNS
+# (5) prefills one after another in one process, the first of which also
+# pays for first-touch memory on both sides; decode with 8 and 32
 # sequences of 128-token prompts and 64 new tokens). Prints every run's raw
 # figures, the medians and their ratios (engine / llama.cpp) as a markdown
 # table, and the machine's read bandwidth and bandwidth bound from moe-bench.
@@ -15,6 +17,10 @@ root="$(cd "$here/../.." && pwd)"
 model="${1:?usage: compare.sh MODEL_DIR [RUNS] [THREADS]}"
 runs="${2:-3}"
 threads="${3:-2}"
+prefill_runs="${PREFILL_RUNS:-5}"
+for v in "$runs" "$threads" "$prefill_runs"; do
+  [[ "$v" =~ ^[1-9][0-9]{0,2}$ ]] || { echo "compare.sh: RUNS, THREADS and PREFILL_RUNS must be 1-999 (got '$v')" >&2; exit 2; }
+done
 build="${BUILD_DIR:-$root/build}"
 bin="$build/bin"
 work="$build/llama_bench"
@@ -28,10 +34,11 @@ out="$work/compare-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 for r in $(seq 1 "$runs"); do
   echo "run $r/$runs: llama.cpp" >&2
-  (cd "$work" && node bench.mjs "$gguf" --threads "$threads" --prefill 512 --decode 64 --prompt 128 --output 64 \
+  (cd "$work" && node bench.mjs "$gguf" --threads "$threads" --prefill 512 --prefill-runs "$prefill_runs" --decode 64 --prompt 128 --output 64 \
     --sequences 8,32) 2>/dev/null | tail -1 > "$out/llama-$r.json"
   echo "run $r/$runs: moe-bench" >&2
-  "$bin/moe-bench" --model "$model" --threads "$threads" --prefill-tokens 512 --decode-steps 64 --json \
+  "$bin/moe-bench" --model "$model" --threads "$threads" --prefill-tokens 512 --prefill-runs "$prefill_runs" \
+    --decode-steps 64 --json \
     2>/dev/null > "$out/moe-$r.json"
   "$bin/moe-bench" --model "$model" --threads "$threads" --concurrency 8,32 --prompt-tokens 128 --output-tokens 64 \
     --runs 1 --json 2>/dev/null > "$out/moe-conc-$r.json"
