@@ -39,6 +39,10 @@ inline float Reduce(V v) {
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
 }
 
+inline void Reduce4(const V* v, float* out) {
+  for (int j = 0; j < 4; ++j) out[j] = Reduce(v[j]);
+}
+
 #include "core/kernels_impl.h"
 
 }  // namespace

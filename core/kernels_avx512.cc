@@ -39,6 +39,24 @@ inline float Reduce(V v) {
   const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
 }
+// out[j] = Reduce(v[j]) for j < 4: the same additions of the same operands
+// as Reduce, the four vectors' trees side by side in one register (about a
+// third of the instructions of four Reduce calls).
+inline void Reduce4(const V* v, float* out) {
+  // Halves: 128-bit chunks [0, 1] + [2, 3] of each vector, two vectors per register.
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_f32x4(v[0], v[1], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(v[2], v[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                  _mm512_shuffle_f32x4(v[2], v[3], _MM_SHUFFLE(3, 2, 3, 2)));
+  // Quarters: chunk 0 + chunk 1 of each half; chunk j now holds vector j's four sums.
+  const __m512 s4 = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
+  // Within each chunk: lanes 0, 1 + lanes 2, 3, then lane 0 + lane 1.
+  const __m512 s2 = _mm512_add_ps(s4, _mm512_permute_ps(s4, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 s1 = _mm512_add_ps(s2, _mm512_permute_ps(s2, _MM_SHUFFLE(1, 1, 1, 1)));
+  const __m512 lane0s = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), s1);
+  _mm_storeu_ps(out, _mm512_castps512_ps128(lane0s));
+}
 
 #include "core/kernels_impl.h"
 

@@ -5,7 +5,8 @@
 //
 // V must provide: Zero(), LoadF32(const float*), LoadBf16(const uint16_t*),
 // LoadF16(const uint16_t*), Fma(a, b, c) = a * b + c fused, Reduce(v) in the
-// canonical tree order. kMr x kNr is the register tile.
+// canonical tree order, and Reduce4(const V* v, float* out): out[j] =
+// Reduce(v[j]) for j < 4, bit for bit. kMr x kNr is the register tile.
 
 template <typename WT>
 inline V LoadW(const WT* p);
@@ -68,8 +69,13 @@ void Tile(const float* x, int64_t ldx, const WT* w, int64_t ldw, int64_t K, floa
       for (int j = 0; j < NR; ++j) acc[i][j] = Fma(xv, wv[j], acc[i][j]);
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[i * ldy + j] = Reduce(acc[i][j]);
+  for (int i = 0; i < MR; ++i) {
+    if constexpr (NR == 4) {
+      Reduce4(acc[i], y + i * ldy);
+    } else {
+      for (int j = 0; j < NR; ++j) y[i * ldy + j] = Reduce(acc[i][j]);
+    }
+  }
 }
 
 template <typename WT, int MR>

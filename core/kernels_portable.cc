@@ -47,6 +47,10 @@ inline float Reduce(const V& a) {
   return s20 + s21;
 }
 
+inline void Reduce4(const V* v, float* out) {
+  for (int j = 0; j < 4; ++j) out[j] = Reduce(v[j]);
+}
+
 #include "core/kernels_impl.h"
 
 }  // namespace
