@@ -4,37 +4,48 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/container/inlined_vector.h"
+
 #include "core/kernels.h"
 
 namespace moe {
 
-void PagedAttentionHead(const float* q, int64_t hd, int64_t n, const PagedKvHead& kv, float scale, float* scores,
-                        float* out) {
+void PagedAttentionHeads(const float* q, int64_t nq, int64_t hd, int64_t n, const PagedKvHead& kv, float scale,
+                         float* scores, float* out) {
   const int64_t bs = kv.block_size;
   auto key_block = [&](int64_t b) { return kv.base + static_cast<int64_t>(kv.table[b]) * kv.block_stride; };
-  float mx = -std::numeric_limits<float>::infinity();
+  // Query i's scores are scores[i * n, (i + 1) * n): every key block's tile
+  // serves all the queries.
   for (int64_t j0 = 0, b = 0; j0 < n; j0 += bs, ++b) {
-    const float* keys = key_block(b);
-    const int64_t m = std::min(bs, n - j0);
-    DotRows(q, keys, kv.row_stride, m, hd, scores + j0);
-    for (int64_t j = j0; j < j0 + m; ++j) {
-      scores[j] *= scale;
-      mx = std::max(mx, scores[j]);
-    }
+    DotRows(q, hd, nq, key_block(b), kv.row_stride, std::min(bs, n - j0), hd, scores + j0, n);
   }
-  float sum = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    scores[j] = std::exp(scores[j] - mx);
-    sum += scores[j];
+  absl::InlinedVector<float, 16> sums(nq);
+  for (int64_t i = 0; i < nq; ++i) {
+    float* s = scores + i * n;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j) {
+      s[j] *= scale;
+      mx = std::max(mx, s[j]);
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      s[j] = std::exp(s[j] - mx);
+      sum += s[j];
+    }
+    sums[i] = sum;
   }
   // Weighted sum of the values, block by block (the same terms in the same
-  // order whatever the block size; kernels.h AddScaledRows).
-  std::fill(out, out + hd, 0.0f);
+  // order whatever the block size or the number of queries; kernels.h
+  // AddScaledRows).
+  std::fill(out, out + nq * hd, 0.0f);
   for (int64_t j0 = 0, b = 0; j0 < n; j0 += bs, ++b) {
-    AddScaledRows(scores + j0, std::min(bs, n - j0), key_block(b) + kv.value_offset, kv.row_stride, hd, out);
+    AddScaledRows(scores + j0, n, nq, std::min(bs, n - j0), key_block(b) + kv.value_offset, kv.row_stride, hd, out,
+                  hd);
   }
-  const float inv = 1.0f / sum;
-  for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
+  for (int64_t i = 0; i < nq; ++i) {
+    const float inv = 1.0f / sums[i];
+    for (int64_t d = 0; d < hd; ++d) out[i * hd + d] *= inv;
+  }
 }
 
 }  // namespace moe

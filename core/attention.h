@@ -30,10 +30,19 @@ struct PagedKvHead {
   int64_t value_offset = 0;  // floats from a key row to the value row of its position
 };
 
-// out[head_dim] = attention of q[head_dim] over positions 0..n-1 (n >= 1) of
-// `kv`, scores scaled by `scale`. `scores` is scratch of at least n floats.
-void PagedAttentionHead(const float* q, int64_t head_dim, int64_t n, const PagedKvHead& kv, float scale,
-                        float* scores, float* out);
+// out[i * head_dim ...] = attention of query i (q + i * head_dim, i <
+// num_q) over positions 0..n-1 (n >= 1) of `kv`, scores scaled by `scale`:
+// the query heads of a grouped-query group, which share one KV head, in one
+// pass over its keys and values. `scores` is scratch of at least num_q * n
+// floats. Each query's result is bit for bit what it gives alone.
+void PagedAttentionHeads(const float* q, int64_t num_q, int64_t head_dim, int64_t n, const PagedKvHead& kv,
+                         float scale, float* scores, float* out);
+
+// One query head: PagedAttentionHeads with num_q = 1.
+inline void PagedAttentionHead(const float* q, int64_t head_dim, int64_t n, const PagedKvHead& kv, float scale,
+                               float* scores, float* out) {
+  PagedAttentionHeads(q, 1, head_dim, n, kv, scale, scores, out);
+}
 
 }  // namespace moe
 

@@ -14,8 +14,9 @@ namespace {
 using MatMulFn = void (*)(const float*, int64_t, int64_t, const void*, DType, int64_t, float*,
                           int64_t, int64_t, int64_t);
 using DotFn = float (*)(const float*, const float*, int64_t);
-using AddScaledRowsFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
-using DotRowsFn = void (*)(const float*, const float*, int64_t, int64_t, int64_t, float*);
+using AddScaledRowsFn = void (*)(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, float*,
+                                 int64_t);
+using DotRowsFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, float*, int64_t);
 
 struct KernelSet {
   std::string_view name;
@@ -72,12 +73,14 @@ void MatMul(const float* x, int64_t m, int64_t ldx, const WeightView& w, float* 
 
 float Dot(const float* a, const float* b, int64_t n) { return Active()->dot(a, b, n); }
 
-void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc) {
-  Active()->add_scaled_rows(p, m, rows, stride, n, acc);
+void AddScaledRows(const float* p, int64_t ldp, int64_t np, int64_t m, const float* rows, int64_t stride,
+                   int64_t n, float* acc, int64_t ldacc) {
+  Active()->add_scaled_rows(p, ldp, np, m, rows, stride, n, acc, ldacc);
 }
 
-void DotRows(const float* q, const float* rows, int64_t stride, int64_t m, int64_t n, float* out) {
-  Active()->dot_rows(q, rows, stride, m, n, out);
+void DotRows(const float* q, int64_t ldq, int64_t nq, const float* rows, int64_t stride, int64_t m, int64_t n,
+             float* out, int64_t ldo) {
+  Active()->dot_rows(q, ldq, nq, rows, stride, m, n, out, ldo);
 }
 
 void RmsNorm(const float* x, int64_t m, int64_t d, const WeightView& weight, double eps, float* y) {

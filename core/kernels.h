@@ -54,15 +54,19 @@ void MatMuls(const MatMulTask* tasks, int n, ThreadPool* pool);
 // The canonical dot product of two f32 vectors (same order as MatMul).
 float Dot(const float* a, const float* b, int64_t n);
 
-// out[j] = Dot(q, rows + j * stride, n) for j < m, bit for bit, several rows
-// per pass over q (attention's scores).
-void DotRows(const float* q, const float* rows, int64_t stride, int64_t m, int64_t n, float* out);
+// out[i * ldo + j] = Dot(q + i * ldq, rows + j * stride, n) for i < nq and
+// j < m, bit for bit, several queries and rows per tile (attention's scores;
+// the query heads of a grouped-query group share the rows).
+void DotRows(const float* q, int64_t ldq, int64_t nq, const float* rows, int64_t stride, int64_t m, int64_t n,
+             float* out, int64_t ldo);
 
-// acc[d] += p[j] * rows[j * stride + d] for d in [0, n), j = 0..m-1 in
-// order, each term a multiply then an add (not fused): the same bits on
-// every ISA and however the rows are split over calls (attention's
-// weighted sum of values).
-void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc);
+// acc[i * ldacc + d] += p[i * ldp + j] * rows[j * stride + d] for i < np
+// and d in [0, n), j = 0..m-1 in order, each term a multiply then an add
+// (not fused): the same bits on every ISA, however many queries share a
+// call and however the rows are split over calls (attention's weighted sum
+// of values).
+void AddScaledRows(const float* p, int64_t ldp, int64_t np, int64_t m, const float* rows, int64_t stride,
+                   int64_t n, float* acc, int64_t ldacc);
 
 // y = x * rsqrt(mean(x^2) + eps) * weight, for each of m rows of length d.
 // The weight is a [1, d] (or [d]) view. x and y may alias.

@@ -52,11 +52,13 @@ void MatMulColumns(const float* x, int64_t m, int64_t ldx, const void* w, DType 
   MatMulColumnsAnyType(x, m, ldx, w, dt, K, y, ldy, n0, n1);
 }
 float Dot(const float* a, const float* b, int64_t n) { return DotF32(a, b, n); }
-void DotRows(const float* q, const float* rows, int64_t stride, int64_t m, int64_t n, float* out) {
-  DotRowsF32(q, rows, stride, m, n, out);
+void DotRows(const float* q, int64_t ldq, int64_t nq, const float* rows, int64_t stride, int64_t m, int64_t n,
+             float* out, int64_t ldo) {
+  DotRowsF32(q, ldq, nq, rows, stride, m, n, out, ldo);
 }
-void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc) {
-  AddScaledRowsGeneric(p, m, rows, stride, n, acc);
+void AddScaledRows(const float* p, int64_t ldp, int64_t np, int64_t m, const float* rows, int64_t stride,
+                   int64_t n, float* acc, int64_t ldacc) {
+  AddScaledRowsGeneric(p, ldp, np, m, rows, stride, n, acc, ldacc);
 }
 
 }  // namespace moe::kernels_avx2

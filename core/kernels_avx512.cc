@@ -67,49 +67,84 @@ void MatMulColumns(const float* x, int64_t m, int64_t ldx, const void* w, DType 
   MatMulColumnsAnyType(x, m, ldx, w, dt, K, y, ldy, n0, n1);
 }
 float Dot(const float* a, const float* b, int64_t n) { return DotF32(a, b, n); }
-void DotRows(const float* q, const float* rows, int64_t stride, int64_t m, int64_t n, float* out) {
-  DotRowsF32(q, rows, stride, m, n, out);
+void DotRows(const float* q, int64_t ldq, int64_t nq, const float* rows, int64_t stride, int64_t m, int64_t n,
+             float* out, int64_t ldo) {
+  DotRowsF32(q, ldq, nq, rows, stride, m, n, out, ldo);
 }
 
 namespace {
 
-// Up to 8 × 16 columns held in registers while the rows stream past.
-template <int NV>
-void AddScaledRowsBlock(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc) {
-  __m512 a[NV];
+// NQ queries' NV × 16 columns held in registers while the rows stream past;
+// each row's vectors are loaded once for all NQ queries.
+template <int NQ, int NV>
+void AddScaledRowsBlock(const float* p, int64_t ldp, int64_t m, const float* rows, int64_t stride, int64_t n,
+                        float* acc, int64_t ldacc) {
+  __m512 a[NQ][NV];
   __mmask16 mask[NV];
 #pragma GCC unroll 8
   for (int c = 0; c < NV; ++c) {
     const int64_t left = n - c * 16;
     mask[c] = left >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << left) - 1);
-    a[c] = _mm512_maskz_loadu_ps(mask[c], acc + c * 16);
   }
+#pragma GCC unroll 4
+  for (int i = 0; i < NQ; ++i)
+#pragma GCC unroll 8
+    for (int c = 0; c < NV; ++c) a[i][c] = _mm512_maskz_loadu_ps(mask[c], acc + i * ldacc + c * 16);
   for (int64_t j = 0; j < m; ++j) {
-    const __m512 pj = _mm512_set1_ps(p[j]);
     const float* r = rows + j * stride;
+    __m512 v[NV];
 #pragma GCC unroll 8
-    for (int c = 0; c < NV; ++c) a[c] = _mm512_add_ps(a[c], _mm512_mul_ps(pj, _mm512_maskz_loadu_ps(mask[c], r + c * 16)));
+    for (int c = 0; c < NV; ++c) v[c] = _mm512_maskz_loadu_ps(mask[c], r + c * 16);
+#pragma GCC unroll 4
+    for (int i = 0; i < NQ; ++i) {
+      const __m512 pj = _mm512_set1_ps(p[i * ldp + j]);
+#pragma GCC unroll 8
+      for (int c = 0; c < NV; ++c) a[i][c] = _mm512_add_ps(a[i][c], _mm512_mul_ps(pj, v[c]));
+    }
   }
+#pragma GCC unroll 4
+  for (int i = 0; i < NQ; ++i)
 #pragma GCC unroll 8
-  for (int c = 0; c < NV; ++c) _mm512_mask_storeu_ps(acc + c * 16, mask[c], a[c]);
+    for (int c = 0; c < NV; ++c) _mm512_mask_storeu_ps(acc + i * ldacc + c * 16, mask[c], a[i][c]);
+}
+
+// Columns in blocks of 16 * kMaxNv (one query: 128 columns; up to four: 64,
+// so that the accumulators and a row's vectors fit the 32 registers).
+template <int NQ>
+void AddScaledRowsQueries(const float* p, int64_t ldp, int64_t m, const float* rows, int64_t stride, int64_t n,
+                          float* acc, int64_t ldacc) {
+  constexpr int kMaxNv = NQ == 1 ? 8 : 4;
+  for (int64_t d0 = 0; d0 < n; d0 += 16 * kMaxNv) {
+    const int64_t w = std::min<int64_t>(16 * kMaxNv, n - d0);
+    const float* r = rows + d0;
+    float* a = acc + d0;
+    switch ((w + 15) / 16) {
+      case 1: AddScaledRowsBlock<NQ, 1>(p, ldp, m, r, stride, w, a, ldacc); break;
+      case 2: AddScaledRowsBlock<NQ, 2>(p, ldp, m, r, stride, w, a, ldacc); break;
+      case 3: AddScaledRowsBlock<NQ, 3>(p, ldp, m, r, stride, w, a, ldacc); break;
+      case 4: AddScaledRowsBlock<NQ, 4>(p, ldp, m, r, stride, w, a, ldacc); break;
+      case 5: if constexpr (kMaxNv >= 5) AddScaledRowsBlock<NQ, 5>(p, ldp, m, r, stride, w, a, ldacc); break;
+      case 6: if constexpr (kMaxNv >= 6) AddScaledRowsBlock<NQ, 6>(p, ldp, m, r, stride, w, a, ldacc); break;
+      case 7: if constexpr (kMaxNv >= 7) AddScaledRowsBlock<NQ, 7>(p, ldp, m, r, stride, w, a, ldacc); break;
+      default: if constexpr (kMaxNv >= 8) AddScaledRowsBlock<NQ, 8>(p, ldp, m, r, stride, w, a, ldacc); break;
+    }
+  }
 }
 
 }  // namespace
 
-void AddScaledRows(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n, float* acc) {
+void AddScaledRows(const float* p, int64_t ldp, int64_t np, int64_t m, const float* rows, int64_t stride,
+                   int64_t n, float* acc, int64_t ldacc) {
   // The same multiply, then add, per element as the generic version (lanes
   // are columns, which never mix), so the same bits.
-  for (int64_t d0 = 0; d0 < n; d0 += 128) {
-    const int64_t w = std::min<int64_t>(128, n - d0);
-    switch ((w + 15) / 16) {
-      case 1: AddScaledRowsBlock<1>(p, m, rows + d0, stride, w, acc + d0); break;
-      case 2: AddScaledRowsBlock<2>(p, m, rows + d0, stride, w, acc + d0); break;
-      case 3: AddScaledRowsBlock<3>(p, m, rows + d0, stride, w, acc + d0); break;
-      case 4: AddScaledRowsBlock<4>(p, m, rows + d0, stride, w, acc + d0); break;
-      case 5: AddScaledRowsBlock<5>(p, m, rows + d0, stride, w, acc + d0); break;
-      case 6: AddScaledRowsBlock<6>(p, m, rows + d0, stride, w, acc + d0); break;
-      case 7: AddScaledRowsBlock<7>(p, m, rows + d0, stride, w, acc + d0); break;
-      default: AddScaledRowsBlock<8>(p, m, rows + d0, stride, w, acc + d0); break;
+  for (int64_t i = 0; i < np; i += 4) {
+    const float* pi = p + i * ldp;
+    float* ai = acc + i * ldacc;
+    switch (std::min<int64_t>(4, np - i)) {
+      case 1: AddScaledRowsQueries<1>(pi, ldp, m, rows, stride, n, ai, ldacc); break;
+      case 2: AddScaledRowsQueries<2>(pi, ldp, m, rows, stride, n, ai, ldacc); break;
+      case 3: AddScaledRowsQueries<3>(pi, ldp, m, rows, stride, n, ai, ldacc); break;
+      default: AddScaledRowsQueries<4>(pi, ldp, m, rows, stride, n, ai, ldacc); break;
     }
   }
 }

@@ -88,16 +88,17 @@ void TileRowsN(int nr, const float* x, int64_t ldx, const WT* w, int64_t ldw, in
   }
 }
 
+// An mr x nr tile (mr <= kMr, nr <= kNr): rows of w ldw apart, K long.
 template <typename WT>
-void TileDispatch(int mr, int nr, const float* x, int64_t ldx, const WT* w, int64_t K, float* y,
+void TileDispatch(int mr, int nr, const float* x, int64_t ldx, const WT* w, int64_t ldw, int64_t K, float* y,
                   int64_t ldy) {
   switch (mr) {
-    case 1: TileRowsN<WT, 1>(nr, x, ldx, w, K, K, y, ldy); break;
-    case 2: if constexpr (kMr >= 2) TileRowsN<WT, 2>(nr, x, ldx, w, K, K, y, ldy); break;
-    case 3: if constexpr (kMr >= 3) TileRowsN<WT, 3>(nr, x, ldx, w, K, K, y, ldy); break;
-    case 4: if constexpr (kMr >= 4) TileRowsN<WT, 4>(nr, x, ldx, w, K, K, y, ldy); break;
-    case 5: if constexpr (kMr >= 5) TileRowsN<WT, 5>(nr, x, ldx, w, K, K, y, ldy); break;
-    case 6: if constexpr (kMr >= 6) TileRowsN<WT, 6>(nr, x, ldx, w, K, K, y, ldy); break;
+    case 1: TileRowsN<WT, 1>(nr, x, ldx, w, ldw, K, y, ldy); break;
+    case 2: if constexpr (kMr >= 2) TileRowsN<WT, 2>(nr, x, ldx, w, ldw, K, y, ldy); break;
+    case 3: if constexpr (kMr >= 3) TileRowsN<WT, 3>(nr, x, ldx, w, ldw, K, y, ldy); break;
+    case 4: if constexpr (kMr >= 4) TileRowsN<WT, 4>(nr, x, ldx, w, ldw, K, y, ldy); break;
+    case 5: if constexpr (kMr >= 5) TileRowsN<WT, 5>(nr, x, ldx, w, ldw, K, y, ldy); break;
+    case 6: if constexpr (kMr >= 6) TileRowsN<WT, 6>(nr, x, ldx, w, ldw, K, y, ldy); break;
   }
 }
 
@@ -113,7 +114,7 @@ void MatMulColumns(const float* x, int64_t m, int64_t ldx, const WT* w, int64_t 
       const int nr = static_cast<int>(std::min<int64_t>(kNr, n1 - j));
       for (int64_t i = i0; i < i1; i += kMr) {
         const int mr = static_cast<int>(std::min<int64_t>(kMr, i1 - i));
-        TileDispatch<WT>(mr, nr, x + i * ldx, ldx, w + j * K, K, y + i * ldy + j, ldy);
+        TileDispatch<WT>(mr, nr, x + i * ldx, ldx, w + j * K, K, K, y + i * ldy + j, ldy);
       }
     }
   }
@@ -139,8 +140,8 @@ inline void MatMulColumnsAnyType(const float* x, int64_t m, int64_t ldx, const v
 // Four 4-lane accumulators (registers on every 128-bit SIMD target) per 16
 // columns; the columns' sums are independent, so any split over columns or
 // lanes gives the same bits.
-inline void AddScaledRowsGeneric(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n,
-                                 float* acc) {
+inline void AddScaledRowsOne(const float* p, int64_t m, const float* rows, int64_t stride, int64_t n,
+                             float* acc) {
   typedef float Lanes4 __attribute__((vector_size(4 * sizeof(float))));
   int64_t d0 = 0;
   for (; d0 + 16 <= n; d0 += 16) {
@@ -161,13 +162,25 @@ inline void AddScaledRowsGeneric(const float* p, int64_t m, const float* rows, i
   }
 }
 
-// out[j] = Dot(q, rows + j * stride, n) for j < m: the same tile as Dot,
-// kNr rows at a time (each accumulator adds its row's products in the
-// canonical order, so every out[j] is Dot's bits).
-inline void DotRowsF32(const float* q, const float* rows, int64_t stride, int64_t m, int64_t n, float* out) {
+// Every query against the same rows: one call per query (the columns of
+// different queries never mix, so the same bits as any grouping).
+inline void AddScaledRowsGeneric(const float* p, int64_t ldp, int64_t np, int64_t m, const float* rows,
+                                 int64_t stride, int64_t n, float* acc, int64_t ldacc) {
+  for (int64_t i = 0; i < np; ++i) AddScaledRowsOne(p + i * ldp, m, rows, stride, n, acc + i * ldacc);
+}
+
+// out[i * ldo + j] = Dot(q + i * ldq, rows + j * stride, n): the same tile
+// as Dot, kMr queries by kNr rows at a time, the rows' tile in cache while
+// the queries pass (each accumulator adds its pair's products in the
+// canonical order, so every score is Dot's bits).
+inline void DotRowsF32(const float* q, int64_t ldq, int64_t nq, const float* rows, int64_t stride, int64_t m,
+                       int64_t n, float* out, int64_t ldo) {
   for (int64_t j = 0; j < m; j += kNr) {
     const int nr = static_cast<int>(std::min<int64_t>(kNr, m - j));
-    TileRowsN<float, 1>(nr, q, n, rows + j * stride, stride, n, out + j, 1);
+    for (int64_t i = 0; i < nq; i += kMr) {
+      const int mr = static_cast<int>(std::min<int64_t>(kMr, nq - i));
+      TileDispatch<float>(mr, nr, q + i * ldq, ldq, rows + j * stride, stride, n, out + i * ldo + j, ldo);
+    }
   }
 }
 

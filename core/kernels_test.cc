@@ -220,17 +220,26 @@ TEST(DotTest, MatchesMatMulBitwise) {
   }
 }
 
-TEST(DotRowsTest, EveryRowIsDotBitwiseOnEveryIsa) {
+TEST(DotRowsTest, EveryPairIsDotBitwiseOnEveryIsa) {
   for (const std::string& isa : AvailableIsas()) {
     ASSERT_TRUE(SetKernelIsaForTesting(isa));
     for (int64_t n : {1, 15, 16, 17, 64, 100}) {
       for (int64_t m : {1, 3, 4, 5, 9, 33}) {
-        const int64_t stride = n + 7;
-        const std::vector<float> q = RandomRows(1, n, 6), rows = RandomRows(m, stride, 7);
-        std::vector<float> out(m);
-        DotRows(q.data(), rows.data(), stride, m, n, out.data());
-        for (int64_t j = 0; j < m; ++j) {
-          ASSERT_EQ(out[j], Dot(q.data(), rows.data() + j * stride, n)) << isa << " n=" << n << " m=" << m << " j=" << j;
+        for (int64_t nq : {1, 2, 4, 7}) {  // 7: more queries than one tile holds
+          const int64_t stride = n + 7, ldq = n + 2, ldo = m + 5;
+          const std::vector<float> q = RandomRows(nq, ldq, 6), rows = RandomRows(m, stride, 7);
+          std::vector<float> out(nq * ldo, -1.0f);
+          DotRows(q.data(), ldq, nq, rows.data(), stride, m, n, out.data(), ldo);
+          for (int64_t i = 0; i < nq; ++i) {
+            for (int64_t j = 0; j < ldo; ++j) {
+              if (j >= m) {
+                ASSERT_EQ(out[i * ldo + j], -1.0f) << "written past the rows";
+                continue;
+              }
+              ASSERT_EQ(out[i * ldo + j], Dot(q.data() + i * ldq, rows.data() + j * stride, n))
+                  << isa << " n=" << n << " m=" << m << " nq=" << nq << " i=" << i << " j=" << j;
+            }
+          }
         }
       }
     }
@@ -258,9 +267,38 @@ TEST(AddScaledRowsTest, BitwiseTheDefinitionOnEveryIsaAndSplit) {
       for (int64_t split : {m, int64_t{1}, int64_t{16}}) {
         std::vector<float> acc = start;
         for (int64_t j0 = 0; j0 < m; j0 += split) {
-          AddScaledRows(p.data() + j0, std::min(split, m - j0), rows.data() + j0 * stride, stride, n, acc.data());
+          AddScaledRows(p.data() + j0, m, 1, std::min(split, m - j0), rows.data() + j0 * stride, stride, n,
+                        acc.data(), n);
         }
         ASSERT_EQ(acc, want) << isa << " n=" << n << " split=" << split;
+      }
+    }
+  }
+  SetKernelIsaForTesting(AvailableIsas().front());
+}
+
+// Several queries over the same rows in one call: each query's columns are
+// bitwise what it gets alone (1 to 9 queries: every group size of the
+// AVX-512 version and more than one group).
+TEST(AddScaledRowsTest, SeveralQueriesAreEachAloneBitwiseOnEveryIsa) {
+  for (const std::string& isa : AvailableIsas()) {
+    ASSERT_TRUE(SetKernelIsaForTesting(isa));
+    for (int64_t n : {15, 64, 100, 130}) {
+      const int64_t m = 21, stride = n + 3, ldp = m + 2, ldacc = n + 4;
+      const std::vector<float> rows = RandomRows(m, stride, 8);
+      for (int64_t np = 1; np <= 9; ++np) {
+        const std::vector<float> p = RandomRows(np, ldp, 9 + np), start = RandomRows(np, ldacc, 30 + np);
+        std::vector<float> together = start;
+        AddScaledRows(p.data(), ldp, np, m, rows.data(), stride, n, together.data(), ldacc);
+        for (int64_t i = 0; i < np; ++i) {
+          std::vector<float> alone(start.begin() + i * ldacc, start.begin() + (i + 1) * ldacc);
+          AddScaledRows(p.data() + i * ldp, m, 1, m, rows.data(), stride, n, alone.data(), n);
+          for (int64_t d = 0; d < ldacc; ++d) {
+            // Columns past n are untouched.
+            ASSERT_EQ(0, std::memcmp(&together[i * ldacc + d], &alone[d], sizeof(float)))
+                << isa << " n=" << n << " np=" << np << " query " << i << " column " << d;
+          }
+        }
       }
     }
   }
@@ -369,6 +407,32 @@ TEST(PagedAttentionTest, BitwiseTheSameWhateverTheBlockSizeLayoutOrIsa) {
     }
     SetKernelIsaForTesting(AvailableIsas().front());
   }
+}
+
+// The query heads of a grouped-query group in one call: each is bitwise what
+// it gives alone, on every ISA and block size.
+TEST(PagedAttentionTest, AGroupOfQueriesIsEachQueryAloneBitwise) {
+  for (const std::string& isa : AvailableIsas()) {
+    ASSERT_TRUE(SetKernelIsaForTesting(isa));
+    for (int64_t hd : {64, 20}) {
+      for (int64_t bs : {1, 16}) {
+        for (int64_t nq : {2, 4, 5, 8}) {
+          const int64_t n = 37;
+          const PagedFixture f(hd, n, bs, 11);
+          const std::vector<float> q = RandomRows(nq, hd, 12 + nq);
+          std::vector<float> scores(nq * n), out(nq * hd);
+          PagedAttentionHeads(q.data(), nq, hd, n, f.view(), 0.125f, scores.data(), out.data());
+          for (int64_t i = 0; i < nq; ++i) {
+            std::vector<float> one_scores(n), one(hd);
+            PagedAttentionHead(q.data() + i * hd, hd, n, f.view(), 0.125f, one_scores.data(), one.data());
+            EXPECT_EQ(0, std::memcmp(&out[i * hd], one.data(), hd * sizeof(float)))
+                << isa << " head_dim " << hd << ", block size " << bs << ", " << nq << " queries, query " << i;
+          }
+        }
+      }
+    }
+  }
+  SetKernelIsaForTesting(AvailableIsas().front());
 }
 
 }  // namespace

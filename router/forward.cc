@@ -194,20 +194,23 @@ void ForwardPass::Attention(int layer, absl::Span<const SequenceInput> batch) {
   const int64_t group = H / c.num_key_value_heads;
   const int64_t T = static_cast<int64_t>(token_seq_.size());
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  // One (token, head) per item: causal attention over positions 0..pos.
+  const int64_t KV = c.num_key_value_heads;
+  // One (token, KV head) per item: causal attention over positions 0..pos
+  // for the `group` query heads that share the KV head (adjacent in q_), in
+  // one pass over its keys and values.
   auto body = [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / H, head = item % H;
+      const int64_t t = item / KV, kvh = item % KV;
       const SequenceKv* kv = batch[token_seq_[t]].kv;
       const int64_t n = token_pos_[t] + 1;
-      scores.resize(n);
-      PagedAttentionHead(&q_[t * c.q_dim() + head * hd], hd, n,
-                         kv->cache().HeadView(layer, head / group, hd, kv->blocks().data()), scale, scores.data(),
-                         &attn_[t * c.q_dim() + head * hd]);
+      scores.resize(group * n);
+      const int64_t first = t * c.q_dim() + kvh * group * hd;
+      PagedAttentionHeads(&q_[first], group, hd, n, kv->cache().HeadView(layer, kvh, hd, kv->blocks().data()), scale,
+                          scores.data(), &attn_[first]);
     }
   };
-  const int64_t items = T * H;
+  const int64_t items = T * KV;
   if (pool_ != nullptr) {
     pool_->ParallelFor(items, pool_->ChunkFor(items), body);
   } else {
