@@ -51,6 +51,13 @@ for ((r = 1; r <= runs; r++)); do
       w1="$b1"
       w16="$b16"
       printf 'run %d workers  decode batch 1: %8.2f tok/s   batch 16: %8.2f tok/s\n' "$r" "$b1" "$b16"
+      # Per exchange at batch 1: send-to-reply time against the worker's own compute.
+      echo "$line" | python3 -c '
+import json, sys
+for d in json.load(sys.stdin).get("dispatch_batch1", []):
+    print("      %s: %d exchanges, mean %.0f us, of which %.0f us computing, %.0f us outside" % (
+        d["worker"], d["calls"], d["mean_us"], d["worker_compute_mean_us"],
+        d["mean_us"] - d["worker_compute_mean_us"]))'
     fi
   done
 done
