@@ -30,18 +30,22 @@ struct PagedKvHead {
   int64_t value_offset = 0;  // floats from a key row to the value row of its position
 };
 
-// out[i * head_dim ...] = attention of query i (q + i * head_dim, i <
-// num_q) over positions 0..n-1 (n >= 1) of `kv`, scores scaled by `scale`:
-// the query heads of a grouped-query group, which share one KV head, in one
-// pass over its keys and values. `scores` is scratch of at least num_q * n
-// floats. Each query's result is bit for bit what it gives alone.
-void PagedAttentionHeads(const float* q, int64_t num_q, int64_t head_dim, int64_t n, const PagedKvHead& kv,
-                         float scale, float* scores, float* out);
+// Attention for `num_tokens` consecutive positions of one sequence and the
+// `num_heads` query heads that share one KV head (a grouped-query group), in
+// one pass over that head's keys and values. Query (b, g), b < num_tokens, g
+// < num_heads, is the head_dim floats at q + (b * num_heads + g) * head_dim;
+// it attends to positions 0..n+b-1 of `kv` (n >= 1: the first token's count,
+// its own position included), with scores scaled by `scale`; its output goes
+// to the same offset of `out`. `scores` is scratch of at least num_tokens *
+// num_heads * (n + num_tokens - 1) floats. Each query's result is bit for bit
+// what it gives alone.
+void PagedAttention(const float* q, int64_t num_tokens, int64_t num_heads, int64_t head_dim, int64_t n,
+                    const PagedKvHead& kv, float scale, float* scores, float* out);
 
-// One query head: PagedAttentionHeads with num_q = 1.
+// One query head at one position: PagedAttention of one query.
 inline void PagedAttentionHead(const float* q, int64_t head_dim, int64_t n, const PagedKvHead& kv, float scale,
                                float* scores, float* out) {
-  PagedAttentionHeads(q, 1, head_dim, n, kv, scale, scores, out);
+  PagedAttention(q, 1, 1, head_dim, n, kv, scale, scores, out);
 }
 
 }  // namespace moe

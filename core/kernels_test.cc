@@ -409,24 +409,30 @@ TEST(PagedAttentionTest, BitwiseTheSameWhateverTheBlockSizeLayoutOrIsa) {
   }
 }
 
-// The query heads of a grouped-query group in one call: each is bitwise what
-// it gives alone, on every ISA and block size.
-TEST(PagedAttentionTest, AGroupOfQueriesIsEachQueryAloneBitwise) {
+// Consecutive tokens of a sequence and the query heads of a grouped-query
+// group in one call: each query is bitwise what it gives alone (its own
+// causal count), on every ISA and block size.
+TEST(PagedAttentionTest, ABlockOfTokensAndHeadsIsEachQueryAloneBitwise) {
   for (const std::string& isa : AvailableIsas()) {
     ASSERT_TRUE(SetKernelIsaForTesting(isa));
     for (int64_t hd : {64, 20}) {
       for (int64_t bs : {1, 16}) {
-        for (int64_t nq : {2, 4, 5, 8}) {
-          const int64_t n = 37;
-          const PagedFixture f(hd, n, bs, 11);
-          const std::vector<float> q = RandomRows(nq, hd, 12 + nq);
-          std::vector<float> scores(nq * n), out(nq * hd);
-          PagedAttentionHeads(q.data(), nq, hd, n, f.view(), 0.125f, scores.data(), out.data());
-          for (int64_t i = 0; i < nq; ++i) {
-            std::vector<float> one_scores(n), one(hd);
-            PagedAttentionHead(q.data() + i * hd, hd, n, f.view(), 0.125f, one_scores.data(), one.data());
-            EXPECT_EQ(0, std::memcmp(&out[i * hd], one.data(), hd * sizeof(float)))
-                << isa << " head_dim " << hd << ", block size " << bs << ", " << nq << " queries, query " << i;
+        for (int64_t tokens : {1, 3, 4}) {
+          for (int64_t heads : {1, 2, 4, 5}) {
+            const int64_t positions = 37, n = positions - tokens + 1;  // the first token's count
+            const PagedFixture f(hd, positions, bs, 11);
+            const int64_t nq = tokens * heads;
+            const std::vector<float> q = RandomRows(nq, hd, static_cast<uint32_t>(12 + nq));
+            std::vector<float> scores(nq * positions), out(nq * hd);
+            PagedAttention(q.data(), tokens, heads, hd, n, f.view(), 0.125f, scores.data(), out.data());
+            for (int64_t i = 0; i < nq; ++i) {
+              const int64_t count = n + i / heads;
+              std::vector<float> one_scores(count), one(hd);
+              PagedAttentionHead(q.data() + i * hd, hd, count, f.view(), 0.125f, one_scores.data(), one.data());
+              EXPECT_EQ(0, std::memcmp(&out[i * hd], one.data(), hd * sizeof(float)))
+                  << isa << " head_dim " << hd << ", block size " << bs << ", " << tokens << " tokens x " << heads
+                  << " heads, query " << i;
+            }
           }
         }
       }

@@ -48,6 +48,11 @@ int64_t IndicesEqual(const uint16_t* x, int64_t n, uint16_t value, int32_t* out)
 // together; values is only read.
 int64_t KeepThroughLogitOrder(const float* values, int32_t* ids, double* weights, int64_t n, float logit, int32_t id);
 
+// Tests only: true picks the AVX-512 versions (where the CPU has them),
+// false the portable ones. Returns whether that choice is now in effect.
+// Not for use while another thread calls these functions.
+bool SetVectorOpsAvx512ForTesting(bool on);
+
 }  // namespace moe
 
 #endif  // MOE_CORE_VECTOR_OPS_H_

@@ -190,27 +190,46 @@ void ForwardPass::LmHead(absl::Span<const SequenceInput> batch, std::vector<floa
 
 void ForwardPass::Attention(int layer, absl::Span<const SequenceInput> batch) {
   const ModelConfig& c = config_;
-  const int64_t hd = c.head_dim, H = c.num_attention_heads;
-  const int64_t group = H / c.num_key_value_heads;
+  const int64_t hd = c.head_dim, KV = c.num_key_value_heads;
+  const int64_t group = c.num_attention_heads / KV;
   const int64_t T = static_cast<int64_t>(token_seq_.size());
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  const int64_t KV = c.num_key_value_heads;
-  // One (token, KV head) per item: causal attention over positions 0..pos
-  // for the `group` query heads that share the KV head (adjacent in q_), in
-  // one pass over its keys and values.
+  // Blocks of up to ~16 queries per KV head: consecutive tokens of one
+  // sequence (a prefill's) share the keys and values of their common
+  // positions, and a KV head's query heads share all of them.
+  const int64_t tokens_per_block = std::max<int64_t>(1, 16 / group);
+  attn_blocks_.clear();
+  for (int64_t t = 0; t < T;) {
+    int64_t e = t + 1;
+    while (e < T && e - t < tokens_per_block && token_seq_[e] == token_seq_[t]) ++e;
+    attn_blocks_.emplace_back(t, e);
+    t = e;
+  }
+  const int64_t num_blocks = static_cast<int64_t>(attn_blocks_.size());
+  const int64_t width = group * hd;  // one token's queries of one KV head
+  // One (token block, KV head) per item, the last blocks (the longest
+  // causal spans) first so that short ones fill the end of the loop.
   auto body = [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;
+    std::vector<float> scores, qs, outs;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / KV, kvh = item % KV;
-      const SequenceKv* kv = batch[token_seq_[t]].kv;
-      const int64_t n = token_pos_[t] + 1;
-      scores.resize(group * n);
-      const int64_t first = t * c.q_dim() + kvh * group * hd;
-      PagedAttentionHeads(&q_[first], group, hd, n, kv->cache().HeadView(layer, kvh, hd, kv->blocks().data()), scale,
-                          scores.data(), &attn_[first]);
+      const auto [t0, t1] = attn_blocks_[num_blocks - 1 - item / KV];
+      const int64_t kvh = item % KV, tokens = t1 - t0;
+      const SequenceKv* kv = batch[token_seq_[t0]].kv;
+      const int64_t n = token_pos_[t0] + 1;
+      qs.resize(tokens * width);
+      outs.resize(tokens * width);
+      scores.resize(tokens * group * (n + tokens - 1));
+      for (int64_t b = 0; b < tokens; ++b) {
+        std::memcpy(&qs[b * width], &q_[(t0 + b) * c.q_dim() + kvh * width], width * sizeof(float));
+      }
+      PagedAttention(qs.data(), tokens, group, hd, n, kv->cache().HeadView(layer, kvh, hd, kv->blocks().data()), scale,
+                     scores.data(), outs.data());
+      for (int64_t b = 0; b < tokens; ++b) {
+        std::memcpy(&attn_[(t0 + b) * c.q_dim() + kvh * width], &outs[b * width], width * sizeof(float));
+      }
     }
   };
-  const int64_t items = T * KV;
+  const int64_t items = num_blocks * KV;
   if (pool_ != nullptr) {
     pool_->ParallelFor(items, pool_->ChunkFor(items), body);
   } else {

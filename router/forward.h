@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -60,7 +61,8 @@ class ForwardPass : public DenseDevice {
   // x_ += o_proj(attention(norm(x_))) over each sequence's paged K/V, after
   // appending the new keys and values.
   void AttentionBlock(int layer, absl::Span<const SequenceInput> batch, int64_t T);
-  // attn_[T, q_dim] = paged attention of q_ (core/attention.h), one (token, head) per item.
+  // attn_[T, q_dim] = paged attention of q_ (core/attention.h); a work item
+  // is a few consecutive tokens of one sequence and one KV head's query heads.
   void Attention(int layer, absl::Span<const SequenceInput> batch);
   // q_[T, q_dim], k_ and v_[T, kv_dim] of h_: projections, biases, q/k norm, clipping.
   void QkvProjections(int layer, int64_t T);
@@ -88,6 +90,7 @@ class ForwardPass : public DenseDevice {
   // Per-call scratch, [tokens, ...].
   std::vector<int32_t> token_seq_;   // which sequence each row belongs to
   std::vector<int64_t> token_pos_;   // its position
+  std::vector<std::pair<int64_t, int64_t>> attn_blocks_;  // attention's token blocks [begin, end)
   std::vector<float> x_, h_, q_, k_, v_, attn_, o_, gate_logits_, gate_w_, expert_out_;
   std::vector<int32_t> gate_e_;
   std::vector<float> shared_out_, shared_gate_;  // shared expert / dense MLP output, its gate logit

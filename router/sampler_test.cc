@@ -429,7 +429,7 @@ TEST(SamplerTest, ValidationNamesTheFieldAndRange) {
   EXPECT_THAT(msg(o), HasSubstr("logprobs"));
 }
 
-TEST(VectorOpsTest, MatchDoubleReferences) {
+void CheckDoubleReferences() {
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0, 4);
   for (int64_t n : {1, 15, 16, 17, 1000, 151936}) {
@@ -450,9 +450,9 @@ TEST(VectorOpsTest, MatchDoubleReferences) {
   }
 }
 
-// The top-p passes against their scalar definitions (on this CPU's widest
-// path), on lengths around the vector width and with -0, ties and -inf.
-TEST(VectorOpsTest, TopPPassesMatchScalarDefinitions) {
+// The top-p passes against their scalar definitions, on lengths around the
+// vector width and with -0, ties and -inf.
+void CheckTopPPasses() {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0, 3);
   const float inf = std::numeric_limits<float>::infinity();
@@ -541,6 +541,22 @@ TEST(VectorOpsTest, TopPPassesMatchScalarDefinitions) {
     }
   }
 }
+
+// Each check on both paths: AVX-512 where this CPU has it, and the portable
+// one (which a CPU with AVX-512 would otherwise never run).
+template <typename Check>
+void OnEveryPath(const Check& check) {
+  for (bool avx512 : {true, false}) {
+    if (!SetVectorOpsAvx512ForTesting(avx512)) continue;  // no AVX-512 here: the portable path is the only one
+    SCOPED_TRACE(avx512 ? "AVX-512 path" : "portable path");
+    check();
+  }
+  SetVectorOpsAvx512ForTesting(true);  // back to the default (a no-op without AVX-512)
+}
+
+TEST(VectorOpsTest, MatchDoubleReferences) { OnEveryPath(CheckDoubleReferences); }
+
+TEST(VectorOpsTest, TopPPassesMatchScalarDefinitions) { OnEveryPath(CheckTopPPasses); }
 
 }  // namespace
 }  // namespace moe
